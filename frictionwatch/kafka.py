@@ -1,0 +1,111 @@
+"""Kafka client configuration from :class:`~frictionwatch.settings.Settings`.
+
+The same settings reach both clients: confluent-kafka (librdkafka; the generator, admin
+and benchmarks) and Faust (aiokafka; the worker), SASL/SSL included.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from frictionwatch.settings import Settings
+
+
+class KafkaUnavailable(RuntimeError):
+    """The brokers could not be reached or refused a request."""
+
+
+def librdkafka_config(settings: Settings, **extra: Any) -> dict[str, Any]:
+    """Configuration for confluent-kafka clients (Producer, Consumer, AdminClient)."""
+    if not settings.bootstrap_servers:
+        raise KafkaUnavailable("no bootstrap address: give --bootstrap-servers or start `frictionwatch broker`")
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "security.protocol": settings.security_protocol.lower(),
+    }
+    if settings.sasl_mechanism:
+        config["sasl.mechanisms"] = settings.sasl_mechanism
+        config["sasl.username"] = settings.sasl_username
+        config["sasl.password"] = settings.sasl_password
+    if settings.ssl_cafile:
+        config["ssl.ca.location"] = settings.ssl_cafile
+    if settings.ssl_certfile:
+        config["ssl.certificate.location"] = settings.ssl_certfile
+    if settings.ssl_keyfile:
+        config["ssl.key.location"] = settings.ssl_keyfile
+    config.update(extra)
+    return config
+
+
+def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
+    """A producer placing keys like Kafka's Java client and Faust (murmur2)."""
+    defaults = {"partitioner": "murmur2_random", "linger.ms": 20}
+    return librdkafka_config(settings, **{**defaults, **extra})
+
+
+def consumer_config(settings: Settings, group_id: str, **extra: Any) -> dict[str, Any]:
+    """A group consumer with the session timeout the embedded broker needs (see docs/operations.md)."""
+    defaults = {
+        "group.id": group_id,
+        "session.timeout.ms": int(settings.kafka_session_timeout * 1000),
+        "auto.offset.reset": "earliest",
+        "fetch.queue.backoff.ms": 10,
+    }
+    return librdkafka_config(settings, **{**defaults, **extra})
+
+
+def faust_broker_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for ``faust.App`` that carry the broker address and credentials."""
+    import faust
+
+    options: dict[str, Any] = {
+        "broker": ";".join(f"kafka://{server.strip()}" for server in settings.bootstrap_servers.split(",")),
+        "broker_session_timeout": settings.kafka_session_timeout,
+        "broker_heartbeat_interval": max(0.5, settings.kafka_session_timeout / 6),
+    }
+    context = None
+    if settings.security_protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(cafile=settings.ssl_cafile or None)
+        if settings.ssl_certfile:
+            context.load_cert_chain(settings.ssl_certfile, settings.ssl_keyfile or None)
+    if settings.security_protocol.startswith("SASL"):
+        options["broker_credentials"] = faust.SASLCredentials(
+            username=settings.sasl_username,
+            password=settings.sasl_password,
+            mechanism=settings.sasl_mechanism or "PLAIN",
+            ssl_context=context,
+        )
+    elif context is not None:
+        options["broker_credentials"] = faust.SSLCredentials(context)
+    return options
+
+
+def ensure_topics(settings: Settings, names: list[str], timeout: float = 30.0) -> dict[str, int]:
+    """Create the missing topics and return the partition count of each.
+
+    Existing topics keep their partition count (the returned numbers are what the
+    brokers report), so a worker computes key placement from the real layout.
+    """
+    admin = AdminClient(librdkafka_config(settings))
+    wanted = list(dict.fromkeys(names))
+    try:
+        existing = admin.list_topics(timeout=timeout).topics
+    except Exception as error:  # librdkafka raises KafkaException with a transport error
+        raise KafkaUnavailable(f"cannot reach Kafka at {settings.bootstrap_servers}: {error}") from error
+    missing = [
+        NewTopic(name, num_partitions=settings.partitions, replication_factor=settings.replication_factor)
+        for name in wanted
+        if name not in existing
+    ]
+    if missing:
+        for name, future in admin.create_topics(missing, operation_timeout=timeout).items():
+            try:
+                future.result(timeout=timeout)
+            except Exception as error:
+                if "TOPIC_ALREADY_EXISTS" not in str(error):
+                    raise KafkaUnavailable(f"cannot create topic {name}: {error}") from error
+    metadata = admin.list_topics(timeout=timeout).topics
+    return {name: len(metadata[name].partitions) for name in wanted}

@@ -1,0 +1,204 @@
+"""One settings object for every command.
+
+Each setting comes from, in order of precedence: a command-line flag, a
+``FRICTIONWATCH_<NAME>`` environment variable, the config file (TOML, given by
+``--config`` or ``FRICTIONWATCH_CONFIG``; keys are the setting names), then the default.
+
+Secrets (the SASL password) are read only from the environment or from a file named by
+``sasl_password_file``: never from flags (visible in ``ps``) and never printed.
+
+>>> settings = Settings.load(env={"FRICTIONWATCH_PARTITIONS": "8"}, cli={"metrics_port": 9500})
+>>> settings.partitions, settings.metrics_port, settings.metrics_host
+(8, 9500, '127.0.0.1')
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "FRICTIONWATCH_"
+
+
+def _setting(default: Any, help: str, *, secret: bool = False) -> Any:
+    return field(default=default, metadata={"help": help, "secret": secret}, repr=not secret)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a frictionwatch process can be configured with (see docs/configuration.md)."""
+
+    # Kafka
+    bootstrap_servers: str = _setting("", "Kafka bootstrap address host:port[,host:port]; empty = embedded broker")
+    security_protocol: str = _setting("PLAINTEXT", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
+    sasl_mechanism: str = _setting("", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (with SASL_*)")
+    sasl_username: str = _setting("", "SASL user name")
+    sasl_password: str = _setting("", "SASL password: env FRICTIONWATCH_SASL_PASSWORD only", secret=True)
+    sasl_password_file: str = _setting("", "file holding the SASL password (e.g. a mounted secret)")
+    ssl_cafile: str = _setting("", "CA certificate file (PEM) to verify the brokers")
+    ssl_certfile: str = _setting("", "client certificate file (PEM) for mutual TLS")
+    ssl_keyfile: str = _setting("", "client private key file (PEM) for mutual TLS")
+    group_id: str = _setting("frictionwatch", "consumer group (and Faust app id) shared by all workers")
+    kafka_session_timeout: float = _setting(6.0, "consumer group session timeout, seconds")
+    # Topics
+    topic_clicks: str = _setting("journey.clicks", "clickstream topic, keyed by session_id")
+    topic_contacts: str = _setting("journey.contacts", "contact-centre topic, keyed by contact_id")
+    topic_feedback: str = _setting("journey.feedback", "survey feedback topic")
+    topic_deadletter: str = _setting("journey.deadletter", "where rejected records go, with a reason")
+    partitions: int = _setting(4, "partitions for topics frictionwatch creates (the unit of scale-out)")
+    replication_factor: int = _setting(1, "replication factor for topics frictionwatch creates")
+    # Input limits
+    max_record_bytes: int = _setting(1_048_576, "records larger than this are dead-lettered")
+    max_batch_events: int = _setting(1000, "array records with more events are dead-lettered")
+    max_future_skew: float = _setting(300.0, "events with ts further ahead of the clock are rejected, seconds")
+    max_event_age: float = _setting(7 * 86400.0, "events older than this are rejected, seconds")
+    deadletter_max_bytes: int = _setting(65536, "original bytes kept in a dead-letter record (rest cut)")
+    # Journey map and worker
+    journey_map: str = _setting("", "journey map YAML file; empty = the shipped example")
+    metrics_host: str = _setting("127.0.0.1", "address the /metrics endpoint binds to")
+    metrics_port: int = _setting(9477, "port of the /metrics endpoint (0 = any free port)")
+    web_port: int = _setting(0, "Faust's own web server port on metrics_host; 0 = off")
+    store: str = _setting("memory://", "Faust table store: memory:// or rocksdb://")
+    # Embedded broker
+    broker_host: str = _setting("127.0.0.1", "address the embedded broker listens on")
+    broker_port: int = _setting(0, "port of the embedded broker (0 = a free port)")
+    log_level: str = _setting("info", "debug, info, warning or error")
+
+    def __post_init__(self) -> None:
+        problems = [problem for problem in self._problems() if problem]
+        if problems:
+            raise SettingsError("; ".join(problems))
+
+    def _problems(self) -> list[str]:
+        return [
+            "partitions must be at least 1" if self.partitions < 1 else "",
+            "replication_factor must be at least 1" if self.replication_factor < 1 else "",
+            "max_batch_events must be at least 1" if self.max_batch_events < 1 else "",
+            "max_record_bytes must be at least 1024" if self.max_record_bytes < 1024 else "",
+            "metrics_port must be 0 to 65535" if not 0 <= self.metrics_port <= 65535 else "",
+            "broker_port must be 0 to 65535" if not 0 <= self.broker_port <= 65535 else "",
+            "kafka_session_timeout must be 1 to 300 seconds" if not 1 <= self.kafka_session_timeout <= 300 else "",
+            (
+                f"security_protocol {self.security_protocol!r} is not one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"
+                if self.security_protocol not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+                else ""
+            ),
+            (
+                f"log_level {self.log_level!r} is not one of debug, info, warning, error"
+                if self.log_level not in ("debug", "info", "warning", "error")
+                else ""
+            ),
+        ]
+
+    @property
+    def topics(self) -> dict[str, str]:
+        """Input topic name by kind: clicks, contacts, feedback."""
+        return {"clicks": self.topic_clicks, "contacts": self.topic_contacts, "feedback": self.topic_feedback}
+
+    def with_bootstrap(self, bootstrap_servers: str) -> Settings:
+        return replace(self, bootstrap_servers=bootstrap_servers)
+
+    @classmethod
+    def load(
+        cls,
+        cli: Mapping[str, Any] | None = None,
+        env: Mapping[str, str] | None = None,
+        config_file: str | Path | None = None,
+    ) -> Settings:
+        """Merge flags (``cli``, None values ignored), environment, config file and defaults."""
+        cli = {key: value for key, value in (cli or {}).items() if value is not None}
+        env = os.environ if env is None else env
+        path = config_file or cli.pop("config", None) or env.get(ENV_PREFIX + "CONFIG")
+        values: dict[str, Any] = _read_config_file(Path(path)) if path else {}
+        for spec in fields(cls):
+            raw = env.get(ENV_PREFIX + spec.name.upper())
+            if raw is not None:
+                values[spec.name] = _convert(spec.name, raw, _field_type(spec.name), f"{ENV_PREFIX}{spec.name.upper()}")
+        for name, value in cli.items():
+            if name not in _FIELD_NAMES:
+                raise SettingsError(f"--{name.replace('_', '-')} is not a setting")
+            if _is_secret(name):
+                raise SettingsError(f"{name} can't be given as a flag; set {ENV_PREFIX}{name.upper()} instead")
+            values[name] = value
+        password_file = values.get("sasl_password_file")
+        if password_file and not values.get("sasl_password"):
+            try:
+                values["sasl_password"] = Path(password_file).read_text(encoding="utf-8").strip()
+            except OSError as error:
+                raise SettingsError(f"sasl_password_file {password_file}: {error.strerror}") from None
+        return cls(**values)
+
+    def describe(self) -> list[tuple[str, str, str]]:
+        """(name, value shown, help) for every setting; secrets are masked."""
+        rows = []
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            shown = ("***" if value else "") if spec.metadata.get("secret") else repr(value)
+            rows.append((spec.name, shown, str(spec.metadata.get("help", ""))))
+        return rows
+
+
+class SettingsError(ValueError):
+    """A setting is missing, mistyped or out of range; the message names it."""
+
+
+_FIELD_NAMES = frozenset(spec.name for spec in fields(Settings))
+
+
+def setting_help(name: str) -> str:
+    """The help text of setting ``name`` with its environment variable, for --help output."""
+    spec = next(spec for spec in fields(Settings) if spec.name == name)
+    return f"{spec.metadata['help']} [env {ENV_PREFIX}{name.upper()}]"
+
+
+def _is_secret(name: str) -> bool:
+    return any(spec.metadata.get("secret") for spec in fields(Settings) if spec.name == name)
+
+
+def _field_type(name: str) -> type:
+    hints = typing.get_type_hints(Settings)
+    hint = hints[name]
+    if isinstance(hint, types.UnionType):
+        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    return typing.cast(type, hint)
+
+
+def _convert(name: str, raw: Any, wanted: type, where: str) -> Any:
+    if wanted is str:
+        if not isinstance(raw, str):
+            raise SettingsError(f"{where}: expected a string for {name}, got {raw!r}")
+        return raw
+    try:
+        if wanted is int and not isinstance(raw, bool):
+            return int(raw)
+        if wanted is float and not isinstance(raw, bool):
+            return float(raw)
+    except (TypeError, ValueError):
+        pass
+    kind = "a whole number" if wanted is int else "a number"
+    raise SettingsError(f"{where}: expected {kind} for {name}, got {raw!r}")
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as error:
+        raise SettingsError(f"config file {path}: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise SettingsError(f"config file {path}: {error}") from None
+    data = data.get("frictionwatch", data)
+    values = {}
+    for name, raw in data.items():
+        if name not in _FIELD_NAMES:
+            raise SettingsError(f"config file {path}: unknown setting {name!r}")
+        if _is_secret(name):
+            raise SettingsError(f"config file {path}: {name} must come from {ENV_PREFIX}{name.upper()}, not a file")
+        values[name] = _convert(name, raw, _field_type(name), f"config file {path}")
+    return values

@@ -1,0 +1,209 @@
+"""The Faust worker: agents that consume the input topics and ingest their records.
+
+One :class:`IngestPipeline` per worker does the work of every agent; the agents only
+move records between Kafka and it. :func:`build_app` makes a fresh app per call (no
+module-level app), so tests and the CLI each build their own.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from prometheus_client import CollectorRegistry
+
+from frictionwatch.contract import Event, EventValidator, Reason, TimeLimits
+from frictionwatch.journeymap import JourneyMap
+from frictionwatch.kafka import faust_broker_options
+from frictionwatch.settings import Settings
+from frictionwatch.streams.deadletter import Origin, deadletter_value
+from frictionwatch.streams.ingest import DecodedRecord, RecordDecoder, Rejection, TopicKind
+from frictionwatch.streams.metrics import IngestMetrics
+
+log = logging.getLogger(__name__)
+
+SendFn = Callable[[str, bytes | None, bytes, int | None], Awaitable[Any]]
+EventHandler = Callable[[str, Sequence[Event]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordRef:
+    """One record as read from Kafka."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+class IngestPipeline:
+    """Validates records, hands events on, dead-letters and re-routes the rest; counts all.
+
+    Args:
+        decoders: a :class:`RecordDecoder` per input topic name.
+        metrics: the ingestion counters.
+        send: ``send(topic, key, value, partition)`` that publishes a record.
+        deadletter_topic: where rejections go.
+        on_events: receives each record's valid events (the metrics stage plugs in here).
+        deadletter_max_bytes: how much of a rejected record's bytes the dead-letter keeps.
+    """
+
+    def __init__(
+        self,
+        decoders: dict[str, RecordDecoder],
+        metrics: IngestMetrics,
+        send: SendFn,
+        deadletter_topic: str,
+        on_events: EventHandler | None = None,
+        *,
+        deadletter_max_bytes: int = 65536,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.decoders = decoders
+        self.metrics = metrics
+        self.send = send
+        self.deadletter_topic = deadletter_topic
+        self.on_events = on_events
+        self.deadletter_max_bytes = deadletter_max_bytes
+        self.clock = clock
+
+    async def handle(self, record: RecordRef) -> DecodedRecord:
+        """Ingest one record; never raises for anything the record contains."""
+        now = self.clock()
+        decoder = self.decoders[record.topic]
+        try:
+            decoded = decoder.decode(record.value, record.partition, now)
+            if decoded.events and self.on_events is not None:
+                self.on_events(record.topic, decoded.events)
+        except Exception as error:  # a bug must not stop the worker or lose the record
+            log.exception("failed on %s[%d]@%d", record.topic, record.partition, record.offset)
+            rejection = Rejection(Reason.INTERNAL_ERROR, None, f"{type(error).__name__}: {error}", record.value or b"")
+            decoded = DecodedRecord(rejected=[rejection])
+        origin = Origin(record.topic, record.partition, record.offset, record.key)
+        for rejection in decoded.rejected:
+            value = deadletter_value(
+                rejection.reason,
+                rejection.field,
+                rejection.detail,
+                rejection.raw,
+                origin,
+                rejection.index,
+                max_bytes=self.deadletter_max_bytes,
+                rejected_at=now,
+            )
+            await self.send(self.deadletter_topic, record.key, value, None)
+            self.metrics.events_deadlettered.labels(record.topic, rejection.reason.value).inc()
+        for stray in decoded.strays:
+            await self.send(record.topic, stray.key, stray.raw, stray.partition)
+        metrics = self.metrics
+        metrics.records_consumed.labels(record.topic).inc()
+        metrics.events_received.labels(record.topic).inc(decoded.items)
+        metrics.events_processed.labels(record.topic).inc(len(decoded.events))
+        if decoded.strays:
+            metrics.events_rerouted.labels(record.topic).inc(len(decoded.strays))
+        return decoded
+
+
+def build_decoders(
+    settings: Settings, journey_map: JourneyMap, partitions: dict[str, int]
+) -> dict[str, RecordDecoder]:
+    """A decoder per input topic, each knowing its topic's partition count."""
+    validator = EventValidator(journey_map, TimeLimits(settings.max_future_skew, settings.max_event_age))
+    kinds: dict[str, TopicKind] = {
+        settings.topic_clicks: "clicks",
+        settings.topic_contacts: "contacts",
+        settings.topic_feedback: "feedback",
+    }
+    return {
+        topic: RecordDecoder(
+            kind,
+            validator,
+            partitions=partitions[topic],
+            max_record_bytes=settings.max_record_bytes,
+            max_batch_events=settings.max_batch_events,
+        )
+        for topic, kind in kinds.items()
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerApp:
+    """A Faust app and the pipeline its agents feed."""
+
+    app: faust.App
+    pipeline: IngestPipeline
+
+
+def build_app(
+    settings: Settings,
+    journey_map: JourneyMap,
+    registry: CollectorRegistry,
+    partitions: dict[str, int],
+    *,
+    stop_after: float | None = None,
+) -> WorkerApp:
+    """A Faust app with one ingesting agent per input topic.
+
+    ``partitions`` is the partition count of each topic as the brokers report it
+    (:func:`frictionwatch.kafka.ensure_topics`). ``stop_after`` stops the worker after
+    that many seconds, as SIGTERM would.
+    """
+    app = faust.App(
+        settings.group_id,
+        **faust_broker_options(settings),
+        store=settings.store,
+        autodiscover=False,
+        processing_guarantee="at_least_once",  # exactly_once needs InitProducerId (see docs/operations.md)
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=settings.web_port > 0,
+        web_bind=settings.metrics_host,
+        web_host=settings.metrics_host,
+        web_port=settings.web_port or 6066,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    topics = {name: app.topic(name, partitions=partitions[name]) for name in settings.topics.values()}
+    deadletter = app.topic(settings.topic_deadletter)
+    every_topic = {**topics, settings.topic_deadletter: deadletter}
+
+    async def send(topic: str, key: bytes | None, value: bytes, partition: int | None) -> Any:
+        return await every_topic[topic].send(key=key, value=value, partition=partition)
+
+    metrics = IngestMetrics(registry, topics)
+    pipeline = IngestPipeline(
+        build_decoders(settings, journey_map, partitions),
+        metrics,
+        send,
+        settings.topic_deadletter,
+        deadletter_max_bytes=settings.deadletter_max_bytes,
+    )
+    for name, topic in topics.items():
+
+        async def ingest(stream: faust.StreamT[bytes]) -> None:
+            async for event in stream.events():
+                message = event.message
+                await pipeline.handle(
+                    RecordRef(message.topic, message.partition, message.offset, message.key, event.value)
+                )
+
+        app.agent(topic, name=f"ingest-{name}")(ingest)
+
+    if stop_after is not None:
+
+        @app.task
+        async def stop_when_time_is_up() -> None:
+            await app.sleep(stop_after)
+            log.info("stopping after %.0f s (--stop-after)", stop_after)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return WorkerApp(app, pipeline)

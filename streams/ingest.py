@@ -1,0 +1,158 @@
+"""Turning one Kafka record into validated events, rejections and strays (no I/O).
+
+A record's value is one JSON event object or a JSON array of them. Each element is
+validated on its own: a bad element is rejected alone while its neighbours go on.
+Clicks and contacts must sit on the partition their key (session_id, contact_id) hashes
+to, because the state of a session or contact lives with that partition; an element
+elsewhere is a *stray*, to be re-sent keyed by itself rather than processed here.
+
+Every element ends in exactly one of ``events``, ``rejected`` or ``strays``; a record
+that can't be split into elements (not JSON, too large) is one rejected item. So
+``items == len(events) + len(rejected) + len(strays)`` for every record.
+
+>>> from frictionwatch.contract import EventValidator
+>>> from frictionwatch.journeymap import load_journey_map
+>>> decoder = RecordDecoder("feedback", EventValidator(load_journey_map()), partitions=1)
+>>> good = b'{"schema":1,"event_id":"f1","ts":1,"survey":"csat","score":5,"channel":"phone","queue":"billing"}'
+>>> record = decoder.decode(b"[" + good + b', {"schema": 1}]', partition=0)
+>>> len(record.events), [r.reason.value for r in record.rejected], record.items
+(1, ['missing_field'], 2)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+
+from frictionwatch.contract import Event, EventValidator, InvalidEvent, Reason
+from frictionwatch.partitioning import partition_for
+
+TopicKind = Literal["clicks", "contacts", "feedback"]
+KEY_FIELDS: dict[str, str | None] = {"clicks": "session_id", "contacts": "contact_id", "feedback": None}
+VALIDATE_METHODS = {"clicks": "click", "contacts": "contact", "feedback": "feedback"}
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """An element (``index``) or a whole record (``index`` None) that breaks the contract."""
+
+    reason: Reason
+    field: str | None
+    detail: str
+    raw: bytes
+    index: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Stray:
+    """A valid element on the wrong partition: re-send ``raw`` to ``partition`` keyed by ``key``."""
+
+    key: bytes
+    partition: int
+    raw: bytes
+    index: int
+
+
+@dataclass(slots=True)
+class DecodedRecord:
+    """What one record held. ``items`` counts the elements (a whole bad record is one)."""
+
+    events: list[Event] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+    strays: list[Stray] = field(default_factory=list)
+
+    @property
+    def items(self) -> int:
+        return len(self.events) + len(self.rejected) + len(self.strays)
+
+
+class RecordDecoder:
+    """Decodes and validates the records of one input topic.
+
+    Args:
+        kind: which contract the topic carries: clicks, contacts or feedback.
+        validator: the contract and journey-map checks.
+        partitions: the topic's partition count, for the co-partitioning check.
+        max_record_bytes: larger records are rejected whole (``record_too_large``).
+        max_batch_events: arrays with more elements are rejected whole (``batch_too_large``).
+    """
+
+    def __init__(
+        self,
+        kind: TopicKind,
+        validator: EventValidator,
+        *,
+        partitions: int,
+        max_record_bytes: int = 1_048_576,
+        max_batch_events: int = 1000,
+    ) -> None:
+        if kind not in KEY_FIELDS:
+            raise ValueError(f"kind must be clicks, contacts or feedback, not {kind!r}")
+        self.kind = kind
+        self.partitions = partitions
+        self.max_record_bytes = max_record_bytes
+        self.max_batch_events = max_batch_events
+        self.key_field = KEY_FIELDS[kind]
+        self.validate: Callable[[dict[str, Any], float | None], Event] = getattr(validator, VALIDATE_METHODS[kind])
+
+    def decode(self, value: bytes | None, partition: int, now: float | None = None) -> DecodedRecord:
+        """Split, decode and validate one record read from ``partition``."""
+        record = DecodedRecord()
+        whole = self._parse(value, record)
+        if whole is None:
+            return record
+        if isinstance(whole, list):
+            if not whole:
+                record.rejected.append(Rejection(Reason.EMPTY_BATCH, None, "an empty array holds no events", value or b""))
+            elif len(whole) > self.max_batch_events:
+                detail = f"{len(whole)} events in one record; at most {self.max_batch_events}"
+                record.rejected.append(Rejection(Reason.BATCH_TOO_LARGE, None, detail, value or b""))
+            else:
+                for index, element in enumerate(whole):
+                    self._element(element, index, partition, now, record, None)
+        else:
+            self._element(whole, None, partition, now, record, value)
+        return record
+
+    def _parse(self, value: bytes | None, record: DecodedRecord) -> Any:
+        if not value:
+            record.rejected.append(Rejection(Reason.NOT_JSON, None, "the record has no value", b""))
+            return None
+        if len(value) > self.max_record_bytes:
+            detail = f"{len(value)} bytes; at most {self.max_record_bytes}"
+            record.rejected.append(Rejection(Reason.RECORD_TOO_LARGE, None, detail, value))
+            return None
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError as error:
+            try:
+                value.decode("utf-8")
+            except UnicodeDecodeError as utf8_error:
+                detail = f"invalid UTF-8 at byte {utf8_error.start}"
+                record.rejected.append(Rejection(Reason.INVALID_UTF8, None, detail, value))
+                return None
+            record.rejected.append(Rejection(Reason.NOT_JSON, None, f"not JSON: {error}", value))
+            return None
+
+    def _element(
+        self, element: Any, index: int | None, partition: int, now: float | None, record: DecodedRecord, raw: bytes | None
+    ) -> None:
+        if not isinstance(element, dict):
+            detail = f"expected a JSON object, got {type(element).__name__}"
+            record.rejected.append(Rejection(Reason.NOT_AN_OBJECT, None, detail, raw or orjson.dumps(element), index))
+            return
+        try:
+            event = self.validate(element, now)
+        except InvalidEvent as error:
+            record.rejected.append(Rejection(error.reason, error.field, error.detail, raw or orjson.dumps(element), index))
+            return
+        if self.key_field is not None:
+            key = element[self.key_field].encode()
+            home = partition_for(key, self.partitions)
+            if home != partition:
+                record.strays.append(Stray(key, home, raw or orjson.dumps(element), index or 0))
+                return
+        record.events.append(event)

@@ -1,0 +1,50 @@
+"""Running a worker process: topics, the /metrics endpoint, then the Faust worker."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+import faust
+from prometheus_client import CollectorRegistry, disable_created_metrics, start_http_server
+
+from frictionwatch.journeymap import load_journey_map
+from frictionwatch.kafka import KafkaUnavailable, ensure_topics
+from frictionwatch.settings import Settings
+from frictionwatch.streams.app import build_app
+
+log = logging.getLogger(__name__)
+
+
+def wait_for_topics(settings: Settings, wait: float) -> dict[str, int]:
+    """Create/inspect the topics, retrying while the brokers are unreachable for up to ``wait`` s."""
+    names = [*settings.topics.values(), settings.topic_deadletter]
+    deadline = time.monotonic() + wait
+    delay = 0.5
+    while True:
+        try:
+            return ensure_topics(settings, names, timeout=min(10.0, max(1.0, wait)))
+        except KafkaUnavailable as error:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("%s; retrying in %.1f s", error, delay)
+            time.sleep(delay)  # back-off between connection attempts
+            delay = min(delay * 2, 5.0)
+
+
+def run_worker(settings: Settings, *, stop_after: float | None = None, broker_wait: float = 60.0) -> None:
+    """Run one worker until SIGINT/SIGTERM (or ``stop_after`` seconds); blocks."""
+    journey_map = load_journey_map(settings.journey_map or None)
+    partitions = wait_for_topics(settings, broker_wait)
+    disable_created_metrics()  # no *_created series: they only add noise to every counter
+    registry = CollectorRegistry()
+    server, _ = start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
+    host, port = server.server_address[:2]
+    print(f"frictionwatch worker: metrics on http://{host}:{port}/metrics", file=sys.stderr, flush=True)
+    built = build_app(settings, journey_map, registry, partitions, stop_after=stop_after)
+    worker = faust.Worker(built.app, loglevel=settings.log_level.upper(), quiet=True)
+    try:
+        worker.execute_from_commandline()
+    finally:
+        server.shutdown()
