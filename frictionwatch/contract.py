@@ -170,7 +170,9 @@ class EventValidator:
         kind = _choice(obj, "type", CLICK_TYPES)
         customer_id = _optional_id(obj, "customer_id")
         device = _optional_text(obj, "device", MAX_ID_LENGTH)
-        target = _text(obj, "target", MAX_TEXT_LENGTH) if kind == "click" else _optional_text(obj, "target", MAX_TEXT_LENGTH)
+        target = (
+            _text(obj, "target", MAX_TEXT_LENGTH) if kind == "click" else _optional_text(obj, "target", MAX_TEXT_LENGTH)
+        )
         code = _optional_code(obj)
         known = self.journey_map.journeys.get(journey)
         if known is None:
@@ -182,7 +184,9 @@ class EventValidator:
             raise InvalidEvent(
                 Reason.UNKNOWN_CHANNEL, "channel", f"step {journey}/{step_name} has no channel {_show(channel)}"
             )
-        return ClickEvent(event_id, ts, session_id, journey, step_name, channel, kind, customer_id, device, target, code)
+        return ClickEvent(
+            event_id, ts, session_id, journey, step_name, channel, kind, customer_id, device, target, code
+        )
 
     def contact(self, obj: dict[str, Any], now: float | None = None) -> ContactEvent:
         _check_schema(obj)
@@ -197,7 +201,9 @@ class EventValidator:
         wait = obj.get("wait_seconds")
         if wait is not None:
             if isinstance(wait, bool) or not isinstance(wait, int | float):
-                raise InvalidEvent(Reason.WRONG_TYPE, "wait_seconds", f"expected a number of seconds, got {_kind(wait)}")
+                raise InvalidEvent(
+                    Reason.WRONG_TYPE, "wait_seconds", f"expected a number of seconds, got {_kind(wait)}"
+                )
             if not 0 <= wait <= MAX_WAIT_SECONDS:
                 raise InvalidEvent(
                     Reason.INVALID_VALUE, "wait_seconds", f"{wait!r} is outside 0 to {MAX_WAIT_SECONDS:.0f} seconds"
@@ -235,7 +241,9 @@ class EventValidator:
             surveys = self._queue_surveys(channel, queue)
         else:
             raise InvalidEvent(
-                Reason.MISSING_FIELD, "journey", "feedback must name the touchpoint it rates: journey+step or channel+queue"
+                Reason.MISSING_FIELD,
+                "journey",
+                "feedback must name the touchpoint it rates: journey+step or channel+queue",
             )
         if survey not in surveys:
             raise InvalidEvent(Reason.UNKNOWN_SURVEY, "survey", f"this touchpoint has no {survey} survey in the map")

@@ -111,9 +111,7 @@ class IngestPipeline:
         return decoded
 
 
-def build_decoders(
-    settings: Settings, journey_map: JourneyMap, partitions: dict[str, int]
-) -> dict[str, RecordDecoder]:
+def build_decoders(settings: Settings, journey_map: JourneyMap, partitions: dict[str, int]) -> dict[str, RecordDecoder]:
     """A decoder per input topic, each knowing its topic's partition count."""
     validator = EventValidator(journey_map, TimeLimits(settings.max_future_skew, settings.max_event_age))
     kinds: dict[str, TopicKind] = {

@@ -106,7 +106,9 @@ class RecordDecoder:
             return record
         if isinstance(whole, list):
             if not whole:
-                record.rejected.append(Rejection(Reason.EMPTY_BATCH, None, "an empty array holds no events", value or b""))
+                record.rejected.append(
+                    Rejection(Reason.EMPTY_BATCH, None, "an empty array holds no events", value or b"")
+                )
             elif len(whole) > self.max_batch_events:
                 detail = f"{len(whole)} events in one record; at most {self.max_batch_events}"
                 record.rejected.append(Rejection(Reason.BATCH_TOO_LARGE, None, detail, value or b""))
@@ -138,7 +140,13 @@ class RecordDecoder:
             return None
 
     def _element(
-        self, element: Any, index: int | None, partition: int, now: float | None, record: DecodedRecord, raw: bytes | None
+        self,
+        element: Any,
+        index: int | None,
+        partition: int,
+        now: float | None,
+        record: DecodedRecord,
+        raw: bytes | None,
     ) -> None:
         if not isinstance(element, dict):
             detail = f"expected a JSON object, got {type(element).__name__}"
@@ -147,7 +155,9 @@ class RecordDecoder:
         try:
             event = self.validate(element, now)
         except InvalidEvent as error:
-            record.rejected.append(Rejection(error.reason, error.field, error.detail, raw or orjson.dumps(element), index))
+            record.rejected.append(
+                Rejection(error.reason, error.field, error.detail, raw or orjson.dumps(element), index)
+            )
             return
         if self.key_field is not None:
             key = element[self.key_field].encode()

@@ -56,7 +56,9 @@ class IngestMetrics:
             registry=registry,
         )
         self.build_info = Gauge(
-            "frictionwatch_build_info", "Always 1; the version label says which frictionwatch runs.", ["version"],
+            "frictionwatch_build_info",
+            "Always 1; the version label says which frictionwatch runs.",
+            ["version"],
             registry=registry,
         )
         self.build_info.labels(__version__).set(1)

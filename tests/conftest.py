@@ -24,8 +24,16 @@ def validator(journey_map: JourneyMap) -> EventValidator:
 
 def click(**changes: Any) -> dict[str, Any]:
     event = {
-        "schema": 1, "event_id": "c-1", "ts": NOW - 10, "session_id": "s-1", "customer_id": "cust-1",
-        "journey": "purchase", "step": "cart", "channel": "web", "device": "desktop", "type": "step",
+        "schema": 1,
+        "event_id": "c-1",
+        "ts": NOW - 10,
+        "session_id": "s-1",
+        "customer_id": "cust-1",
+        "journey": "purchase",
+        "step": "cart",
+        "channel": "web",
+        "device": "desktop",
+        "type": "step",
     }
     event.update(changes)
     return {key: value for key, value in event.items() if value is not ...}
@@ -33,8 +41,15 @@ def click(**changes: Any) -> dict[str, Any]:
 
 def contact(**changes: Any) -> dict[str, Any]:
     event = {
-        "schema": 1, "event_id": "k-1", "ts": NOW - 10, "contact_id": "ct-1", "customer_id": "cust-1",
-        "channel": "phone", "queue": "billing", "type": "answered", "wait_seconds": 42.5,
+        "schema": 1,
+        "event_id": "k-1",
+        "ts": NOW - 10,
+        "contact_id": "ct-1",
+        "customer_id": "cust-1",
+        "channel": "phone",
+        "queue": "billing",
+        "type": "answered",
+        "wait_seconds": 42.5,
     }
     event.update(changes)
     return {key: value for key, value in event.items() if value is not ...}
@@ -42,8 +57,13 @@ def contact(**changes: Any) -> dict[str, Any]:
 
 def feedback(**changes: Any) -> dict[str, Any]:
     event = {
-        "schema": 1, "event_id": "f-1", "ts": NOW - 10, "survey": "csat", "score": 4,
-        "journey": "purchase", "step": "confirmation",
+        "schema": 1,
+        "event_id": "f-1",
+        "ts": NOW - 10,
+        "survey": "csat",
+        "score": 4,
+        "journey": "purchase",
+        "step": "confirmation",
     }
     event.update(changes)
     return {key: value for key, value in event.items() if value is not ...}

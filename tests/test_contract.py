@@ -76,7 +76,11 @@ FEEDBACK_CASES = [
     (feedback(journey=..., step=..., channel="phone"), Reason.MISSING_FIELD, "queue"),
     (feedback(journey=..., step=..., channel="fax", queue="billing"), Reason.UNKNOWN_CHANNEL, "channel"),
     (feedback(journey=..., step=..., channel="email", queue="billing"), Reason.UNKNOWN_QUEUE, "queue"),
-    (feedback(journey=..., step=..., channel="email", queue="general", survey="nps", score=3), Reason.UNKNOWN_SURVEY, "survey"),
+    (
+        feedback(journey=..., step=..., channel="email", queue="general", survey="nps", score=3),
+        Reason.UNKNOWN_SURVEY,
+        "survey",
+    ),
 ]
 
 
@@ -107,8 +111,13 @@ def test_feedback_rejections(validator: EventValidator, event: dict[str, Any], r
 def test_every_contract_reason_is_exercised() -> None:
     exercised = {reason for cases in (CLICK_CASES, CONTACT_CASES, FEEDBACK_CASES) for _, reason, _ in cases}
     record_level = {
-        Reason.RECORD_TOO_LARGE, Reason.INVALID_UTF8, Reason.NOT_JSON, Reason.NOT_AN_OBJECT,
-        Reason.EMPTY_BATCH, Reason.BATCH_TOO_LARGE, Reason.INTERNAL_ERROR,
+        Reason.RECORD_TOO_LARGE,
+        Reason.INVALID_UTF8,
+        Reason.NOT_JSON,
+        Reason.NOT_AN_OBJECT,
+        Reason.EMPTY_BATCH,
+        Reason.BATCH_TOO_LARGE,
+        Reason.INTERNAL_ERROR,
     }  # tested in test_ingest.py and test_pipeline.py
     assert exercised | record_level == set(Reason)
 
@@ -122,7 +131,9 @@ def test_valid_events_become_typed_events(validator: EventValidator) -> None:
     assert queued.wait_seconds is None
     rated = validator.feedback(feedback(channel="web"), NOW)
     assert (rated.survey, rated.score, rated.channel) == ("csat", 4, "web")
-    queue_rating = validator.feedback(feedback(journey=..., step=..., channel="phone", queue="billing", survey="nps", score=0), NOW)
+    queue_rating = validator.feedback(
+        feedback(journey=..., step=..., channel="phone", queue="billing", survey="nps", score=0), NOW
+    )
     assert (queue_rating.queue, queue_rating.score) == ("billing", 0)
     coded = validator.click(click(type="error", code=502), NOW)
     assert coded.code == "502"
@@ -170,9 +181,13 @@ def test_schema_is_valid_json_schema() -> None:
 @pytest.mark.parametrize(
     ("kind", "event"),
     [
-        ("click", click()), ("click", click(type="click", target="#buy")), ("click", click(ts="2026-11-24T10:00:00Z")),
-        ("contact", contact()), ("contact", contact(type="queued", wait_seconds=...)),
-        ("feedback", feedback()), ("feedback", feedback(journey=..., step=..., channel="phone", queue="billing")),
+        ("click", click()),
+        ("click", click(type="click", target="#buy")),
+        ("click", click(ts="2026-11-24T10:00:00Z")),
+        ("contact", contact()),
+        ("contact", contact(type="queued", wait_seconds=...)),
+        ("feedback", feedback()),
+        ("feedback", feedback(journey=..., step=..., channel="phone", queue="billing")),
         ("clicks_record", [click(), click(event_id="c-2")]),
     ],
 )
@@ -181,7 +196,10 @@ def test_schema_accepts_valid_events(kind: str, event: Any) -> None:
 
 
 SCHEMA_EXPRESSIBLE = {
-    Reason.UNSUPPORTED_SCHEMA, Reason.MISSING_FIELD, Reason.WRONG_TYPE, Reason.INVALID_VALUE,
+    Reason.UNSUPPORTED_SCHEMA,
+    Reason.MISSING_FIELD,
+    Reason.WRONG_TYPE,
+    Reason.INVALID_VALUE,
 }
 
 

@@ -32,7 +32,13 @@ def test_the_example_map_has_the_purchase_and_support_journeys() -> None:
     journey_map = load_journey_map()
     purchase = journey_map.journeys["purchase"]
     assert [step.name for step in purchase.steps] == [
-        "landing", "search", "product", "cart", "checkout", "payment", "confirmation",
+        "landing",
+        "search",
+        "product",
+        "cart",
+        "checkout",
+        "payment",
+        "confirmation",
     ]
     assert [step.name for step in purchase.goal_steps] == ["confirmation"]
     assert purchase.session_timeout == 1800.0
@@ -47,8 +53,11 @@ def test_a_small_valid_map() -> None:
     shop = journey_map.journeys["shop"]
     assert shop.session_timeout == 900.0
     assert [(s.name, s.index, s.goal) for s in shop.steps] == [("browse", 0, False), ("paid", 1, True)]
-    assert list(journey_map.touchpoints()) == [("shop", shop.steps[0], "web"), ("shop", shop.steps[1], "web"),
-                                               ("shop", shop.steps[1], "app")]
+    assert list(journey_map.touchpoints()) == [
+        ("shop", shop.steps[0], "web"),
+        ("shop", shop.steps[1], "web"),
+        ("shop", shop.steps[1], "app"),
+    ]
     assert list(journey_map.queues()) == [("phone", "billing")]
 
 
@@ -93,7 +102,9 @@ def test_version_and_yaml_errors() -> None:
 
 
 def test_detector_overrides_are_checked_against_the_map() -> None:
-    found = problems(GOOD + textwrap.dedent("""\
+    found = problems(
+        GOOD
+        + textwrap.dedent("""\
         detectors:
           defaults: {sensitivity: -1, direction: sideways, consecutive: 0, warmup: 1.5}
           overrides:
@@ -101,7 +112,8 @@ def test_detector_overrides_are_checked_against_the_map() -> None:
             - match: {queue: billing}
               min_volume: 10
             - {min_volume: 3}
-        """))
+        """)
+    )
     assert (11, "detectors.defaults.sensitivity") in found
     assert (11, "detectors.defaults.direction") in found
     assert (11, "detectors.defaults.consecutive") in found

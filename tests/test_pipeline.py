@@ -32,8 +32,13 @@ def make_pipeline(journey_map: Any, on_events: Any = None) -> tuple[IngestPipeli
     producer = Producer()
     decoders = build_decoders(Settings.load(env={}), journey_map, dict.fromkeys(TOPICS, 4))
     pipeline = IngestPipeline(
-        decoders, IngestMetrics(registry, TOPICS), producer.send, "journey.deadletter", on_events,
-        deadletter_max_bytes=1000, clock=lambda: NOW,
+        decoders,
+        IngestMetrics(registry, TOPICS),
+        producer.send,
+        "journey.deadletter",
+        on_events,
+        deadletter_max_bytes=1000,
+        clock=lambda: NOW,
     )
     return pipeline, producer, registry
 

@@ -47,7 +47,7 @@ def test_config_file_errors(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="unknown setting 'partitons'"):
         Settings.load(env={}, config_file=config)
     config.write_text("partitions = \n")
-    with pytest.raises(SettingsError, match="fw.toml"):
+    with pytest.raises(SettingsError, match=r"fw\.toml"):
         Settings.load(env={}, config_file=config)
     with pytest.raises(SettingsError, match="No such file"):
         Settings.load(env={}, config_file=tmp_path / "nope.toml")
