@@ -3,9 +3,10 @@
 For demos, tests and trying frictionwatch on a laptop. It keeps every record in memory
 and has known defects (docs/operations.md); use Apache Kafka for anything real.
 
->>> with EmbeddedBroker() as broker:          # doctest: +SKIP
-...     print(broker.bootstrap_servers)
-127.0.0.1:40123
+Use it as a context manager::
+
+    with EmbeddedBroker() as broker:
+        print(broker.bootstrap_servers)  # 127.0.0.1:<a free port>
 """
 
 from __future__ import annotations
@@ -61,12 +62,18 @@ def wait_for_port(host: str, port: int, timeout: float, process: subprocess.Pope
 
 
 class EmbeddedBroker:
-    """Runs Tansu on ``host:port`` (a free port by default) with in-memory storage."""
+    """Runs Tansu on ``host:port`` (a free port by default) with in-memory storage.
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, start_timeout: float = 15.0) -> None:
+    Its output goes to ``log_path`` (appended), or nowhere when that is None.
+    """
+
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, *, start_timeout: float = 15.0, log_path: Path | None = None
+    ) -> None:
         self.host = host
         self.port = port or free_port(host)
         self.start_timeout = start_timeout
+        self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -83,9 +90,15 @@ class EmbeddedBroker:
             "CLUSTER_ID": "frictionwatch",
             "RUST_LOG": os.environ.get("RUST_LOG", "warn"),
         }
-        self.process = subprocess.Popen(
-            [str(tansu_binary()), "broker"], env=env, stdin=subprocess.DEVNULL, start_new_session=True
-        )
+        with open(self.log_path or os.devnull, "ab") as log:
+            self.process = subprocess.Popen(
+                [str(tansu_binary()), "broker"],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         try:
             wait_for_port(self.host, self.port, self.start_timeout, self.process)
         except BrokerError:

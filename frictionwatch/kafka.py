@@ -9,7 +9,7 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from frictionwatch.settings import Settings
 
@@ -25,6 +25,7 @@ def librdkafka_config(settings: Settings, **extra: Any) -> dict[str, Any]:
     config: dict[str, Any] = {
         "bootstrap.servers": settings.bootstrap_servers,
         "security.protocol": settings.security_protocol.lower(),
+        "log.connection.close": False,  # idle disconnects are routine, not news
     }
     if settings.sasl_mechanism:
         config["sasl.mechanisms"] = settings.sasl_mechanism

@@ -1,0 +1,189 @@
+"""``frictionwatch demo``: broker, worker and traffic on this machine, with a status line.
+
+The generator runs in this process in wall-clock mode; the worker is a separate
+``frictionwatch worker`` process (as in production) whose log goes to a file, so the
+terminal shows only what a person needs: where to look, and what is happening.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from frictionwatch.broker import BrokerError, EmbeddedBroker, free_port, wait_for_port
+from frictionwatch.generator import GeneratorConfig, KafkaSink, Summary, run
+from frictionwatch.journeymap import JourneyMapError, load_journey_map
+from frictionwatch.kafka import ensure_topics, producer_config
+from frictionwatch.settings import Settings
+
+STATUS_EVERY_SECONDS = 5.0
+
+
+def demo_scenario() -> Path:
+    return Path(str(resources.files("frictionwatch") / "examples" / "demo-scenario.yml"))
+
+
+@dataclass
+class WorkerCounts:
+    """What the worker's /metrics says it has done, summed over topics."""
+
+    received: float = 0.0
+    processed: float = 0.0
+    deadlettered: float = 0.0
+
+    @classmethod
+    def scrape(cls, url: str) -> WorkerCounts | None:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                text = response.read().decode()
+        except OSError:
+            return None
+        counts = cls()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "frictionwatch_events_received_total":
+                    counts.received += sample.value
+                elif sample.name == "frictionwatch_events_processed_total":
+                    counts.processed += sample.value
+                elif sample.name == "frictionwatch_events_deadlettered_total":
+                    counts.deadlettered += sample.value
+        return counts
+
+
+class StatusLine:
+    """Prints one line every few seconds: generated vs processed vs dead-lettered."""
+
+    def __init__(self, metrics_url: str, started: float) -> None:
+        self.metrics_url = metrics_url
+        self.started = started
+        self.next_line = started + STATUS_EVERY_SECONDS
+
+    def __call__(self, summary: Summary) -> None:
+        now = time.monotonic()
+        if now < self.next_line:
+            return
+        self.next_line = now + STATUS_EVERY_SECONDS
+        counts = WorkerCounts.scrape(self.metrics_url)
+        worker = (
+            "worker starting..."
+            if counts is None or counts.received == 0
+            else f"processed {counts.processed:>8,.0f}   dead-lettered {counts.deadlettered:>6,.0f}"
+        )
+        print(f"  {now - self.started:5.0f} s   generated {summary.total:>8,}   {worker}", flush=True)
+
+
+def run_demo(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        journey_map = load_journey_map(settings.journey_map or None)
+    except JourneyMapError as error:
+        print(f"frictionwatch demo: invalid journey map:\n{error}", file=sys.stderr)
+        return 1
+    log_dir = Path(tempfile.mkdtemp(prefix="frictionwatch-demo-"))
+    metrics_port = settings.metrics_port if args.metrics_port is not None else free_port(settings.metrics_host)
+    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops the demo as cleanly as Ctrl-C
+    try:
+        broker = EmbeddedBroker(settings.broker_host, settings.broker_port, log_path=log_dir / "broker.log").start()
+    except BrokerError as error:
+        print(f"frictionwatch demo: {error}", file=sys.stderr)
+        return 1
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        settings = settings.with_bootstrap(broker.bootstrap_servers)
+        partitions = ensure_topics(settings, [*settings.topics.values(), settings.topic_deadletter])
+        worker_log = log_dir / "worker.log"
+        worker = _start_worker(settings, metrics_port, worker_log)
+        metrics_url = f"http://{settings.metrics_host}:{metrics_port}/metrics"
+        scenario = args.scenario or demo_scenario()
+        print(
+            "frictionwatch demo\n"
+            f"  kafka (embedded)  {broker.bootstrap_servers}   topics: {', '.join(partitions)}\n"
+            f"  worker metrics    {metrics_url}\n"
+            f"  worker log        {worker_log}\n"
+            f"  traffic           {args.rate:g} events/s, seed {args.seed}, "
+            f"{args.malformed_rate:.0%} malformed, incidents from {scenario}\n"
+            f"  stop              Ctrl-C{f' (or after {args.duration:g} s)' if args.duration else ''}\n",
+            flush=True,
+        )
+        wait_for_port(settings.metrics_host, metrics_port, 60, None)
+        config = GeneratorConfig(
+            seed=args.seed,
+            rate=args.rate,
+            duration=args.duration or 365 * 86400.0,
+            time_mode="wall",
+            malformed_rate=args.malformed_rate,
+            scenario=scenario,
+            daily_pattern=False,  # the rate asked for, not tonight's share of it
+        )
+        from confluent_kafka import Producer
+
+        counts = {kind: partitions[name] for kind, name in settings.topics.items()}
+        sink = KafkaSink(Producer(producer_config(settings)), settings.topics, counts, batch=20)
+        started = time.monotonic()
+        try:
+            summary = run(journey_map, config, sink, StatusLine(metrics_url, started))
+        except KeyboardInterrupt:
+            print("\nstopping...", flush=True)
+            summary = None
+        _report(summary, metrics_url)
+    except KeyboardInterrupt:
+        print("\nstopping...", flush=True)
+    except BrokerError as error:
+        print(f"frictionwatch demo: {error}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+        if worker is not None:
+            _stop(worker)
+        broker.stop()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    print("stopped: worker, generator and broker", flush=True)
+    return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _start_worker(settings: Settings, metrics_port: int, log_path: Path) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "frictionwatch", "worker", "--bootstrap-servers", settings.bootstrap_servers]
+    command += ["--metrics-host", settings.metrics_host, "--metrics-port", str(metrics_port)]
+    if settings.journey_map:
+        command += ["--journey-map", settings.journey_map]
+    with log_path.open("wb") as log:
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _report(summary: Summary | None, metrics_url: str, catch_up: float = 20.0) -> None:
+    """Print the final accounting, once the worker has caught up with what was generated."""
+    deadline = time.monotonic() + catch_up
+    counts = WorkerCounts.scrape(metrics_url)
+    while summary is not None and time.monotonic() < deadline:
+        if counts is not None and counts.processed + counts.deadlettered >= summary.total:
+            break
+        time.sleep(0.5)  # waiting on another process's counters
+        counts = WorkerCounts.scrape(metrics_url)
+    if summary is not None:
+        print(f"generated {summary.total:,} events ({sum(summary.malformed.values()):,} malformed on purpose)")
+    if counts is not None:
+        print(f"worker: processed {counts.processed:,.0f}, dead-lettered {counts.deadlettered:,.0f}", flush=True)
+
+
+def _stop(process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

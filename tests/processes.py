@@ -1,0 +1,102 @@
+"""Real processes for integration tests: the embedded broker, workers, /metrics scrapes.
+
+Waiting is done on conditions (a port accepting, a counter reaching a value) with a
+deadline, never with fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from frictionwatch.broker import free_port
+
+T = TypeVar("T")
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def wait_until(condition: Callable[[], T], timeout: float, what: str, poll: float = 0.2) -> T:
+    """Poll ``condition`` until it returns something truthy; AssertionError naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: T = condition()
+    while not last:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last: {last!r}")
+        time.sleep(poll)  # polling an external process: there is no event to wait on
+        last = condition()
+    return last
+
+
+def scrape(url: str) -> Samples:
+    """Every sample of a /metrics page: {(name, labels): value}."""
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def total(samples: Samples, name: str, **labels: str) -> float:
+    """Sum of the samples of ``name`` whose labels include ``labels``."""
+    wanted = set(labels.items())
+    return sum(value for (sample, found), value in samples.items() if sample == name and wanted <= found)
+
+
+class Worker:
+    """``frictionwatch worker`` in a subprocess, with its own metrics port and log file."""
+
+    def __init__(self, bootstrap: str, log_dir: Path, *extra: str, name: str = "worker") -> None:
+        self.port = free_port()
+        self.log_path = log_dir / f"{name}.log"
+        self.log = self.log_path.open("wb")
+        command = [
+            sys.executable, "-m", "frictionwatch", "worker",
+            "--bootstrap-servers", bootstrap, "--metrics-port", str(self.port), *extra,
+        ]  # fmt: skip
+        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ})
+        self.url = f"http://127.0.0.1:{self.port}/metrics"
+
+    def samples(self) -> Samples:
+        try:
+            return scrape(self.url)
+        except OSError:
+            if self.process.poll() is not None:
+                raise AssertionError(f"worker exited with {self.process.returncode}; log:\n{self.tail()}") from None
+            return {}
+
+    def tail(self, lines: int = 40) -> str:
+        self.log.flush()
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self, timeout: float = 30.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+                raise AssertionError(f"worker did not stop within {timeout:.0f} s of SIGTERM") from None
+        self.log.close()
+        return self.process.returncode
+
+
+def frictionwatch(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run the frictionwatch command to completion; AssertionError with its output if it fails."""
+    done = subprocess.run(
+        [sys.executable, "-m", "frictionwatch", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if done.returncode != 0:
+        raise AssertionError(f"frictionwatch {' '.join(args)} exited {done.returncode}:\n{done.stderr[-3000:]}")
+    return done

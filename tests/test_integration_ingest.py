@@ -1,0 +1,125 @@
+"""End to end on the embedded broker: generator -> Kafka -> a real worker process -> metrics
+and the dead-letter topic. Nothing produced goes missing."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+from confluent_kafka import Consumer, Producer
+from processes import Worker, frictionwatch, total, wait_until
+
+from frictionwatch.broker import EmbeddedBroker
+from frictionwatch.kafka import consumer_config, ensure_topics, producer_config
+from frictionwatch.partitioning import partition_for
+from frictionwatch.settings import Settings
+
+pytestmark = pytest.mark.integration
+INPUTS = ("journey.clicks", "journey.contacts", "journey.feedback")
+
+
+@pytest.fixture()
+def broker() -> Iterator[EmbeddedBroker]:
+    with EmbeddedBroker() as running:
+        yield running
+
+
+def settings_for(broker: EmbeddedBroker) -> Settings:
+    return Settings.load(env={}, cli={"bootstrap_servers": broker.bootstrap_servers})
+
+
+def test_librdkafka_places_keys_where_the_worker_expects(broker: EmbeddedBroker) -> None:
+    settings = settings_for(broker)
+    ensure_topics(settings, ["placement"])
+    producer = Producer(producer_config(settings))
+    placed: dict[bytes, int] = {}
+
+    def delivered(error: object, message: object) -> None:
+        assert error is None, error
+        placed[message.key()] = message.partition()  # type: ignore[attr-defined]
+
+    keys = [f"session-{i}".encode() for i in range(200)]
+    for key in keys:
+        producer.produce("placement", key=key, value=b"{}", on_delivery=delivered)
+    assert producer.flush(30) == 0
+    assert placed == {key: partition_for(key, 4) for key in keys}
+
+
+def read_topic(settings: Settings, topic: str, expected: int, timeout: float = 60.0) -> list[bytes]:
+    """Read ``expected`` records from the start of ``topic`` (fails after ``timeout`` s)."""
+    consumer = Consumer(consumer_config(settings, "test-reader", **{"enable.auto.commit": False}))
+    consumer.subscribe([topic])
+    values: list[bytes] = []
+    try:
+        wait_until(lambda: _poll_into(consumer, values) >= expected, timeout, f"{expected} records on {topic}", 0)
+        extra = consumer.consume(1000, timeout=1.0)  # anything beyond what was expected is an error
+        values.extend(message.value() for message in extra if message.error() is None)
+    finally:
+        consumer.close()
+    return values
+
+
+def _poll_into(consumer: Consumer, values: list[bytes]) -> int:
+    for message in consumer.consume(1000, timeout=0.5):
+        if message.error() is None:
+            values.append(message.value())
+    return len(values)
+
+
+def test_every_generated_event_is_processed_or_dead_lettered(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    settings = settings_for(broker)
+    summary_path = tmp_path / "summary.json"
+    frictionwatch(
+        "generate", "--output", "kafka", "--bootstrap-servers", broker.bootstrap_servers,
+        "--count", "100000", "--batch", "25", "--malformed-rate", "0.02", "--seed", "11",
+        "--time", "simulated", "--duration", "6h", "--summary", str(summary_path), "--quiet",
+    )  # fmt: skip
+    summary = json.loads(summary_path.read_text())
+    produced = {topic: summary["events"][kind] + summary["malformed"][kind] for kind, topic in
+                zip(("clicks", "contacts", "feedback"), INPUTS, strict=True)}  # fmt: skip
+    malformed = sum(summary["malformed"].values())
+    assert sum(produced.values()) >= 100_000
+    assert malformed >= 0.01 * sum(produced.values())
+
+    worker = Worker(broker.bootstrap_servers, tmp_path)
+    try:
+
+        def settled() -> bool:
+            samples = worker.samples()
+            return all(
+                total(samples, "frictionwatch_events_processed_total", topic=topic)
+                + total(samples, "frictionwatch_events_deadlettered_total", topic=topic)
+                >= produced[topic]
+                for topic in INPUTS
+            )
+
+        wait_until(settled, 180, "the worker to process every generated event")
+        samples = worker.samples()
+    finally:
+        exit_code = worker.stop()
+    assert exit_code == 0, worker.tail()
+
+    for topic in INPUTS:
+        processed = total(samples, "frictionwatch_events_processed_total", topic=topic)
+        deadlettered = total(samples, "frictionwatch_events_deadlettered_total", topic=topic)
+        received = total(samples, "frictionwatch_events_received_total", topic=topic)
+        rerouted = total(samples, "frictionwatch_events_rerouted_total", topic=topic)
+        assert processed + deadlettered == produced[topic], topic
+        assert received == processed + deadlettered + rerouted, topic
+        kind = topic.split(".")[1]
+        assert deadlettered == summary["malformed"][kind], topic
+    by_reason: Counter[str] = Counter()
+    for (name, labels), value in samples.items():
+        if name == "frictionwatch_events_deadlettered_total" and value:
+            by_reason[dict(labels)["reason"]] += int(value)
+
+    deadletters = [orjson.loads(value) for value in read_topic(settings, "journey.deadletter", malformed)]
+    assert len(deadletters) == malformed == sum(by_reason.values())
+    assert Counter(d["reason"] for d in deadletters) == by_reason
+    assert "internal_error" not in by_reason
+    for record in deadletters:
+        assert record["topic"] in INPUTS and record["offset"] >= 0 and record["value_b64"] is not None
