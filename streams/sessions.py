@@ -1,0 +1,294 @@
+"""Sessions walking a journey, and the funnel and frustration metrics they give (no I/O).
+
+One :class:`SessionTracker` serves one clickstream partition (clicks are keyed by
+session_id, so a session's events all arrive there). It keeps per-session state, the
+partition's watermark (the latest event time seen) and event-time timers, and writes
+window amounts per step touchpoint, Touchpoint(journey, step, channel):
+
+Known when a step is entered (throughput, final when the window closes):
+    ``sessions_entered``  a session reached this step for the first time
+    ``step_visits``       any entry into the step (re-entries after back-tracking too)
+    ``backtracks``        a session went from this step back to an earlier one
+    ``clicks``, ``errors``, ``rage_clicks`` (>= ``rage_clicks`` clicks on one target
+                          within ``rage_seconds``; a burst counts once)
+
+The leading flow signal, resolved within the step's progress timeout:
+    ``flow_progressed``   the visit reached a later step within the progress timeout
+    ``flow_stalled``      it did not (counted when the timeout passes, or at an exit)
+    flow ratio = flow_progressed / (flow_progressed + flow_stalled)
+
+Known when a session ends (an ``exit`` event, or ``session_timeout`` of inactivity):
+    ``ended_reached``       ended sessions that had reached this step
+    ``ended_reached_next``  ... and also the next step of the journey
+    ``dropoffs``            ended sessions whose last step was this one (not a goal step)
+    ``conversions``         ended sessions that reached this goal step (on the goal's touchpoint)
+    step conversion = ended_reached_next / ended_reached; drop-off ratio = dropoffs / ended_reached
+
+A session's channel is that of its latest event; amounts go to the window holding the
+time they became known (an event's ts, a deadline, the session's end).
+
+>>> from frictionwatch.contract import ClickEvent
+>>> from frictionwatch.journeymap import load_journey_map
+>>> tracker = SessionTracker(load_journey_map(), WindowedCounts(60))
+>>> step = lambda ts, name: ClickEvent(f"e{ts}", ts, "s1", "purchase", name, "web", "step")
+>>> for event in (step(0, "cart"), step(20, "checkout"), step(30, "cart")):
+...     _ = tracker.add(event)
+>>> closed = tracker.advance(30 + 1800 + 60)          # the session times out at 1830
+>>> cart = Touchpoint("purchase", "cart", "web")
+>>> sum(window.counts[cart]["dropoffs"] for window in closed)
+1.0
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from frictionwatch.contract import ClickEvent
+from frictionwatch.journeymap import Journey, JourneyMap, Step
+from frictionwatch.streams.timers import Timers
+from frictionwatch.streams.windows import Touchpoint, Window, WindowedCounts
+
+DEFAULT_PROGRESS_TIMEOUT = 120.0
+#: Upper bounds (seconds) of the dwell histogram used to learn each step's p95 dwell.
+DWELL_BOUNDS = (1, 2, 3, 5, 7, 10, 15, 20, 30, 45, 60, 90, 120, 180, 240, 300, 450, 600, 900, 1200, 1800, 3600)
+
+
+@dataclass(slots=True)
+class Session:
+    """What the tracker remembers of one session (kept small: one per active session)."""
+
+    journey: Journey
+    channel: str
+    step: Step
+    entered_at: float
+    last_ts: float
+    reached: int  # bitmask of step indexes reached
+    click_target: str | None = None
+    click_times: tuple[float, ...] = ()
+    rage_counted: bool = False  # this burst of clicks on click_target was counted already
+    flow_open: bool = False  # the current visit's flow outcome is not known yet
+
+
+@dataclass(slots=True)
+class StepObservation:
+    """A duration measured in this event: for a Prometheus histogram of step-to-next time."""
+
+    journey: str
+    step: str
+    channel: str
+    seconds: float
+
+
+class DwellQuantile:
+    """A step's dwell-time p95 learned from a fixed histogram (cheap, mergeable, bounded)."""
+
+    def __init__(self, quantile: float = 0.95, minimum_samples: int = 50) -> None:
+        self.quantile = quantile
+        self.minimum_samples = minimum_samples
+        self.counts = [0] * (len(DWELL_BOUNDS) + 1)
+        self.total = 0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(DWELL_BOUNDS, seconds)] += 1
+        self.total += 1
+
+    def value(self) -> float | None:
+        """The upper bound of the bucket holding the quantile; None before enough samples."""
+        if self.total < self.minimum_samples:
+            return None
+        wanted = self.quantile * self.total
+        running = 0
+        for index, count in enumerate(self.counts):
+            running += count
+            if running >= wanted:
+                return float(DWELL_BOUNDS[min(index, len(DWELL_BOUNDS) - 1)])
+        return float(DWELL_BOUNDS[-1])
+
+
+class SessionTracker:
+    """Per-partition session state and the window amounts it produces.
+
+    Args:
+        journey_map: journeys, steps and their timeouts.
+        windows: where window amounts go (also holds the watermark).
+        rage_clicks: clicks on one target that make a rage click (default 3).
+        rage_seconds: ... within this many seconds (default 1).
+        default_progress_timeout: a step's progress timeout when the map gives none and not
+            enough dwell times have been seen to learn its p95 (default 120 s).
+        on_late: called with the event time of an amount that arrived after its window closed.
+        on_step_time: called with each measured step-to-next-step time.
+    """
+
+    def __init__(
+        self,
+        journey_map: JourneyMap,
+        windows: WindowedCounts,
+        *,
+        rage_clicks: int = 3,
+        rage_seconds: float = 1.0,
+        default_progress_timeout: float = DEFAULT_PROGRESS_TIMEOUT,
+        on_late: Callable[[float], None] | None = None,
+        on_step_time: Callable[[StepObservation], None] | None = None,
+    ) -> None:
+        if rage_clicks < 2:
+            raise ValueError(f"rage_clicks must be at least 2, got {rage_clicks}")
+        self.journey_map = journey_map
+        self.windows = windows
+        self.rage_clicks = rage_clicks
+        self.rage_seconds = rage_seconds
+        self.default_progress_timeout = default_progress_timeout
+        self.on_late = on_late
+        self.on_step_time = on_step_time
+        self.sessions: dict[str, Session] = {}
+        self.inactivity: Timers[str] = Timers()
+        self.progress: Timers[str] = Timers()
+        self.dwell: dict[tuple[str, str], DwellQuantile] = {}
+        self.late_amounts = 0
+
+    def __len__(self) -> int:
+        return len(self.sessions)
+
+    # -- input ------------------------------------------------------------------------
+
+    def add(self, event: ClickEvent) -> list[Window]:
+        """Apply one validated click event; returns the windows its time closed."""
+        closed = self.advance(event.ts)
+        journey = self.journey_map.journeys[event.journey]
+        step = journey.steps_by_name[event.step]
+        session = self.sessions.get(event.session_id)
+        if session is not None and session.journey is not journey:
+            self._end(event.session_id, session, session.last_ts)  # a new journey: the old one is over
+            session = None
+        if session is None:
+            session = Session(journey, event.channel, step, event.ts, event.ts, 0)
+            self.sessions[event.session_id] = session
+            self._enter(event.session_id, session, step, event.ts)
+        else:
+            session.channel = event.channel
+            if step is not session.step and event.ts >= session.last_ts:
+                self._move(event.session_id, session, step, event.ts)
+            session.last_ts = max(session.last_ts, event.ts)
+        place = Touchpoint(journey.name, step.name, event.channel)
+        if event.type == "click":
+            self._count(event.ts, place, "clicks")
+            self._rage(session, event, place)
+        elif event.type == "error":
+            self._count(event.ts, place, "errors")
+        elif event.type == "exit":
+            self._end(event.session_id, session, event.ts)
+            return closed
+        self.inactivity.schedule(event.session_id, session.last_ts + journey.session_timeout)
+        return closed
+
+    def advance(self, watermark: float) -> list[Window]:
+        """Move the partition's watermark: fire due timers, then close due windows."""
+        if watermark <= self.windows.watermark:
+            return []
+        for session_id, deadline in self.progress.due(watermark):
+            session = self.sessions.get(session_id)
+            if session is not None and session.flow_open:
+                session.flow_open = False
+                self._count(deadline, self._place(session), "flow_stalled")
+        for session_id, deadline in self.inactivity.due(watermark):
+            session = self.sessions.get(session_id)
+            if session is not None:
+                self._end(session_id, session, deadline)
+        return self.windows.advance(watermark)
+
+    # -- steps ------------------------------------------------------------------------
+
+    def _enter(self, session_id: str, session: Session, step: Step, ts: float) -> None:
+        place = Touchpoint(session.journey.name, step.name, session.channel)
+        bit = 1 << step.index
+        if not session.reached & bit:
+            session.reached |= bit
+            self._count(ts, place, "sessions_entered")
+        self._count(ts, place, "step_visits")
+        session.step = step
+        session.entered_at = ts
+        session.flow_open = not step.goal
+        if session.flow_open:
+            self.progress.schedule(session_id, ts + self.progress_timeout(session.journey, step))
+        else:
+            self.progress.cancel(session_id)
+
+    def _move(self, session_id: str, session: Session, step: Step, ts: float) -> None:
+        previous = session.step
+        place = self._place(session)
+        dwell = ts - session.entered_at
+        self.dwell.setdefault((session.journey.name, previous.name), DwellQuantile()).observe(dwell)
+        if step.index > previous.index:
+            if session.flow_open:
+                self._count(ts, place, "flow_progressed")
+            if step.index == previous.index + 1 and self.on_step_time is not None:
+                self.on_step_time(StepObservation(session.journey.name, previous.name, session.channel, dwell))
+        else:
+            self._count(ts, place, "backtracks")
+        session.flow_open = False
+        self._enter(session_id, session, step, ts)
+
+    def progress_timeout(self, journey: Journey, step: Step) -> float:
+        """The step's progress timeout: from the map, else its learned p95 dwell, else the default."""
+        if step.progress_timeout is not None:
+            return step.progress_timeout
+        learned = self.dwell.get((journey.name, step.name))
+        value = learned.value() if learned is not None else None
+        return value if value is not None else self.default_progress_timeout
+
+    # -- frustration --------------------------------------------------------------------
+
+    def _rage(self, session: Session, event: ClickEvent, place: Touchpoint) -> None:
+        """A burst: clicks on one target, each within ``rage_seconds`` of the one before.
+
+        It is a rage click once ``rage_clicks`` of its clicks fall within ``rage_seconds``,
+        and counts once however long the burst goes on.
+        """
+        ts = event.ts
+        times = session.click_times
+        if event.target != session.click_target or (times and ts - times[-1] > self.rage_seconds):
+            session.click_target = event.target
+            session.click_times = (ts,)
+            session.rage_counted = False
+            return
+        recent = (*(t for t in times if ts - t <= self.rage_seconds), ts)
+        session.click_times = recent[-self.rage_clicks :]
+        if len(recent) >= self.rage_clicks and not session.rage_counted:
+            session.rage_counted = True
+            self._count(ts, place, "rage_clicks")
+
+    # -- endings --------------------------------------------------------------------------
+
+    def _end(self, session_id: str, session: Session, ts: float) -> None:
+        del self.sessions[session_id]
+        self.inactivity.cancel(session_id)
+        self.progress.cancel(session_id)
+        journey = session.journey
+        if session.flow_open:
+            self._count(ts, self._place(session), "flow_stalled")
+        converted = False
+        for step in journey.steps:
+            if not session.reached & (1 << step.index):
+                continue
+            place = Touchpoint(journey.name, step.name, session.channel)
+            self._count(ts, place, "ended_reached")
+            if session.reached & (1 << (step.index + 1)):
+                self._count(ts, place, "ended_reached_next")
+            if step.goal:
+                converted = True
+                self._count(ts, place, "conversions")
+        if not converted and not session.step.goal:
+            self._count(ts, self._place(session), "dropoffs")
+
+    # -- helpers --------------------------------------------------------------------------
+
+    @staticmethod
+    def _place(session: Session) -> Touchpoint:
+        return Touchpoint(session.journey.name, session.step.name, session.channel)
+
+    def _count(self, ts: float, place: Touchpoint, name: str) -> None:
+        if not self.windows.add(ts, place, name):
+            self.late_amounts += 1
+            if self.on_late is not None:
+                self.on_late(ts)

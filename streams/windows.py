@@ -1,0 +1,102 @@
+"""Event-time tumbling windows that close on the watermark, not on the wall clock (no I/O).
+
+A :class:`WindowedCounts` belongs to one input partition. Metric code adds amounts to
+named *fields* of a *touchpoint* at an event time; the amounts land in the tumbling
+window that holds that time. The partition's watermark is the largest event time seen;
+a window [start, end) closes once ``watermark >= end + allowed_lateness``, and
+:meth:`WindowedCounts.closed` hands back the closed windows in order. An amount for a
+window that has already closed is *late*: it is refused (``add`` returns False) and the
+caller counts it, so nothing disappears silently.
+
+>>> counts = WindowedCounts(size=60, allowed_lateness=10)
+>>> place = Touchpoint("purchase", "cart", "web")
+>>> counts.add(125.0, place, "step_entered")
+True
+>>> counts.advance(185.0)          # window [120, 180) needs the watermark at 190
+[]
+>>> [(w.start, dict(w.counts[place])) for w in counts.advance(191.0)]
+[(120.0, {'step_entered': 1.0})]
+>>> counts.add(170.0, place, "step_entered")   # [120, 180) is closed: late
+False
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+
+class Touchpoint(NamedTuple):
+    """Where friction is measured: a journey step on a channel, or a contact queue.
+
+    Fields are Prometheus label values; "" means "not applicable" (a queue has no step).
+    """
+
+    journey: str = ""
+    step: str = ""
+    channel: str = ""
+    queue: str = ""
+    survey: str = ""
+
+
+FieldCounts = dict[str, float]
+
+
+@dataclass(slots=True)
+class Window:
+    """One tumbling window's amounts: touchpoint -> field -> amount."""
+
+    start: float
+    end: float
+    counts: dict[Touchpoint, FieldCounts] = field(default_factory=lambda: defaultdict(lambda: defaultdict(float)))
+
+
+class WindowedCounts:
+    """Tumbling windows of ``size`` seconds for one partition, closed by its watermark.
+
+    Args:
+        size: window length in seconds (60 by default; 10 works).
+        allowed_lateness: how long after its end a window stays open for late events.
+    """
+
+    def __init__(self, size: float = 60.0, allowed_lateness: float = 0.0) -> None:
+        if not size > 0:
+            raise ValueError(f"window size must be > 0 seconds, got {size!r}")
+        if not allowed_lateness >= 0:
+            raise ValueError(f"allowed lateness must be >= 0 seconds, got {allowed_lateness!r}")
+        self.size = float(size)
+        self.allowed_lateness = float(allowed_lateness)
+        self.watermark = -math.inf
+        self.open: dict[float, Window] = {}
+        self.closed_before = -math.inf  # every window starting before this has closed
+
+    def window_start(self, ts: float) -> float:
+        return math.floor(ts / self.size) * self.size
+
+    def add(self, ts: float, touchpoint: Touchpoint, name: str, amount: float = 1.0) -> bool:
+        """Add ``amount`` to ``name`` of ``touchpoint`` in the window holding ``ts``; False if late."""
+        start = self.window_start(ts)
+        if start < self.closed_before:
+            return False
+        window = self.open.get(start)
+        if window is None:
+            window = self.open[start] = Window(start, start + self.size)
+        window.counts[touchpoint][name] += amount
+        return True
+
+    def is_late(self, ts: float) -> bool:
+        return self.window_start(ts) < self.closed_before
+
+    def advance(self, ts: float) -> list[Window]:
+        """Move the watermark to ``ts`` (if later) and return the windows that closed, oldest first."""
+        if ts <= self.watermark:
+            return []
+        self.watermark = ts
+        horizon = self.window_start(ts - self.allowed_lateness)  # windows starting before this are done
+        if horizon <= self.closed_before:
+            return []
+        self.closed_before = horizon
+        done = sorted(start for start in self.open if start < horizon)
+        return [self.open.pop(start) for start in done]

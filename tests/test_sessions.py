@@ -1,0 +1,197 @@
+"""Exact values of the session, funnel, flow and frustration metrics on hand-written sessions."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from frictionwatch.contract import ClickEvent
+from frictionwatch.journeymap import JourneyMap, parse_journey_map
+from frictionwatch.streams.sessions import SessionTracker, StepObservation
+from frictionwatch.streams.timers import Timers
+from frictionwatch.streams.windows import Touchpoint, Window, WindowedCounts
+
+MAP = parse_journey_map("""\
+version: 1
+journeys:
+  shop:
+    session_timeout: 10m
+    steps:
+      - {name: browse, stage: consideration, channels: [web, app]}
+      - {name: cart, stage: purchase, channels: [web, app], progress_timeout: 60s}
+      - {name: pay, stage: purchase, channels: [web, app], progress_timeout: 30s}
+      - {name: done, stage: purchase, channels: [web, app], goal: true}
+""")
+
+
+def tp(step: str, channel: str = "web") -> Touchpoint:
+    return Touchpoint("shop", step, channel)
+
+
+class Run:
+    """Feeds events to a tracker with 60 s windows and sums every closed window's amounts."""
+
+    def __init__(self, journey_map: JourneyMap = MAP, lateness: float = 0.0, **options: Any) -> None:
+        self.steps: list[StepObservation] = []
+        self.late: list[float] = []
+        self.tracker = SessionTracker(
+            journey_map, WindowedCounts(60, lateness), on_late=self.late.append, on_step_time=self.steps.append,
+            **options,
+        )  # fmt: skip
+        self.closed: list[Window] = []
+        self.count = 0
+
+    def __call__(self, ts: float, session: str, step: str, kind: str = "step", **fields: Any) -> None:
+        self.count += 1
+        channel = fields.pop("channel", "web")
+        event = ClickEvent(f"e{self.count}", ts, session, "shop", step, channel, kind, **fields)
+        self.closed += self.tracker.add(event)
+
+    def finish(self, until: float) -> Counter[tuple[Touchpoint, str]]:
+        self.closed += self.tracker.advance(until)
+        totals: Counter[tuple[Touchpoint, str]] = Counter()
+        for window in self.closed:
+            for place, fields in window.counts.items():
+                for name, amount in fields.items():
+                    totals[place, name] += int(amount)
+        return totals
+
+
+def test_funnel_dropoff_and_conversion() -> None:
+    run = Run()
+    run(0, "a", "browse"), run(10, "a", "cart"), run(20, "a", "pay"), run(25, "a", "done")  # converts
+    run(0, "b", "browse"), run(15, "b", "cart"), run(30, "b", "cart", "exit")  # leaves at cart
+    run(5, "c", "browse")  # goes silent: ends by timeout at 605
+    totals = run.finish(5000)
+    assert totals[tp("browse"), "sessions_entered"] == 3
+    assert totals[tp("cart"), "sessions_entered"] == 2
+    assert totals[tp("done"), "conversions"] == 1
+    assert totals[tp("browse"), "ended_reached"] == 3 and totals[tp("browse"), "ended_reached_next"] == 2
+    assert totals[tp("cart"), "ended_reached"] == 2 and totals[tp("cart"), "ended_reached_next"] == 1
+    assert totals[tp("cart"), "dropoffs"] == 1 and totals[tp("browse"), "dropoffs"] == 1
+    assert totals[tp("done"), "dropoffs"] == 0 and totals[tp("pay"), "dropoffs"] == 0
+    assert len(run.tracker) == 0
+
+
+def test_a_session_expires_exactly_at_its_timeout() -> None:
+    run = Run()
+    run(100, "a", "browse")
+    run.tracker.advance(100 + 600 - 0.001)
+    assert len(run.tracker) == 1
+    run.tracker.advance(700)  # last event + 10m
+    assert len(run.tracker) == 0
+
+
+def test_activity_pushes_the_timeout_back() -> None:
+    run = Run()
+    run(0, "a", "browse"), run(500, "a", "browse", "click", target="#x")
+    run.tracker.advance(1099)
+    assert len(run.tracker) == 1
+    run.tracker.advance(1100)
+    assert len(run.tracker) == 0
+    assert run.finish(2000)[tp("browse"), "dropoffs"] == 1
+
+
+def test_the_dropoff_lands_in_the_window_of_the_end() -> None:
+    run = Run()
+    run(30, "a", "browse")
+    run.finish(2000)
+    (window,) = [w for w in run.closed if w.counts.get(tp("browse"), {}).get("dropoffs")]
+    assert window.start == 600.0  # ended at 30 + 600 = 630
+
+
+def test_flow_signal_progress_within_the_timeout_or_stall() -> None:
+    run = Run(lateness=120)  # sessions are fed one after the other, so event time goes back and forth
+    run(0, "a", "cart"), run(59, "a", "pay")  # progressed from cart within 60 s
+    run(0, "b", "cart"), run(61, "b", "pay")  # stalled at 60, then moved on late
+    run(0, "c", "cart"), run(10, "c", "cart", "exit")  # exit: stalled now
+    run(0, "d", "pay"), run(5, "d", "done")  # pay -> done in time
+    totals = run.finish(5000)
+    assert totals[tp("cart"), "flow_progressed"] == 1
+    assert totals[tp("cart"), "flow_stalled"] == 2
+    assert totals[tp("pay"), "flow_progressed"] == 1  # d
+    assert totals[tp("pay"), "flow_stalled"] == 2  # a and b never left pay: stalled 30 s after entering
+    assert totals[tp("done"), "flow_stalled"] == 0  # goal steps have no flow outcome
+
+
+def test_progress_timeout_defaults_to_the_learned_p95_dwell() -> None:
+    free = parse_journey_map(MAP_TEXT_WITHOUT_TIMEOUTS)
+    tracker = SessionTracker(free, WindowedCounts(60), default_progress_timeout=99)
+    journey = free.journeys["shop"]
+    assert tracker.progress_timeout(journey, journey.steps[0]) == 99
+    for index in range(100):
+        start = index * 100.0
+        for ts, step in ((start, "browse"), (start + 4 if index < 94 else start + 40, "cart")):
+            tracker.add(ClickEvent(f"e{index}{step}", ts, f"s{index}", "shop", step, "web", "step"))
+    assert tracker.progress_timeout(journey, journey.steps[0]) == 45.0  # 95th of 100 dwells is 40 s
+
+
+MAP_TEXT_WITHOUT_TIMEOUTS = """\
+version: 1
+journeys:
+  shop:
+    steps:
+      - {name: browse, stage: consideration, channels: [web]}
+      - {name: cart, stage: purchase, channels: [web], goal: true}
+"""
+
+
+def test_step_to_next_times_and_backtracking() -> None:
+    run = Run()
+    run(0, "a", "browse"), run(12.5, "a", "cart"), run(20, "a", "browse"), run(26, "a", "cart"), run(30, "a", "done")
+    totals = run.finish(5000)
+    assert [(o.step, o.seconds) for o in run.steps] == [("browse", 12.5), ("browse", 6.0)]  # cart -> done skips pay
+    assert totals[tp("cart"), "backtracks"] == 1
+    assert totals[tp("cart"), "sessions_entered"] == 1 and totals[tp("cart"), "step_visits"] == 2
+
+
+@pytest.mark.parametrize(
+    ("times", "expected"),
+    [
+        ((0.0, 0.5, 1.0), 1),  # 3 clicks within exactly 1 s: the boundary counts
+        ((0.0, 0.5, 1.001), 0),  # the first is just over 1 s before the third
+        ((0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2), 1),  # one long burst counts once
+        ((0.0, 0.3, 0.6, 5.0, 5.3, 5.6), 2),  # two bursts
+        ((0.0, 0.3), 0),
+    ],
+)
+def test_rage_clicks_at_the_threshold(times: tuple[float, ...], expected: int) -> None:
+    run = Run()
+    for ts in times:
+        run(100 + ts, "a", "cart", "click", target="#pay-button")
+    totals = run.finish(5000)
+    assert totals[tp("cart"), "rage_clicks"] == expected
+    assert totals[tp("cart"), "clicks"] == len(times)
+
+
+def test_rage_clicks_need_the_same_target() -> None:
+    run = Run(rage_clicks=4, rage_seconds=2.0)
+    for index, target in enumerate(["#a", "#a", "#b", "#a", "#a", "#a", "#a"]):
+        run(100 + index * 0.1, "s", "cart", "click", target=target)
+    assert run.finish(5000)[tp("cart"), "rage_clicks"] == 1  # only the last four #a in a row
+
+
+def test_errors_per_step_and_channel() -> None:
+    run = Run()
+    run(0, "a", "pay", "error", code="PAY_502"), run(1, "a", "pay", "error", channel="app")
+    totals = run.finish(5000)
+    assert totals[tp("pay"), "errors"] == 1 and totals[tp("pay", "app"), "errors"] == 1
+
+
+def test_late_events_are_counted_and_still_move_state() -> None:
+    run = Run(lateness=10)
+    run(0, "a", "browse")
+    run(200, "b", "browse")  # watermark 200: windows before 180 are closed
+    run(30, "a", "cart")  # window [0, 60) is closed: late
+    assert run.late and run.late[0] == 30
+    assert run.tracker.sessions["a"].step.name == "cart"
+
+
+def test_timers_fire_in_deadline_order() -> None:
+    timers: Timers[str] = Timers(bucket_seconds=5)
+    for key, deadline in (("x", 12.0), ("y", 3.0), ("z", 7.5)):
+        timers.schedule(key, deadline)
+    timers.cancel("z")
+    assert timers.due(20) == [("y", 3.0), ("x", 12.0)] and len(timers) == 0
