@@ -13,10 +13,9 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from frictionwatch import __version__
-from frictionwatch.settings import Settings, SettingsError, setting_help
+from frictionwatch.settings import Settings, SettingsError, setting_help, setting_type
 
 KAFKA_SETTINGS = (
     "bootstrap_servers",
@@ -48,19 +47,8 @@ def _flag(name: str) -> str:
 def add_settings(parser: argparse.ArgumentParser, names: Sequence[str], title: str) -> None:
     """Flags for the named settings; their defaults are None so unset flags don't override env/config."""
     group = parser.add_argument_group(title)
-    types: dict[str, Callable[[str], Any]] = {
-        "partitions": int,
-        "metrics_port": int,
-        "broker_port": int,
-        "web_port": int,
-        "max_record_bytes": int,
-        "max_batch_events": int,
-        "kafka_session_timeout": float,
-        "max_future_skew": float,
-        "max_event_age": float,
-    }
     for name in names:
-        group.add_argument(_flag(name), dest=name, type=types.get(name, str), default=None, help=setting_help(name))
+        group.add_argument(_flag(name), dest=name, type=setting_type(name), default=None, help=setting_help(name))
 
 
 def _config_flag(parser: argparse.ArgumentParser) -> None:
@@ -113,6 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
         ("max_record_bytes", "max_batch_events", "max_future_skew", "max_event_age", "kafka_session_timeout"),
         "input limits",
     )
+    add_settings(
+        worker,
+        (
+            "window_size", "allowed_lateness", "window_wait", "touch_lateness", "rage_clicks", "rage_seconds",
+            "progress_timeout", "short_abandon_seconds", "service_level_seconds", "repeat_contact_horizon",
+        ),
+        "friction metrics",
+    )  # fmt: skip
     worker.add_argument("--stop-after", type=float, default=None, metavar="SECONDS", help="stop after this long")
     worker.add_argument(
         "--broker-wait",

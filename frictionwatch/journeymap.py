@@ -311,7 +311,8 @@ class _Parser:
                 channel = self.contact_channel(node, f"contact_centre.{key_node.value}", name or "")
                 if name and channel:
                     channels[name] = channel
-        defaults, overrides = DetectorSettings(), ()
+        defaults: DetectorSettings = DetectorSettings()
+        overrides: tuple[DetectorOverride, ...] = ()
         if "detectors" in top:
             defaults, overrides = self.detectors(top["detectors"], journeys, channels)
         if self.problems:

@@ -19,4 +19,4 @@ from aiokafka.partitioner import murmur2
 @lru_cache(maxsize=65536)
 def partition_for(key: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner assigns to ``key`` among ``partitions``."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions

@@ -51,6 +51,8 @@ class Settings:
     topic_contacts: str = _setting("journey.contacts", "contact-centre topic, keyed by contact_id")
     topic_feedback: str = _setting("journey.feedback", "survey feedback topic")
     topic_deadletter: str = _setting("journey.deadletter", "where rejected records go, with a reason")
+    topic_windows: str = _setting("frictionwatch.windows", "internal: closed windows of each partition, by group")
+    topic_touches: str = _setting("frictionwatch.customer-touches", "internal: sessions and contacts by customer")
     partitions: int = _setting(4, "partitions for topics frictionwatch creates (the unit of scale-out)")
     replication_factor: int = _setting(1, "replication factor for topics frictionwatch creates")
     # Input limits
@@ -59,6 +61,17 @@ class Settings:
     max_future_skew: float = _setting(300.0, "events with ts further ahead of the clock are rejected, seconds")
     max_event_age: float = _setting(7 * 86400.0, "events older than this are rejected, seconds")
     deadletter_max_bytes: int = _setting(65536, "original bytes kept in a dead-letter record (rest cut)")
+    # Friction metrics
+    window_size: float = _setting(60.0, "event-time tumbling window length, seconds (10 works)")
+    allowed_lateness: float = _setting(5.0, "how long a window stays open after its end for late events, seconds")
+    window_wait: float = _setting(30.0, "seconds a window waits for partitions that have not closed it yet")
+    touch_lateness: float = _setting(300.0, "allowed lateness of customer touches, which arrive from several topics")
+    rage_clicks: int = _setting(3, "clicks on one target that make a rage click")
+    rage_seconds: float = _setting(1.0, "... within this many seconds")
+    progress_timeout: float = _setting(120.0, "a step's progress timeout before its p95 dwell is learned, seconds")
+    short_abandon_seconds: float = _setting(5.0, "abandons after a shorter wait are short: left out of the ratio")
+    service_level_seconds: float = _setting(20.0, "answered within this wait counts toward the service level")
+    repeat_contact_horizon: float = _setting(86400.0, "a contact within this long of the last is a repeat, seconds")
     # Journey map and worker
     journey_map: str = _setting("", "journey map YAML file; empty = the shipped example")
     metrics_host: str = _setting("127.0.0.1", "address the /metrics endpoint binds to")
@@ -84,6 +97,11 @@ class Settings:
             "metrics_port must be 0 to 65535" if not 0 <= self.metrics_port <= 65535 else "",
             "broker_port must be 0 to 65535" if not 0 <= self.broker_port <= 65535 else "",
             "kafka_session_timeout must be 1 to 300 seconds" if not 1 <= self.kafka_session_timeout <= 300 else "",
+            "window_size must be at least 1 second" if self.window_size < 1 else "",
+            "allowed_lateness must be >= 0" if self.allowed_lateness < 0 else "",
+            "window_wait must be > 0" if self.window_wait <= 0 else "",
+            "rage_clicks must be at least 2" if self.rage_clicks < 2 else "",
+            "rage_seconds must be > 0" if self.rage_seconds <= 0 else "",
             (
                 f"security_protocol {self.security_protocol!r} is not one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"
                 if self.security_protocol not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -155,6 +173,11 @@ def setting_help(name: str) -> str:
     """The help text of setting ``name`` with its environment variable, for --help output."""
     spec = next(spec for spec in fields(Settings) if spec.name == name)
     return f"{spec.metadata['help']} [env {ENV_PREFIX}{name.upper()}]"
+
+
+def setting_type(name: str) -> type:
+    """The Python type of setting ``name`` (str, int or float)."""
+    return _field_type(name)
 
 
 def _is_secret(name: str) -> bool:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from frictionwatch.contract import Event, EventValidator, Reason, TimeLimits
@@ -23,13 +24,17 @@ from frictionwatch.journeymap import JourneyMap
 from frictionwatch.kafka import faust_broker_options
 from frictionwatch.settings import Settings
 from frictionwatch.streams.deadletter import Origin, deadletter_value
+from frictionwatch.streams.exposition import FrictionMetrics
+from frictionwatch.streams.friction import Friction, Outbound
 from frictionwatch.streams.ingest import DecodedRecord, RecordDecoder, Rejection, TopicKind
 from frictionwatch.streams.metrics import IngestMetrics
+from frictionwatch.streams.stage import SourceKind, StageSettings
 
 log = logging.getLogger(__name__)
 
 SendFn = Callable[[str, bytes | None, bytes, int | None], Awaitable[Any]]
-EventHandler = Callable[[str, Sequence[Event]], None]
+#: Receives (topic, partition, valid events) and returns the records to publish.
+EventHandler = Callable[[str, int, Sequence[Event]], Sequence[Outbound]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +83,11 @@ class IngestPipeline:
         """Ingest one record; never raises for anything the record contains."""
         now = self.clock()
         decoder = self.decoders[record.topic]
+        outbound: Sequence[Outbound] = ()
         try:
             decoded = decoder.decode(record.value, record.partition, now)
             if decoded.events and self.on_events is not None:
-                self.on_events(record.topic, decoded.events)
+                outbound = self.on_events(record.topic, record.partition, decoded.events)
         except Exception as error:  # a bug must not stop the worker or lose the record
             log.exception("failed on %s[%d]@%d", record.topic, record.partition, record.offset)
             rejection = Rejection(Reason.INTERNAL_ERROR, None, f"{type(error).__name__}: {error}", record.value or b"")
@@ -102,6 +108,8 @@ class IngestPipeline:
             self.metrics.events_deadlettered.labels(record.topic, rejection.reason.value).inc()
         for stray in decoded.strays:
             await self.send(record.topic, stray.key, stray.raw, stray.partition)
+        for item in outbound:
+            await self.send(item.topic, item.key, item.value, None)
         metrics = self.metrics
         metrics.records_consumed.labels(record.topic).inc()
         metrics.events_received.labels(record.topic).inc(decoded.items)
@@ -137,6 +145,40 @@ class WorkerApp:
 
     app: faust.App
     pipeline: IngestPipeline
+    friction: Friction
+
+
+def build_friction(
+    settings: Settings, journey_map: JourneyMap, registry: CollectorRegistry, partitions: dict[str, int]
+) -> Friction:
+    """The friction stages of one worker, configured from ``settings``."""
+    kinds: dict[str, SourceKind] = {
+        settings.topic_clicks: "clicks",
+        settings.topic_contacts: "contacts",
+        settings.topic_feedback: "feedback",
+        settings.topic_touches: "touches",
+    }
+    stage = StageSettings(
+        window_size=settings.window_size,
+        allowed_lateness=settings.allowed_lateness,
+        rage_clicks=settings.rage_clicks,
+        rage_seconds=settings.rage_seconds,
+        progress_timeout=settings.progress_timeout,
+        short_abandon_seconds=settings.short_abandon_seconds,
+        service_level_seconds=settings.service_level_seconds,
+        repeat_contact_horizon=settings.repeat_contact_horizon,
+        touch_lateness=settings.touch_lateness,
+    )
+    return Friction(
+        journey_map,
+        FrictionMetrics(registry, journey_map),
+        kinds,
+        partitions,
+        windows_topic=settings.topic_windows,
+        touches_topic=settings.topic_touches,
+        settings=stage,
+        max_wait=settings.window_wait,
+    )
 
 
 def build_app(
@@ -171,20 +213,30 @@ def build_app(
         value_serializer="raw",
     )
     topics = {name: app.topic(name, partitions=partitions[name]) for name in settings.topics.values()}
-    deadletter = app.topic(settings.topic_deadletter)
-    every_topic = {**topics, settings.topic_deadletter: deadletter}
+    internal = {
+        name: app.topic(name, partitions=partitions[name]) for name in (settings.topic_windows, settings.topic_touches)
+    }
+    every_topic = {**topics, **internal, settings.topic_deadletter: app.topic(settings.topic_deadletter)}
 
     async def send(topic: str, key: bytes | None, value: bytes, partition: int | None) -> Any:
         return await every_topic[topic].send(key=key, value=value, partition=partition)
 
-    metrics = IngestMetrics(registry, topics)
+    friction = build_friction(settings, journey_map, registry, partitions)
     pipeline = IngestPipeline(
         build_decoders(settings, journey_map, partitions),
-        metrics,
+        IngestMetrics(registry, topics),
         send,
         settings.topic_deadletter,
+        friction.events,
         deadletter_max_bytes=settings.deadletter_max_bytes,
     )
+
+    def lag(topic: str, partition: int, offset: int) -> int | None:
+        try:  # the high-watermark of fetch responses (ListOffsets is wrong on the embedded broker)
+            return int(app.consumer.highwater(TP(topic, partition))) - offset - 1
+        except Exception:  # not fetched yet, or the partition just moved
+            return None
+
     for name, topic in topics.items():
 
         async def ingest(stream: faust.StreamT[bytes]) -> None:
@@ -193,8 +245,37 @@ def build_app(
                 await pipeline.handle(
                     RecordRef(message.topic, message.partition, message.offset, message.key, event.value)
                 )
+                friction.metrics.lag.labels(message.topic, str(message.partition)).set(
+                    lag(message.topic, message.partition, message.offset) or 0
+                )
 
         app.agent(topic, name=f"ingest-{name}")(ingest)
+
+    async def customer_touches(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            for item in friction.touches(event.message.partition, [event.value]):
+                await send(item.topic, item.key, item.value, None)
+
+    async def reduce_windows(stream: faust.StreamT[bytes]) -> None:
+        async for value in stream:
+            friction.partial(value)
+
+    app.agent(internal[settings.topic_touches], name="customer-touches")(customer_touches)
+    app.agent(internal[settings.topic_windows], name="reduce-windows")(reduce_windows)
+
+    @app.on_partitions_revoked.connect
+    async def forget_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+        for tp in revoked:
+            friction.revoke(tp.topic, tp.partition)
+
+    @app.timer(interval=2.0)
+    async def finalise_waiting_windows() -> None:
+        friction.tick()
+
+    @app.timer(interval=5.0)
+    async def report_state_sizes() -> None:
+        for kind, size in friction.state_sizes().items():
+            friction.metrics.state.labels(kind).set(size)
 
     if stop_after is not None:
 
@@ -204,4 +285,4 @@ def build_app(
             log.info("stopping after %.0f s (--stop-after)", stop_after)
             os.kill(os.getpid(), signal.SIGTERM)
 
-    return WorkerApp(app, pipeline)
+    return WorkerApp(app, pipeline, friction)

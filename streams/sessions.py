@@ -20,6 +20,7 @@ The leading flow signal, resolved within the step's progress timeout:
 Known when a session ends (an ``exit`` event, or ``session_timeout`` of inactivity):
     ``ended_reached``       ended sessions that had reached this step
     ``ended_reached_next``  ... and also the next step of the journey
+    ``sessions_ended``      ended sessions whose last step was this one
     ``dropoffs``            ended sessions whose last step was this one (not a goal step)
     ``conversions``         ended sessions that reached this goal step (on the goal's touchpoint)
     step conversion = ended_reached_next / ended_reached; drop-off ratio = dropoffs / ended_reached
@@ -119,6 +120,7 @@ class SessionTracker:
             enough dwell times have been seen to learn its p95 (default 120 s).
         on_late: called with the event time of an amount that arrived after its window closed.
         on_step_time: called with each measured step-to-next-step time.
+        on_session_start: called with the first event of each session.
     """
 
     def __init__(
@@ -131,6 +133,7 @@ class SessionTracker:
         default_progress_timeout: float = DEFAULT_PROGRESS_TIMEOUT,
         on_late: Callable[[float], None] | None = None,
         on_step_time: Callable[[StepObservation], None] | None = None,
+        on_session_start: Callable[[ClickEvent], None] | None = None,
     ) -> None:
         if rage_clicks < 2:
             raise ValueError(f"rage_clicks must be at least 2, got {rage_clicks}")
@@ -141,6 +144,7 @@ class SessionTracker:
         self.default_progress_timeout = default_progress_timeout
         self.on_late = on_late
         self.on_step_time = on_step_time
+        self.on_session_start = on_session_start
         self.sessions: dict[str, Session] = {}
         self.inactivity: Timers[str] = Timers()
         self.progress: Timers[str] = Timers()
@@ -165,6 +169,8 @@ class SessionTracker:
             session = Session(journey, event.channel, step, event.ts, event.ts, 0)
             self.sessions[event.session_id] = session
             self._enter(event.session_id, session, step, event.ts)
+            if self.on_session_start is not None:
+                self.on_session_start(event)
         else:
             session.channel = event.channel
             if step is not session.step and event.ts >= session.last_ts:
@@ -278,6 +284,7 @@ class SessionTracker:
             if step.goal:
                 converted = True
                 self._count(ts, place, "conversions")
+        self._count(ts, self._place(session), "sessions_ended")
         if not converted and not session.step.goal:
             self._count(ts, self._place(session), "dropoffs")
 

@@ -4,7 +4,8 @@ A :class:`WindowedCounts` belongs to one input partition. Metric code adds amoun
 named *fields* of a *touchpoint* at an event time; the amounts land in the tumbling
 window that holds that time. The partition's watermark is the largest event time seen;
 a window [start, end) closes once ``watermark >= end + allowed_lateness``, and
-:meth:`WindowedCounts.closed` hands back the closed windows in order. An amount for a
+:meth:`WindowedCounts.advance` hands back the closed windows in order, empty ones too
+(a window with no events is still a window that has passed: its counts are zero). An amount for a
 window that has already closed is *late*: it is refused (``add`` returns False) and the
 caller counts it, so nothing disappears silently.
 
@@ -16,6 +17,8 @@ True
 []
 >>> [(w.start, dict(w.counts[place])) for w in counts.advance(191.0)]
 [(120.0, {'step_entered': 1.0})]
+>>> [(w.start, len(w.counts)) for w in counts.advance(311.0)]   # empty windows close too
+[(180.0, 0), (240.0, 0)]
 >>> counts.add(170.0, place, "step_entered")   # [120, 180) is closed: late
 False
 """
@@ -42,6 +45,9 @@ class Touchpoint(NamedTuple):
 
 
 FieldCounts = dict[str, float]
+
+#: After a jump of the watermark, at most this many empty windows are returned.
+MAX_EMPTY_WINDOWS = 360
 
 
 @dataclass(slots=True)
@@ -71,6 +77,7 @@ class WindowedCounts:
         self.watermark = -math.inf
         self.open: dict[float, Window] = {}
         self.closed_before = -math.inf  # every window starting before this has closed
+        self.first_start = math.inf  # the earliest window this partition has seen
 
     def window_start(self, ts: float) -> float:
         return math.floor(ts / self.size) * self.size
@@ -80,6 +87,7 @@ class WindowedCounts:
         start = self.window_start(ts)
         if start < self.closed_before:
             return False
+        self.first_start = min(self.first_start, start)
         window = self.open.get(start)
         if window is None:
             window = self.open[start] = Window(start, start + self.size)
@@ -94,9 +102,16 @@ class WindowedCounts:
         if ts <= self.watermark:
             return []
         self.watermark = ts
+        self.first_start = min(self.first_start, self.window_start(ts))
         horizon = self.window_start(ts - self.allowed_lateness)  # windows starting before this are done
         if horizon <= self.closed_before:
             return []
+        begin = max(self.closed_before, self.first_start, horizon - MAX_EMPTY_WINDOWS * self.size)
         self.closed_before = horizon
-        done = sorted(start for start in self.open if start < horizon)
-        return [self.open.pop(start) for start in done]
+        closed = [self.open.pop(start) for start in sorted(start for start in self.open if start < begin)]
+        count = round((horizon - begin) / self.size)
+        for index in range(max(0, count)):
+            start = begin + index * self.size
+            window = self.open.pop(start, None)
+            closed.append(window if window is not None else Window(start, start + self.size))
+        return closed

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 def wait_for_topics(settings: Settings, wait: float) -> dict[str, int]:
     """Create/inspect the topics, retrying while the brokers are unreachable for up to ``wait`` s."""
-    names = [*settings.topics.values(), settings.topic_deadletter]
+    names = [*settings.topics.values(), settings.topic_deadletter, settings.topic_windows, settings.topic_touches]
     deadline = time.monotonic() + wait
     delay = 0.5
     while True:
@@ -37,11 +37,14 @@ def run_worker(settings: Settings, *, stop_after: float | None = None, broker_wa
     """Run one worker until SIGINT/SIGTERM (or ``stop_after`` seconds); blocks."""
     journey_map = load_journey_map(settings.journey_map or None)
     partitions = wait_for_topics(settings, broker_wait)
-    disable_created_metrics()  # no *_created series: they only add noise to every counter
+    disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series: they only add noise to every counter
     registry = CollectorRegistry()
     server, _ = start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
-    host, port = server.server_address[:2]
-    print(f"frictionwatch worker: metrics on http://{host}:{port}/metrics", file=sys.stderr, flush=True)
+    print(
+        f"frictionwatch worker: metrics on http://{settings.metrics_host}:{server.server_port}/metrics",
+        file=sys.stderr,
+        flush=True,
+    )
     built = build_app(settings, journey_map, registry, partitions, stop_after=stop_after)
     worker = faust.Worker(built.app, loglevel=settings.log_level.upper(), quiet=True)
     try:

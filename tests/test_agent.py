@@ -13,7 +13,10 @@ from conftest import click, contact
 from frictionwatch.settings import Settings
 from frictionwatch.streams.app import build_app
 
-TOPICS = ["journey.clicks", "journey.contacts", "journey.feedback", "journey.deadletter"]
+TOPICS = [
+    "journey.clicks", "journey.contacts", "journey.feedback", "journey.deadletter",
+    "frictionwatch.windows", "frictionwatch.customer-touches",
+]  # fmt: skip
 
 
 @pytest.mark.asyncio
@@ -44,4 +47,7 @@ async def test_agents_ingest_through_faust(journey_map: Any) -> None:
     )
     assert (processed, rejected) == (2, 1)
     assert registry.get_sample_value("frictionwatch_events_processed_total", {"topic": "journey.contacts"}) == 1
-    assert sent == [("journey.deadletter", b"s-2")]
+    assert sent == [
+        ("frictionwatch.customer-touches", b"cust-1"),  # the session's start, re-keyed by customer
+        ("journey.deadletter", b"s-2"),
+    ]

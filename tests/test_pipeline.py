@@ -84,7 +84,7 @@ async def test_counters_add_up_and_dead_letters_carry_the_origin(journey_map: An
 
 @pytest.mark.asyncio
 async def test_a_failing_stage_dead_letters_the_record_instead_of_crashing(journey_map: Any) -> None:
-    def broken(topic: str, events: Any) -> None:
+    def broken(topic: str, partition: int, events: Any) -> Any:
         raise RuntimeError("bug in a later stage")
 
     pipeline, producer, registry = make_pipeline(journey_map, on_events=broken)

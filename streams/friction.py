@@ -1,0 +1,161 @@
+"""Wiring of the friction stages, free of Faust: what to do with each batch, and what to send.
+
+    input partition --events--> stage 1 (per-partition state) --closed windows--> counters
+                                        |                     \\--partials by group--> windows topic
+                                        \\--customer touches--> touches topic --> stage 1 (continuity)
+    windows topic --partials--> stage 2 (reducer) --final windows--> gauges (and detectors)
+
+Every method returns the records to publish as :class:`Outbound`; the Faust agents send
+them, attached to the record being processed, so they go out before its offset commits.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from frictionwatch.contract import Event
+from frictionwatch.journeymap import JourneyMap
+from frictionwatch.streams.exposition import FrictionMetrics
+from frictionwatch.streams.reduce import FinalWindow, Partial, WindowReducer, split_by_group
+from frictionwatch.streams.stage import Output, SourceKind, StageSettings, Touch, TouchState, groups_of, new_state
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """A record to publish: topic, key, value (partition chosen by the key)."""
+
+    topic: str
+    key: bytes
+    value: bytes
+
+
+class Friction:
+    """Stage 1 and stage 2 of one worker.
+
+    Args:
+        journey_map: touchpoints and their groups.
+        metrics: where counters, histograms and gauges go.
+        kinds: input topic name -> what it carries (clicks, contacts, feedback, touches).
+        partitions: partition count of every topic involved.
+        windows_topic: where partial windows go (keyed by group).
+        touches_topic: where customer touches go (keyed by customer id).
+        settings: window and metric settings.
+        max_wait: see :class:`~frictionwatch.streams.reduce.WindowReducer`.
+        clock: wall clock, for how long windows wait for missing partitions.
+    """
+
+    def __init__(
+        self,
+        journey_map: JourneyMap,
+        metrics: FrictionMetrics,
+        kinds: dict[str, SourceKind],
+        partitions: dict[str, int],
+        *,
+        windows_topic: str,
+        touches_topic: str,
+        settings: StageSettings | None = None,
+        max_wait: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.journey_map = journey_map
+        self.metrics = metrics
+        self.kinds = kinds
+        self.partitions = partitions
+        self.windows_topic = windows_topic
+        self.touches_topic = touches_topic
+        self.settings = settings or StageSettings()
+        self.states: dict[tuple[str, int], object] = {}
+        self.groups = {topic: groups_of(kind, journey_map) for topic, kind in kinds.items()}
+        self.reducer = WindowReducer(max_wait)
+        self.clock = clock
+        self.source_kind = dict(kinds)
+
+    # -- stage 1 ------------------------------------------------------------------------------
+
+    def events(self, topic: str, partition: int, events: Sequence[Event]) -> list[Outbound]:
+        """Feed one record's validated events of an input topic."""
+        state = self._state(topic, partition)
+        out = Output()
+        state.add(events, out)  # type: ignore[attr-defined]
+        return self._finish(topic, partition, state.windows.watermark, out)  # type: ignore[attr-defined]
+
+    def touches(self, partition: int, values: Sequence[bytes]) -> list[Outbound]:
+        """Feed records of the customer-touches topic."""
+        state = self._state(self.touches_topic, partition)
+        assert isinstance(state, TouchState)
+        touches = []
+        for value in values:
+            try:
+                touches.append(Touch.from_json(value))
+            except (ValueError, TypeError, IndexError) as error:  # written by us: a bug or a foreign producer
+                log.error("skipping a malformed customer touch on %s[%d]: %s", self.touches_topic, partition, error)
+        out = Output()
+        state.add(touches, out)
+        return self._finish(self.touches_topic, partition, state.windows.watermark, out)
+
+    def _state(self, topic: str, partition: int) -> object:
+        key = (topic, partition)
+        state = self.states.get(key)
+        if state is None:
+            state = self.states[key] = new_state(self.kinds[topic], self.journey_map, self.settings)
+        return state
+
+    def _finish(self, topic: str, partition: int, watermark: float, out: Output) -> list[Outbound]:
+        metrics, kind = self.metrics, self.kinds[topic]
+        outbound: list[Outbound] = []
+        for window in out.closed:
+            metrics.count_window(kind, topic, window)
+            for partial in split_by_group(
+                topic, partition, self.partitions[topic], window.start, window.end, window.counts, self.groups[topic]
+            ):
+                outbound.append(Outbound(self.windows_topic, partial.group.encode(), partial.to_json()))
+        for touch in out.touches:
+            outbound.append(Outbound(self.touches_topic, touch.customer_id.encode(), touch.to_json()))
+        for observation in out.step_times:
+            metrics.observe_step_time(observation)
+        for place, outcome, seconds in out.waits:
+            metrics.observe_wait(place, outcome, seconds)
+        if out.late:
+            metrics.late.labels(topic).inc(out.late)
+        metrics.partition_progress(topic, partition, watermark, None)
+        return outbound
+
+    def revoke(self, topic: str, partition: int) -> None:
+        """Forget a partition this worker no longer owns."""
+        self.states.pop((topic, partition), None)
+
+    def state_sizes(self) -> dict[str, int]:
+        sizes = {"sessions": 0, "contacts": 0, "customers": 0}
+        names = {"clicks": "sessions", "contacts": "contacts", "touches": "customers"}
+        for (topic, _), state in self.states.items():
+            name = names.get(self.kinds[topic])
+            if name is not None:
+                sizes[name] += len(state)  # type: ignore[arg-type]
+        return sizes
+
+    # -- stage 2 ------------------------------------------------------------------------------
+
+    def partial(self, value: bytes) -> None:
+        """Reduce one partial window; set the gauges of the windows that became final."""
+        try:
+            partial = Partial.from_json(value)
+        except (ValueError, KeyError, TypeError, IndexError) as error:
+            log.error("skipping a malformed partial window: %s", error)
+            return
+        late_before = self.reducer.late_partials
+        self._publish(self.reducer.add(partial, self.clock()))
+        if self.reducer.late_partials > late_before:
+            self.metrics.partials_late.inc()
+
+    def tick(self) -> None:
+        """Finalise windows that waited long enough for missing partitions (call every few seconds)."""
+        self._publish(self.reducer.expire(self.clock()))
+
+    def _publish(self, windows: list[FinalWindow]) -> None:
+        for window in windows:
+            self.metrics.final_window(self.kinds.get(window.source, "clicks"), window)
