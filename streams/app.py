@@ -268,6 +268,12 @@ def build_app(
         for tp in revoked:
             friction.revoke(tp.topic, tp.partition)
 
+    @app.on_partitions_assigned.connect
+    async def report_assignment(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
+        owned = app.consumer.assignment()
+        for topic in every_topic:
+            friction.metrics.assigned.labels(topic).set(sum(1 for tp in owned if tp.topic == topic))
+
     @app.timer(interval=2.0)
     async def finalise_waiting_windows() -> None:
         friction.tick()

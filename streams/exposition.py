@@ -136,6 +136,10 @@ class FrictionMetrics:
             ["topic", "partition"], registry=registry,
         )  # fmt: skip
         self.state = Gauge("frictionwatch_state_size", "Items held in memory, by kind.", ["kind"], registry=registry)
+        self.assigned = Gauge(
+            "frictionwatch_assigned_partitions", "Partitions of the topic this worker owns now.", ["topic"],
+            registry=registry,
+        )  # fmt: skip
         self.windows_final = Counter(
             "frictionwatch_windows_final", "Windows reduced to final counts, by whether every partition reported.",
             ["source", "complete"], registry=registry,
