@@ -105,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
         worker,
         (
             "window_size", "allowed_lateness", "window_wait", "touch_lateness", "rage_clicks", "rage_seconds",
-            "progress_timeout", "short_abandon_seconds", "service_level_seconds", "repeat_contact_horizon",
+            "progress_timeout", "early_flow_age", "short_abandon_seconds", "service_level_seconds",
+            "repeat_contact_horizon",
         ),
         "friction metrics",
     )  # fmt: skip

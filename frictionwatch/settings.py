@@ -69,6 +69,7 @@ class Settings:
     rage_clicks: int = _setting(3, "clicks on one target that make a rage click")
     rage_seconds: float = _setting(1.0, "... within this many seconds")
     progress_timeout: float = _setting(120.0, "a step's progress timeout before its p95 dwell is learned, seconds")
+    early_flow_age: float = _setting(60.0, "age at which a step visit is judged for the early flow signal, seconds")
     short_abandon_seconds: float = _setting(5.0, "abandons after a shorter wait are short: left out of the ratio")
     service_level_seconds: float = _setting(20.0, "answered within this wait counts toward the service level")
     repeat_contact_horizon: float = _setting(86400.0, "a contact within this long of the last is a repeat, seconds")

@@ -164,6 +164,7 @@ def build_friction(
         rage_clicks=settings.rage_clicks,
         rage_seconds=settings.rage_seconds,
         progress_timeout=settings.progress_timeout,
+        early_age=settings.early_flow_age,
         short_abandon_seconds=settings.short_abandon_seconds,
         service_level_seconds=settings.service_level_seconds,
         repeat_contact_horizon=settings.repeat_contact_horizon,
@@ -264,12 +265,13 @@ def build_app(
     app.agent(internal[settings.topic_windows], name="reduce-windows")(reduce_windows)
 
     @app.on_partitions_revoked.connect
-    async def forget_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+    async def forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        revoked: set[TP] = args[0]  # Faust sends (app, revoked)
         for tp in revoked:
             friction.revoke(tp.topic, tp.partition)
 
     @app.on_partitions_assigned.connect
-    async def report_assignment(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
+    async def report_assignment(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         owned = app.consumer.assignment()
         for topic in every_topic:
             friction.metrics.assigned.labels(topic).set(sum(1 for tp in owned if tp.topic == topic))

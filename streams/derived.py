@@ -2,7 +2,7 @@
 
 >>> step_ratios({"ended_reached": 10, "ended_reached_next": 6, "dropoffs": 3, "flow_progressed": 4,
 ...              "flow_stalled": 1})
-{'step_conversion': 0.6, 'dropoff_ratio': 0.3, 'flow_ratio': 0.8}
+{'step_conversion': 0.6, 'dropoff_ratio': 0.3, 'flow_ratio': 0.8, 'early_flow_ratio': None}
 >>> baseline = ConversionBaseline(alpha=0.5, warmup=1)
 >>> baseline.update("cart", 0.8)
 >>> round(baseline.conversions_lost("cart", ended_reached=100, conversion=0.5, downstream=0.5), 6)
@@ -27,6 +27,9 @@ def step_ratios(fields: Mapping[str, float]) -> dict[str, float | None]:
         "step_conversion": ratio(get("ended_reached_next", 0.0), get("ended_reached", 0.0)),
         "dropoff_ratio": ratio(get("dropoffs", 0.0), get("ended_reached", 0.0)),
         "flow_ratio": ratio(get("flow_progressed", 0.0), get("flow_progressed", 0.0) + get("flow_stalled", 0.0)),
+        "early_flow_ratio": ratio(
+            get("early_progressed", 0.0), get("early_progressed", 0.0) + get("early_waiting", 0.0)
+        ),
     }
 
 

@@ -44,6 +44,8 @@ STEP_FIELDS: Final = {
     "rage_clicks": ("frictionwatch_step_rage_clicks", "Rage clicks: bursts of clicks on one target."),
     "flow_progressed": ("frictionwatch_step_flow_progressed", "Step visits that reached a later step in time."),
     "flow_stalled": ("frictionwatch_step_flow_stalled", "Step visits that did not reach a later step in time."),
+    "early_progressed": ("frictionwatch_step_early_progressed", "Step visits past the step at the early check."),
+    "early_waiting": ("frictionwatch_step_early_waiting", "Step visits still there (or gone) at the early check."),
     "sessions_ended": ("frictionwatch_step_sessions_ended", "Sessions that ended at this step."),
     "ended_reached": ("frictionwatch_step_ended_reached", "Ended sessions that had reached the step."),
     "ended_reached_next": ("frictionwatch_step_ended_reached_next", "... and the next step too."),
@@ -161,6 +163,9 @@ class FrictionMetrics:
             "rage_clicks": gauge("step_rage_clicks", "Rage clicks at the step", STEP_LABELS),
             "backtracks": gauge("step_backtracks", "Back-tracks from the step", STEP_LABELS),
             "flow_ratio": gauge("step_flow_ratio", "Share of step visits that moved on in time", STEP_LABELS),
+            "early_flow_ratio": gauge(
+                "step_early_flow_ratio", "Share of step visits past the step at the early check", STEP_LABELS
+            ),
             "step_conversion": gauge(
                 "step_conversion_ratio", "Ended sessions at the step that reached the next", STEP_LABELS
             ),

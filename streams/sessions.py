@@ -12,10 +12,18 @@ Known when a step is entered (throughput, final when the window closes):
     ``clicks``, ``errors``, ``rage_clicks`` (>= ``rage_clicks`` clicks on one target
                           within ``rage_seconds``; a burst counts once)
 
-The leading flow signal, resolved within the step's progress timeout:
+The flow signal, resolved within the step's progress timeout (its p95 dwell by default):
     ``flow_progressed``   the visit reached a later step within the progress timeout
     ``flow_stalled``      it did not (counted when the timeout passes, or at an exit)
     flow ratio = flow_progressed / (flow_progressed + flow_stalled)
+
+The early flow signal, the leading indicator: every visit is judged ``early_age`` seconds
+after it began (60 s by default), and counted in the window of that moment, so a step that
+stops letting sessions through shows ``early_age`` plus one window after the onset (two
+windows with the default 60-s windows):
+    ``early_progressed``  the visit had reached a later step by then
+    ``early_waiting``     it had not (still there, or the session ended)
+    early flow ratio = early_progressed / (early_progressed + early_waiting)
 
 Known when a session ends (an ``exit`` event, or ``session_timeout`` of inactivity):
     ``ended_reached``       ended sessions that had reached this step
@@ -70,6 +78,7 @@ class Session:
     click_times: tuple[float, ...] = ()
     rage_counted: bool = False  # this burst of clicks on click_target was counted already
     flow_open: bool = False  # the current visit's flow outcome is not known yet
+    early_open: bool = False  # the current visit's early check is still to come
 
 
 @dataclass(slots=True)
@@ -118,6 +127,8 @@ class SessionTracker:
         rage_seconds: ... within this many seconds (default 1).
         default_progress_timeout: a step's progress timeout when the map gives none and not
             enough dwell times have been seen to learn its p95 (default 120 s).
+        early_age: when a visit is judged for the early flow signal, seconds after it began
+            (default 60). Shorter reacts sooner but sees fewer of the sessions that move on.
         on_late: called with the event time of an amount that arrived after its window closed.
         on_step_time: called with each measured step-to-next-step time.
         on_session_start: called with the first event of each session.
@@ -131,6 +142,7 @@ class SessionTracker:
         rage_clicks: int = 3,
         rage_seconds: float = 1.0,
         default_progress_timeout: float = DEFAULT_PROGRESS_TIMEOUT,
+        early_age: float = 60.0,
         on_late: Callable[[float], None] | None = None,
         on_step_time: Callable[[StepObservation], None] | None = None,
         on_session_start: Callable[[ClickEvent], None] | None = None,
@@ -142,12 +154,14 @@ class SessionTracker:
         self.rage_clicks = rage_clicks
         self.rage_seconds = rage_seconds
         self.default_progress_timeout = default_progress_timeout
+        self.early_age = early_age
         self.on_late = on_late
         self.on_step_time = on_step_time
         self.on_session_start = on_session_start
         self.sessions: dict[str, Session] = {}
         self.inactivity: Timers[str] = Timers()
         self.progress: Timers[str] = Timers()
+        self.early: Timers[str] = Timers()
         self.dwell: dict[tuple[str, str], DwellQuantile] = {}
         self.late_amounts = 0
 
@@ -192,6 +206,11 @@ class SessionTracker:
         """Move the partition's watermark: fire due timers, then close due windows."""
         if watermark <= self.windows.watermark:
             return []
+        for session_id, deadline in self.early.due(watermark):
+            session = self.sessions.get(session_id)
+            if session is not None and session.early_open:
+                session.early_open = False
+                self._count(deadline, self._place(session), "early_waiting")
         for session_id, deadline in self.progress.due(watermark):
             session = self.sessions.get(session_id)
             if session is not None and session.flow_open:
@@ -214,17 +233,20 @@ class SessionTracker:
         self._count(ts, place, "step_visits")
         session.step = step
         session.entered_at = ts
-        session.flow_open = not step.goal
+        session.flow_open = session.early_open = not step.goal
         if session.flow_open:
             self.progress.schedule(session_id, ts + self.progress_timeout(session.journey, step))
+            self.early.schedule(session_id, ts + self.early_age)
         else:
             self.progress.cancel(session_id)
+            self.early.cancel(session_id)
 
     def _move(self, session_id: str, session: Session, step: Step, ts: float) -> None:
         previous = session.step
         place = self._place(session)
         dwell = ts - session.entered_at
         self.dwell.setdefault((session.journey.name, previous.name), DwellQuantile()).observe(dwell)
+        self._close_early(session, "early_progressed" if step.index > previous.index else "early_waiting")
         if step.index > previous.index:
             if session.flow_open:
                 self._count(ts, place, "flow_progressed")
@@ -234,6 +256,12 @@ class SessionTracker:
             self._count(ts, place, "backtracks")
         session.flow_open = False
         self._enter(session_id, session, step, ts)
+
+    def _close_early(self, session: Session, outcome: str) -> None:
+        """The visit ends before its early check: count it now, in the window of the check's time."""
+        if session.early_open:
+            session.early_open = False
+            self._count(session.entered_at + self.early_age, self._place(session), outcome)
 
     def progress_timeout(self, journey: Journey, step: Step) -> float:
         """The step's progress timeout: from the map, else its learned p95 dwell, else the default."""
@@ -270,6 +298,8 @@ class SessionTracker:
         del self.sessions[session_id]
         self.inactivity.cancel(session_id)
         self.progress.cancel(session_id)
+        self.early.cancel(session_id)
+        self._close_early(session, "early_waiting")
         journey = session.journey
         if session.flow_open:
             self._count(ts, self._place(session), "flow_stalled")

@@ -35,6 +35,7 @@ class StageSettings:
     rage_clicks: int = 3
     rage_seconds: float = 1.0
     progress_timeout: float = 120.0
+    early_age: float = 60.0
     short_abandon_seconds: float = 5.0
     service_level_seconds: float = 20.0
     repeat_contact_horizon: float = 86400.0
@@ -96,6 +97,7 @@ class ClickState(PartitionState):
             rage_clicks=settings.rage_clicks,
             rage_seconds=settings.rage_seconds,
             default_progress_timeout=settings.progress_timeout,
+            early_age=settings.early_age,
             on_step_time=self._step_time,
             on_session_start=self._session_start,
         )

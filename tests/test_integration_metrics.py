@@ -14,12 +14,12 @@ import orjson
 import pytest
 from aiokafka.partitioner import murmur2
 from confluent_kafka import Producer
+from processes import Worker, frictionwatch, total, wait_until
 
 from frictionwatch.broker import EmbeddedBroker
 from frictionwatch.journeymap import load_journey_map
 from frictionwatch.kafka import ensure_topics, producer_config
 from frictionwatch.settings import Settings
-from processes import Worker, frictionwatch, total, wait_until
 
 pytestmark = pytest.mark.integration
 TOPICS = {"clicks": "journey.clicks", "contacts": "journey.contacts", "feedback": "journey.feedback"}
@@ -63,7 +63,7 @@ def closing_events(ts: float) -> list[dict[str, Any]]:
         value = {"schema": 1, "event_id": f"close-{contact}", "ts": ts, "contact_id": contact, "channel": "email",
                  "queue": "general", "type": "resolved"}  # fmt: skip
         events.append({"topic": "contacts", "key": contact, "value": value})
-    for index, key in enumerate(keys_for_every_partition("closing-feedback")):
+    for key in keys_for_every_partition("closing-feedback"):
         value = {"schema": 1, "event_id": f"close-{key}", "ts": ts, "survey": "csat", "score": 5,
                  "channel": "email", "queue": "general"}  # fmt: skip
         events.append({"topic": "feedback", "key": key, "value": value})

@@ -101,11 +101,15 @@ def test_stage_one_and_two_end_to_end_without_kafka(journey_map: JourneyMap) -> 
 def test_contact_gauges_from_final_windows(journey_map: JourneyMap) -> None:
     registry, now = CollectorRegistry(), [0.0]
     friction = build(journey_map, registry, now)
+
+    def contact(event_id: str, ts: float, contact_id: str, kind: str) -> ContactEvent:
+        return ContactEvent(event_id, ts, contact_id, "phone", "billing", kind)
+
     events = [
-        ContactEvent("1", 1, "k1", "phone", "billing", "queued"), ContactEvent("2", 11, "k1", "phone", "billing", "answered"),
-        ContactEvent("3", 2, "k2", "phone", "billing", "queued"), ContactEvent("4", 40, "k2", "phone", "billing", "abandoned"),
-        ContactEvent("5", 3, "k3", "phone", "billing", "queued"), ContactEvent("6", 5, "k3", "phone", "billing", "abandoned"),
-        ContactEvent("7", 61, "k4", "phone", "billing", "queued"),
+        contact("1", 1, "k1", "queued"), contact("2", 11, "k1", "answered"),
+        contact("3", 2, "k2", "queued"), contact("4", 40, "k2", "abandoned"),
+        contact("5", 3, "k3", "queued"), contact("6", 5, "k3", "abandoned"),
+        contact("7", 61, "k4", "queued"),
     ]  # fmt: skip
     for item in friction.events("journey.contacts", 0, events):
         if item.topic == "windows":
@@ -125,4 +129,6 @@ def test_every_series_exists_before_the_first_event(journey_map: JourneyMap) -> 
         assert registry.get_sample_value("frictionwatch_step_dropoffs_total", labels) == 0
         assert registry.get_sample_value("frictionwatch_window_step_flow_ratio", labels) is not None
     for channel, queue in journey_map.queues():
-        assert registry.get_sample_value("frictionwatch_contacts_offered_total", {"channel": channel, "queue": queue}) == 0
+        assert (
+            registry.get_sample_value("frictionwatch_contacts_offered_total", {"channel": channel, "queue": queue}) == 0
+        )
