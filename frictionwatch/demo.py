@@ -14,32 +14,39 @@ import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from frictionwatch.broker import BrokerError, EmbeddedBroker, free_port, wait_for_port
-from frictionwatch.generator import GeneratorConfig, KafkaSink, Summary, run
+from frictionwatch.generator import GeneratorConfig, Incident, KafkaSink, Summary, incidents, run
 from frictionwatch.journeymap import JourneyMapError, load_journey_map
 from frictionwatch.kafka import ensure_topics, producer_config
 from frictionwatch.settings import Settings
 
-STATUS_EVERY_SECONDS = 5.0
+STATUS_EVERY_SECONDS = 10.0
 
 
 def demo_scenario() -> Path:
     return Path(str(resources.files("frictionwatch") / "examples" / "demo-scenario.yml"))
 
 
+DEMO_WINDOW_SECONDS = 10.0
+DEMO_EARLY_FLOW_AGE = 30.0
+WATCHED = ("purchase", "payment")  # the step the demo's outage hits
+
+
 @dataclass
 class WorkerCounts:
-    """What the worker's /metrics says it has done, summed over topics."""
+    """What the worker's /metrics says it has done, summed over topics, and the watched step's signal."""
 
     received: float = 0.0
     processed: float = 0.0
     deadlettered: float = 0.0
+    early_progressed: float = 0.0  # the watched step's early checks, every channel
+    early_waiting: float = 0.0
 
     @classmethod
     def scrape(cls, url: str) -> WorkerCounts | None:
@@ -57,16 +64,24 @@ class WorkerCounts:
                     counts.processed += sample.value
                 elif sample.name == "frictionwatch_events_deadlettered_total":
                     counts.deadlettered += sample.value
+                elif (sample.labels.get("journey"), sample.labels.get("step")) == WATCHED:
+                    if sample.name == "frictionwatch_step_early_progressed_total":
+                        counts.early_progressed += sample.value
+                    elif sample.name == "frictionwatch_step_early_waiting_total":
+                        counts.early_waiting += sample.value
         return counts
 
 
 class StatusLine:
     """Prints one line every few seconds: generated vs processed vs dead-lettered."""
 
-    def __init__(self, metrics_url: str, started: float) -> None:
+    def __init__(self, metrics_url: str, started: float, incidents: list[Incident], clock_start: float) -> None:
         self.metrics_url = metrics_url
         self.started = started
+        self.incidents = incidents
+        self.clock_start = clock_start
         self.next_line = started + STATUS_EVERY_SECONDS
+        self.previous = WorkerCounts()
 
     def __call__(self, summary: Summary) -> None:
         now = time.monotonic()
@@ -74,12 +89,19 @@ class StatusLine:
             return
         self.next_line = now + STATUS_EVERY_SECONDS
         counts = WorkerCounts.scrape(self.metrics_url)
-        worker = (
-            "worker starting..."
-            if counts is None or counts.received == 0
-            else f"processed {counts.processed:>8,.0f}   dead-lettered {counts.deadlettered:>6,.0f}"
-        )
-        print(f"  {now - self.started:5.0f} s   generated {summary.total:>8,}   {worker}", flush=True)
+        if counts is None or counts.received == 0:
+            worker = "worker starting..."
+        else:
+            worker = f"processed {counts.processed:>8,.0f}   dead-lettered {counts.deadlettered:>5,.0f}"
+            progressed = counts.early_progressed - self.previous.early_progressed
+            judged = progressed + counts.early_waiting - self.previous.early_waiting
+            if judged:
+                worker += f"   payment early flow {progressed / judged:4.0%} of {judged:3.0f}"
+            self.previous = counts
+        wall = self.clock_start + (now - self.started)
+        active = [incident.name for incident in self.incidents if incident.start <= wall < incident.end]
+        note = f"   << {', '.join(active)} >>" if active else ""
+        print(f"  {now - self.started:5.0f} s   generated {summary.total:>8,}   {worker}{note}", flush=True)
 
 
 def run_demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -109,6 +131,8 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
             f"  kafka (embedded)  {broker.bootstrap_servers}   topics: {', '.join(partitions)}\n"
             f"  worker metrics    {metrics_url}\n"
             f"  worker log        {worker_log}\n"
+            f"  windows           {DEMO_WINDOW_SECONDS:g} s; the early flow signal judges step visits at"
+            f" {DEMO_EARLY_FLOW_AGE:g} s\n"
             f"  traffic           {args.rate:g} events/s, seed {args.seed}, "
             f"{args.malformed_rate:.0%} malformed, incidents from {scenario}\n"
             f"  stop              Ctrl-C{f' (or after {args.duration:g} s)' if args.duration else ''}\n",
@@ -123,6 +147,18 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
             malformed_rate=args.malformed_rate,
             scenario=scenario,
             daily_pattern=False,  # the rate asked for, not tonight's share of it
+        ).pinned()
+        injected = incidents(journey_map, config)
+        for incident in injected:
+            print(
+                f"  incident          {incident.name} ({incident.kind}) from {incident.start - config.start:.0f} s"
+                f" for {incident.end - incident.start:.0f} s",
+                flush=True,
+            )
+        print(
+            "  payment early flow: share of payment visits past payment 30 s after they began,"
+            " in the windows closed since the last line",
+            flush=True,
         )
         from confluent_kafka import Producer
 
@@ -130,7 +166,8 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
         sink = KafkaSink(Producer(producer_config(settings)), settings.topics, counts, batch=20)
         started = time.monotonic()
         try:
-            summary = run(journey_map, config, sink, StatusLine(metrics_url, started))
+            status = StatusLine(metrics_url, started, injected, config.start or time.time())
+            summary = run(journey_map, config, sink, status)
         except KeyboardInterrupt:
             print("\nstopping...", flush=True)
             summary = None
@@ -158,6 +195,7 @@ def _interrupt(signum: int, frame: object) -> None:
 def _start_worker(settings: Settings, metrics_port: int, log_path: Path) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "frictionwatch", "worker", "--bootstrap-servers", settings.bootstrap_servers]
     command += ["--metrics-host", settings.metrics_host, "--metrics-port", str(metrics_port)]
+    command += ["--window-size", str(DEMO_WINDOW_SECONDS), "--early-flow-age", str(DEMO_EARLY_FLOW_AGE)]
     if settings.journey_map:
         command += ["--journey-map", settings.journey_map]
     with log_path.open("wb") as log:
