@@ -148,10 +148,11 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
             scenario=scenario,
             daily_pattern=False,  # the rate asked for, not tonight's share of it
         ).pinned()
+        began = config.start if config.start is not None else time.time()  # pinned() has set it
         injected = incidents(journey_map, config)
         for incident in injected:
             print(
-                f"  incident          {incident.name} ({incident.kind}) from {incident.start - config.start:.0f} s"
+                f"  incident          {incident.name} ({incident.kind}) from {incident.start - began:.0f} s"
                 f" for {incident.end - incident.start:.0f} s",
                 flush=True,
             )
@@ -166,7 +167,7 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
         sink = KafkaSink(Producer(producer_config(settings)), settings.topics, counts, batch=20)
         started = time.monotonic()
         try:
-            status = StatusLine(metrics_url, started, injected, config.start or time.time())
+            status = StatusLine(metrics_url, started, injected, began)
             summary = run(journey_map, config, sink, status)
         except KeyboardInterrupt:
             print("\nstopping...", flush=True)
