@@ -246,9 +246,9 @@ def build_app(
                 await pipeline.handle(
                     RecordRef(message.topic, message.partition, message.offset, message.key, event.value)
                 )
-                friction.metrics.lag.labels(message.topic, str(message.partition)).set(
-                    lag(message.topic, message.partition, message.offset) or 0
-                )
+                behind = lag(message.topic, message.partition, message.offset)
+                if behind is not None:
+                    friction.metrics.consumer_lag(message.topic, message.partition, behind)
 
         app.agent(topic, name=f"ingest-{name}")(ingest)
 

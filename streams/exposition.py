@@ -114,6 +114,7 @@ class FrictionMetrics:
         self._health(registry)
         self._window_gauges(registry)
         self.baseline = ConversionBaseline()
+        self._partition_children: dict[tuple[str, int], tuple[Gauge, Gauge, Gauge]] = {}
         self._initialise()
 
     def _health(self, registry: CollectorRegistry) -> None:
@@ -258,13 +259,20 @@ class FrictionMetrics:
     def observe_wait(self, place: Touchpoint, outcome: str, seconds: float) -> None:
         self.wait.labels(place.channel, place.queue, outcome).observe(seconds)
 
-    def partition_progress(self, topic: str, partition: int, watermark: float, lag: int | None) -> None:
-        labels = (topic, str(partition))
+    def partition_progress(self, topic: str, partition: int, watermark: float) -> None:
+        """The partition's watermark and how far behind the wall clock it is (called per record)."""
+        children = self._partition_children.get((topic, partition))
+        if children is None:
+            labels = (topic, str(partition))
+            children = (self.watermark.labels(*labels), self.watermark_delay.labels(*labels), self.lag.labels(*labels))
+            self._partition_children[topic, partition] = children
         if math.isfinite(watermark):
-            self.watermark.labels(*labels).set(watermark)
-            self.watermark_delay.labels(*labels).set(self.clock() - watermark)
-        if lag is not None:
-            self.lag.labels(*labels).set(lag)
+            children[0].set(watermark)
+            children[1].set(self.clock() - watermark)
+
+    def consumer_lag(self, topic: str, partition: int, lag: int) -> None:
+        self.partition_progress(topic, partition, -math.inf)
+        self._partition_children[topic, partition][2].set(lag)
 
     # -- stage 2: gauges of final windows ---------------------------------------------------
 

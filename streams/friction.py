@@ -122,7 +122,7 @@ class Friction:
             metrics.observe_wait(place, outcome, seconds)
         if out.late:
             metrics.late.labels(topic).inc(out.late)
-        metrics.partition_progress(topic, partition, watermark, None)
+        metrics.partition_progress(topic, partition, watermark)
         return outbound
 
     def revoke(self, topic: str, partition: int) -> None:

@@ -2,8 +2,9 @@
 
 Sessions end after inactivity and step visits stall after a progress timeout; both are
 deadlines in event time that move with every event. :class:`Timers` keeps one deadline
-per key in coarse time buckets, so moving a deadline is two set operations and firing
-the due ones never scans state that isn't due.
+per key in coarse time buckets, so moving a deadline is two set operations. Only the
+bucket the watermark is inside of is ordered (a heap, built when the watermark enters
+it), so firing the due timers never scans timers that aren't due.
 
 >>> timers = Timers(bucket_seconds=10)
 >>> timers.schedule("s-1", 105.0)
@@ -18,6 +19,7 @@ the due ones never scans state that isn't due.
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 from collections.abc import Hashable
 from typing import Generic, TypeVar
@@ -33,6 +35,8 @@ class Timers(Generic[K]):
         self.deadlines: dict[K, float] = {}
         self.buckets: dict[float, set[K]] = {}
         self.bucket_heap: list[float] = []
+        self.ordered: dict[float, list[tuple[float, int, K]]] = {}  # heaps of partly due buckets
+        self.sequence = itertools.count()
 
     def __len__(self) -> int:
         return len(self.deadlines)
@@ -50,11 +54,14 @@ class Timers(Generic[K]):
             members = self.buckets[bucket] = set()
             heapq.heappush(self.bucket_heap, bucket)
         members.add(key)
+        ordered = self.ordered.get(bucket)
+        if ordered is not None:
+            heapq.heappush(ordered, (deadline, next(self.sequence), key))
 
     def cancel(self, key: K) -> None:
         deadline = self.deadlines.pop(key, None)
         if deadline is not None:
-            self.buckets[self._bucket(deadline)].discard(key)
+            self.buckets[self._bucket(deadline)].discard(key)  # a heap entry left behind is skipped
 
     def due(self, watermark: float) -> list[tuple[K, float]]:
         """Remove and return every (key, deadline) with deadline <= ``watermark``, earliest first."""
@@ -63,13 +70,21 @@ class Timers(Generic[K]):
         while heap and heap[0] <= watermark:
             bucket = heap[0]
             members = self.buckets[bucket]
-            ready = [key for key in members if self.deadlines[key] <= watermark]
-            for key in ready:
-                members.discard(key)
-                fired.append((key, self.deadlines.pop(key)))
-            if members:
-                break  # the rest of this bucket is due later
-            heapq.heappop(heap)
-            del self.buckets[bucket]
-        fired.sort(key=lambda item: item[1])
+            if bucket + self.bucket_seconds <= watermark:  # all of it is due
+                fired += sorted(((key, self.deadlines.pop(key)) for key in members), key=lambda item: item[1])
+                heapq.heappop(heap)
+                del self.buckets[bucket]
+                self.ordered.pop(bucket, None)
+                continue
+            ordered = self.ordered.get(bucket)
+            if ordered is None:
+                ordered = [(self.deadlines[key], next(self.sequence), key) for key in members]
+                heapq.heapify(ordered)
+                self.ordered[bucket] = ordered
+            while ordered and ordered[0][0] <= watermark:
+                deadline, _, key = heapq.heappop(ordered)
+                if key in members and self.deadlines.get(key) == deadline:
+                    members.discard(key)
+                    fired.append((key, self.deadlines.pop(key)))
+            break  # the rest of this bucket, and every later bucket, is due later
         return fired

@@ -107,7 +107,7 @@ def test_broker_command_starts_prints_and_stops_on_signals(tmp_path: Path) -> No
 @pytest.mark.integration
 def test_demo_runs_for_its_duration_and_stops_cleanly() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "frictionwatch", "demo", "--duration", "20", "--rate", "100"],
+        [sys.executable, "-m", "frictionwatch", "demo", "--duration", "60"],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr

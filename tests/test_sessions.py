@@ -195,3 +195,46 @@ def test_timers_fire_in_deadline_order() -> None:
         timers.schedule(key, deadline)
     timers.cancel("z")
     assert timers.due(20) == [("y", 3.0), ("x", 12.0)] and len(timers) == 0
+
+
+def test_early_flow_judges_each_visit_once_at_its_age() -> None:
+    run = Run(lateness=600, early_age=30)
+    run(0, "a", "cart"), run(20, "a", "pay")  # past cart by 30 s: progressed, counted at 30
+    run(0, "b", "cart"), run(40, "b", "pay")  # still at cart at 30 s: waiting, counted at 30
+    run(0, "c", "cart"), run(10, "c", "browse")  # went back before 30 s: waiting
+    run(0, "d", "cart"), run(5, "d", "cart", "exit")  # left before 30 s: waiting
+    run(0, "e", "done")  # goal steps are not judged
+    totals = run.finish(5000)
+    assert totals[tp("cart"), "early_progressed"] == 1
+    assert totals[tp("cart"), "early_waiting"] == 3
+    assert totals[tp("done"), "early_progressed"] + totals[tp("done"), "early_waiting"] == 0
+    (window,) = [w for w in run.closed if w.counts.get(tp("cart"), {}).get("early_waiting")]
+    assert window.start == 0.0  # all four cart visits began at 0 and were judged at 30
+
+
+def test_goal_conversion_and_conversions_lost_gauges(journey_map: Any) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from frictionwatch.streams.exposition import FrictionMetrics
+    from frictionwatch.streams.reduce import FinalWindow
+
+    registry = CollectorRegistry()
+    metrics = FrictionMetrics(registry, journey_map)
+    cart, checkout = Touchpoint("purchase", "cart", "web"), Touchpoint("purchase", "checkout", "web")
+    goal = Touchpoint("purchase", "confirmation", "web")
+
+    def window(start: float, reached: float, moved_on: float) -> FinalWindow:
+        final = FinalWindow("journey.clicks", "purchase", start, start + 60, 1, 1)
+        final.counts[cart].update(ended_reached=reached, ended_reached_next=moved_on, sessions_ended=reached - moved_on)
+        final.counts[checkout].update(ended_reached=moved_on, sessions_ended=moved_on / 2)
+        final.counts[goal].update(conversions=moved_on / 2, sessions_ended=moved_on / 2)
+        return final
+
+    for index in range(10):  # the baseline: 80 of 100 move on from cart
+        metrics.final_window("clicks", window(index * 60, 100, 80))
+    metrics.final_window("clicks", window(600, 100, 40))  # now only 40 do
+    labels = {"journey": "purchase", "stage": "purchase", "step": "cart", "channel": "web"}
+    assert registry.get_sample_value("frictionwatch_window_step_conversion_ratio", labels) == 0.4
+    # 40 sessions fewer than usual moved on; half of those past cart convert: 20 conversions lost
+    assert registry.get_sample_value("frictionwatch_window_step_conversions_lost", labels) == 20.0
+    assert registry.get_sample_value("frictionwatch_window_goal_conversion_ratio", {"journey": "purchase"}) == 0.2

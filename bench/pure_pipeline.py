@@ -1,0 +1,88 @@
+"""Events/s of the pure per-event path (decode, validate, sessions, windows, counters) in one
+process, against a baseline measured in the same run: orjson decoding of the same records.
+
+No Kafka and no Faust: this is the ceiling of the worker's own code (docs/metrics.md,
+"Throughput by design"). Run: python bench/pure_pipeline.py [--events 200000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from collections import defaultdict
+
+import orjson
+from prometheus_client import CollectorRegistry
+
+from frictionwatch.contract import EventValidator
+from frictionwatch.generator import GeneratorConfig, generate
+from frictionwatch.journeymap import load_journey_map
+from frictionwatch.partitioning import partition_for
+from frictionwatch.streams.exposition import FrictionMetrics
+from frictionwatch.streams.friction import Friction
+from frictionwatch.streams.ingest import RecordDecoder
+
+TOPICS = {"clicks": "journey.clicks", "contacts": "journey.contacts", "feedback": "journey.feedback"}
+PARTITIONS = 4
+
+
+def records(count: int, batch: int) -> list[tuple[str, int, bytes, int]]:
+    """(topic, partition, value, events) packed per partition as the contract requires."""
+    journey_map = load_journey_map()
+    config = GeneratorConfig(seed=1, rate=500, count=count, start=time.time() - 86400, daily_pattern=False)
+    pending: dict[tuple[str, int], list[bytes]] = defaultdict(list)
+    out: list[tuple[str, int, bytes, int]] = []
+    for record in generate(journey_map, config):
+        topic = TOPICS[record.kind]
+        partition = partition_for(record.key.encode(), PARTITIONS) if record.key and record.kind != "feedback" else 0
+        parts = pending[topic, partition]
+        parts.append(orjson.dumps(record.value))
+        if len(parts) == batch:
+            value = parts[0] if batch == 1 else b"[" + b",".join(parts) + b"]"
+            out.append((topic, partition, value, len(parts)))
+            parts.clear()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=200_000)
+    args = parser.parse_args()
+    journey_map = load_journey_map()
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    print(f"{'records':>10} {'case':<34} {'events/s':>10} {'ratio':>6}")
+    for batch in (1, 50):
+        data = records(args.events, batch)
+        events = sum(count for *_, count in data)
+        started = time.perf_counter()
+        for _, _, value, _ in data:
+            orjson.loads(value)
+        baseline = events / (time.perf_counter() - started)
+        validator = EventValidator(journey_map)
+        decoders = {
+            topic: RecordDecoder(kind, validator, partitions=PARTITIONS)  # type: ignore[arg-type]
+            for kind, topic in TOPICS.items()
+        }
+        kinds = {topic: kind for kind, topic in TOPICS.items()} | {"touches": "touches"}
+        friction = Friction(
+            journey_map, FrictionMetrics(CollectorRegistry(), journey_map), kinds,  # type: ignore[arg-type]
+            dict.fromkeys([*TOPICS.values(), "touches"], PARTITIONS), windows_topic="windows", touches_topic="touches",
+        )  # fmt: skip
+        now = time.time()
+        started = time.perf_counter()
+        for topic, partition, value, _ in data:
+            decoded = decoders[topic].decode(value, partition, now)
+            if decoded.events:
+                friction.events(topic, partition, decoded.events)
+        full = events / (time.perf_counter() - started)
+        label = "single events" if batch == 1 else f"arrays of {batch}"
+        print(f"{len(data):>10,} {'orjson decode only (baseline), ' + label:<34} {baseline:>10,.0f} {1:>6.2f}")
+        print(f"{len(data):>10,} {'decode+validate+metrics, ' + label:<34} {full:>10,.0f} {full / baseline:>6.2f}")
+
+
+if __name__ == "__main__":
+    main()
