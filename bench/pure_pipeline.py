@@ -51,9 +51,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     args = parser.parse_args()
     journey_map = load_journey_map()
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    )
+    machine = platform.processor() or platform.machine()
+    print(f"machine: {machine}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"{'records':>10} {'case':<34} {'events/s':>10} {'ratio':>6}")
     for batch in (1, 50):
         data = records(args.events, batch)
