@@ -22,6 +22,7 @@ from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from frictionwatch.detectors.bank import Finding
 from frictionwatch.journeymap import JourneyMap
 from frictionwatch.streams.contacts import contact_ratios
 from frictionwatch.streams.derived import ConversionBaseline, ratio, step_ratios
@@ -198,6 +199,19 @@ class FrictionMetrics:
         self.w_feedback = gauge("feedback_score", "CSAT share 0-1, NPS -100..100 or CES mean 1-7", FEEDBACK_LABELS)
         self.w_responses = gauge("feedback_responses", "Survey answers", FEEDBACK_LABELS)
         self.w_end = gauge("end_timestamp_seconds", "End of the window", ("source", "group"))
+        detector_labels = (*FEEDBACK_LABELS, "metric")
+
+        def detector_gauge(name: str, help_text: str) -> Gauge:
+            return Gauge(f"frictionwatch_detector_{name}", help_text, detector_labels, registry=registry)
+
+        self.d_observed = detector_gauge("observed", "The metric's value in the latest final window")
+        self.d_expected = detector_gauge("expected", "The value the detector expected")
+        self.d_lower = detector_gauge("lower", "Lower edge of the expected band")
+        self.d_upper = detector_gauge("upper", "Upper edge of the expected band")
+        self.d_score = detector_gauge("score", "How unusual the window is in the bad direction, standard deviations")
+        self.d_threshold = detector_gauge("threshold", "The score at which the detector flags a window")
+        self.d_anomaly = detector_gauge("anomaly", "1 while the detector flags the series, else 0")
+        self.d_volume = detector_gauge("volume", "Sessions or contacts the window's value rests on")
         self.w_partitions = gauge(
             "partitions_reported", "Partitions whose counts the window holds", ("source", "group")
         )
@@ -273,6 +287,24 @@ class FrictionMetrics:
     def consumer_lag(self, topic: str, partition: int, lag: int) -> None:
         self.partition_progress(topic, partition, -math.inf)
         self._partition_children[topic, partition][2].set(lag)
+
+    # -- detectors ---------------------------------------------------------------------------
+
+    def findings(self, findings: list[Finding]) -> None:
+        """Export each detector's latest verdict."""
+        for finding in findings:
+            journey, step, channel, queue, survey = finding.place
+            stage = self.stages.get((journey, step), "")
+            labels = (journey, stage, step, channel, queue, survey, finding.metric)
+            verdict = finding.verdict
+            self.d_observed.labels(*labels).set(verdict.observed)
+            self.d_expected.labels(*labels).set(verdict.expected)
+            self.d_lower.labels(*labels).set(verdict.lower)
+            self.d_upper.labels(*labels).set(verdict.upper)
+            self.d_score.labels(*labels).set(verdict.score)
+            self.d_anomaly.labels(*labels).set(1.0 if verdict.anomaly else 0.0)
+            self.d_volume.labels(*labels).set(_value(verdict.volume))
+            self.d_threshold.labels(*labels).set(finding.threshold)
 
     # -- stage 2: gauges of final windows ---------------------------------------------------
 

@@ -17,9 +17,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from frictionwatch.contract import Event
+from frictionwatch.detectors.bank import DetectorBank, Finding
 from frictionwatch.journeymap import JourneyMap
 from frictionwatch.streams.exposition import FrictionMetrics
 from frictionwatch.streams.reduce import FinalWindow, Partial, WindowReducer, split_by_group
+from frictionwatch.streams.series import observations
 from frictionwatch.streams.stage import Output, SourceKind, StageSettings, Touch, TouchState, groups_of, new_state
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,8 @@ class Friction:
         self.groups = {topic: groups_of(kind, journey_map) for topic, kind in kinds.items()}
         self.reducer = WindowReducer(max_wait)
         self.clock = clock
+        self.detectors = DetectorBank(journey_map)
+        self.on_findings: Callable[[FinalWindow, list[Finding]], None] | None = None
         self.source_kind = dict(kinds)
 
     # -- stage 1 ------------------------------------------------------------------------------
@@ -158,4 +162,9 @@ class Friction:
 
     def _publish(self, windows: list[FinalWindow]) -> None:
         for window in windows:
-            self.metrics.final_window(self.kinds.get(window.source, "clicks"), window)
+            kind = self.kinds.get(window.source, "clicks")
+            self.metrics.final_window(kind, window)
+            findings = self.detectors.observe(observations(kind, window))
+            self.metrics.findings(findings)
+            if self.on_findings is not None and findings:
+                self.on_findings(window, findings)

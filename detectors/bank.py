@@ -1,0 +1,159 @@
+"""One detector per (touchpoint, metric), configured from the journey map (no I/O).
+
+Product teams tune detectors in the journey map's ``detectors:`` section: defaults, then
+overrides matched on journey, step, channel, queue and metric (later overrides win).
+:meth:`DetectorBank.reconfigure` applies a changed map without losing what the detectors
+have learned: each detector is rebuilt with its new settings and given back its state.
+
+>>> from frictionwatch.journeymap import load_journey_map
+>>> bank = DetectorBank(load_journey_map())
+>>> bank.settings_for(("purchase", "payment", "web", "", ""), "early_flow_ratio").consecutive
+2
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from frictionwatch.detectors.base import Detector, Direction, Observation, Verdict
+from frictionwatch.detectors.volume import MeanDetector, RatioDetector, Season
+from frictionwatch.journeymap import DetectorSettings, JourneyMap
+
+#: (journey, step, channel, queue, survey): the touchpoint, as the labels it is exported with
+SeriesPlace = tuple[str, str, str, str, str]
+DEFAULTS = DetectorSettings(
+    enabled=True, kind="auto", sensitivity=4.0, min_volume=20, warmup=30, direction="auto", consecutive=1
+)
+MATCH_FIELDS = ("journey", "step", "channel", "queue")
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A detector's verdict on one window of one series."""
+
+    place: SeriesPlace
+    metric: str
+    verdict: Verdict
+    threshold: float
+
+
+def resolve(journey_map: JourneyMap, place: SeriesPlace, metric: str) -> DetectorSettings:
+    """The settings of one series: built-in defaults, the map's defaults, then matching overrides."""
+    labels = dict(zip(("journey", "step", "channel", "queue", "survey"), place, strict=True), metric=metric)
+    settings = _merge(DEFAULTS, journey_map.detector_defaults)
+    for override in journey_map.detector_overrides:
+        if all(labels.get(key) == value for key, value in override.match.items()):
+            settings = _merge(settings, override.settings)
+    return settings
+
+
+def _merge(base: DetectorSettings, changes: DetectorSettings) -> DetectorSettings:
+    given = {
+        spec.name: getattr(changes, spec.name) for spec in fields(changes) if getattr(changes, spec.name) is not None
+    }
+    return replace(base, **given)
+
+
+def build(settings: DetectorSettings, kind: str, direction: Direction, season: Season) -> Detector:
+    """A detector for a metric of ``kind`` (ratio or mean) with its default bad ``direction``."""
+    chosen = settings.kind if settings.kind not in (None, "auto") else kind
+    options: dict[str, Any] = {
+        "direction": direction if settings.direction in (None, "auto") else settings.direction,
+        "threshold": settings.sensitivity,
+        "min_volume": settings.min_volume,
+        "warmup": settings.warmup,
+        "consecutive": settings.consecutive,
+        "season": season,
+    }
+    if chosen == "ratio":
+        return RatioDetector(**options)
+    if chosen == "mean":
+        return MeanDetector(**options)
+    raise ValueError(f"unknown detector kind {chosen!r}; use auto, ratio or mean")
+
+
+class DetectorBank:
+    """The detectors of every monitored series a worker reduces, created when first seen.
+
+    Args:
+        journey_map: where the settings come from.
+        metric_kinds: metric name -> (kind, default bad direction); see streams/series.py.
+        season: the seasonal profile every detector learns ("daily" by default).
+    """
+
+    def __init__(
+        self,
+        journey_map: JourneyMap,
+        metric_kinds: dict[str, tuple[str, Direction]] | None = None,
+        season: Season = "daily",
+    ) -> None:
+        if metric_kinds is None:
+            from frictionwatch.streams.series import MONITORED
+
+            metric_kinds = {metric.name: (metric.kind, metric.direction) for metric in MONITORED}
+        self.journey_map = journey_map
+        self.metric_kinds = metric_kinds
+        self.season = season
+        self.detectors: dict[tuple[SeriesPlace, str], Detector | None] = {}
+        self.settings: dict[tuple[SeriesPlace, str], DetectorSettings] = {}
+
+    def settings_for(self, place: SeriesPlace, metric: str) -> DetectorSettings:
+        key = (place, metric)
+        settings = self.settings.get(key)
+        if settings is None:
+            settings = self.settings[key] = resolve(self.journey_map, place, metric)
+        return settings
+
+    def _detector(self, place: SeriesPlace, metric: str) -> Detector | None:
+        key = (place, metric)
+        if key not in self.detectors:
+            settings = self.settings_for(place, metric)
+            kind, direction = self.metric_kinds[metric]
+            self.detectors[key] = build(settings, kind, direction, self.season) if settings.enabled else None
+        return self.detectors[key]
+
+    def observe(self, items: Iterable[tuple[SeriesPlace, str, Observation]]) -> list[Finding]:
+        """Feed one final window's observations; the verdicts of the enabled detectors."""
+        findings = []
+        for place, metric, observation in items:
+            detector = self._detector(place, metric)
+            if detector is not None:
+                threshold = self.settings_for(place, metric).sensitivity or DEFAULTS.sensitivity or 0.0
+                findings.append(Finding(place, metric, detector.update(observation), threshold))
+        return findings
+
+    def reconfigure(self, journey_map: JourneyMap) -> int:
+        """Apply new detector settings, keeping what every detector has learned; how many changed."""
+        previous = self.detectors
+        self.journey_map = journey_map
+        self.detectors, self.settings = {}, {}
+        changed = 0
+        for (place, metric), old in previous.items():
+            new = self._detector(place, metric)
+            if old is not None and new is not None:
+                new.restore(old.state())
+            changed += repr(new) != repr(old)
+        return changed
+
+    def state(self, group: str) -> dict[str, Any]:
+        """The learned state of the detectors of one group: a journey, or a contact channel."""
+        return {
+            "/".join((*place, metric)): detector.state()
+            for (place, metric), detector in self.detectors.items()
+            if detector is not None and (place[0] or place[2]) == group
+        }
+
+    def restore(self, state: dict[str, Any]) -> int:
+        """Take back states from :meth:`state`; how many detectors were restored."""
+        restored = 0
+        for key, learned in state.items():
+            *parts, metric = key.split("/")
+            place: SeriesPlace = (parts[0], parts[1], parts[2], parts[3], parts[4])
+            if metric in self.metric_kinds:
+                detector = self._detector(place, metric)
+                if detector is not None:
+                    detector.restore(learned)
+                    restored += 1
+        return restored

@@ -1,0 +1,227 @@
+"""Volume-aware detectors for ratios and means per window, with seasonal baselines (no I/O).
+
+A drop-off of 50% from 4 sessions is not an incident; from 4,000 it is. These detectors
+judge a window's value against what they expect with a band whose width shrinks with
+the window's volume:
+
+* :class:`RatioDetector` (conversion, flow, abandonment, service level, CSAT): binomial
+  sampling variance ``p (1 - p) / n`` plus the extra variance real traffic shows between
+  windows (learned, so a step that is noisier than a coin doesn't page anyone);
+* :class:`MeanDetector` (speed of answer, errors per visit, NPS, CES): the variance of one
+  unit, learned, over ``n``, plus the same extra variance.
+
+The expected value is seasonal: a profile by hour of day (or of week) learned with an
+exponentially weighted mean per slot, trusted once a slot has seen ``min_slot_samples``
+windows; until then, the overall level. While a window is anomalous the baseline does
+not learn from it (an outage must not become normal in minutes), but once the deviation
+has lasted ``relearn_after`` windows it is taken as the new normal: the baseline moves to
+it and the alert clears.
+
+>>> detector = RatioDetector(direction="down", warmup=5, min_volume=20)
+>>> for minute in range(30):
+...     _ = detector.update(Observation(minute * 60.0, 0.8, 500))
+>>> verdict = detector.update(Observation(1800.0, 0.55, 500))
+>>> verdict.anomaly, round(verdict.expected, 2), verdict.severity
+(True, 0.8, 'critical')
+>>> detector.update(Observation(1860.0, 0.55, 4)).anomaly      # the same ratio from 4 sessions
+False
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from frictionwatch.detectors.base import Direction, Observation, Verdict, severity_for
+
+Season = Literal["none", "daily", "weekly"]
+SLOTS = {"none": 1, "daily": 24, "weekly": 168}
+WEEK_EPOCH_OFFSET = 3 * 86400  # 1970-01-01 was a Thursday: make slot 0 Monday 00:00 UTC
+
+
+@dataclass
+class _Learned:
+    """Everything a volume detector has learned: JSON-able through dataclasses.asdict."""
+
+    level: float | None = None
+    extra_variance: float = 0.0
+    unit_variance: float | None = None
+    slots: dict[str, float] = field(default_factory=dict)
+    slot_counts: dict[str, int] = field(default_factory=dict)
+    seen: int = 0
+    streak: int = 0
+    streak_sum: float = 0.0
+    bad_run: int = 0
+
+
+class _VolumeDetector:
+    """Shared logic of :class:`RatioDetector` and :class:`MeanDetector`.
+
+    Args:
+        direction: the bad direction: "down" (conversion), "up" (waits), or "both".
+        threshold: score (standard deviations in the bad direction) at which a window is anomalous.
+        min_volume: windows with less volume are never anomalous, and teach only a little.
+        warmup: windows with enough volume before the first alert.
+        consecutive: anomalous windows in a row before the detector fires.
+        season: "daily" or "weekly" profile of the expected value, or "none".
+        alpha: weight of a new window in the overall level and variance.
+        slot_alpha: weight of a new window in its seasonal slot.
+        min_slot_samples: windows a slot needs before its profile is trusted.
+        relearn_after: anomalous windows in a row after which the new level is the normal one.
+    """
+
+    def __init__(
+        self,
+        direction: Direction = "both",
+        threshold: float = 4.0,
+        min_volume: float = 20,
+        warmup: int = 30,
+        consecutive: int = 1,
+        season: Season = "daily",
+        alpha: float = 0.05,
+        slot_alpha: float = 0.1,
+        min_slot_samples: int = 20,
+        relearn_after: int = 60,
+    ) -> None:
+        if direction not in ("up", "down", "both"):
+            raise ValueError(f"direction must be up, down or both, not {direction!r}")
+        if season not in SLOTS:
+            raise ValueError(f"season must be none, daily or weekly, not {season!r}")
+        if consecutive < 1 or warmup < 0 or threshold <= 0 or min_volume < 0:
+            raise ValueError("consecutive >= 1, warmup >= 0, threshold > 0 and min_volume >= 0 are required")
+        self.direction = direction
+        self.threshold = threshold
+        self.min_volume = min_volume
+        self.warmup = warmup
+        self.consecutive = consecutive
+        self.season = season
+        self.alpha = alpha
+        self.slot_alpha = slot_alpha
+        self.min_slot_samples = min_slot_samples
+        self.relearn_after = relearn_after
+        self.learned = _Learned()
+
+    def __repr__(self) -> str:
+        settings = ", ".join(f"{name}={value!r}" for name, value in vars(self).items() if name != "learned")
+        return f"{type(self).__name__}({settings})"
+
+    # -- the model each subclass fills in ---------------------------------------------------
+
+    def _sampling_variance(self, expected: float, volume: float) -> float:
+        raise NotImplementedError
+
+    def _learn_unit_variance(self, deviation: float, volume: float) -> None:
+        """Hook for MeanDetector; ratios know their sampling variance from p."""
+
+    # -- detection --------------------------------------------------------------------------
+
+    def _slot(self, ts: float) -> str:
+        if self.season == "daily":
+            return str(int(ts // 3600) % 24)
+        if self.season == "weekly":
+            return str(int((ts + WEEK_EPOCH_OFFSET) // 3600) % 168)
+        return "0"
+
+    def expected(self, ts: float) -> float | None:
+        """The value this detector expects for a window ending at ``ts``; None before any data."""
+        learned = self.learned
+        slot = self._slot(ts)
+        if self.season != "none" and learned.slot_counts.get(slot, 0) >= self.min_slot_samples:
+            return learned.slots[slot]
+        return learned.level
+
+    def update(self, observation: Observation) -> Verdict:
+        """Judge one window, then learn from it (unless it is anomalous)."""
+        learned = self.learned
+        value, volume = observation.value, observation.volume
+        if volume is None or not math.isfinite(value):
+            return Verdict.quiet(observation, "no value")
+        expected = self.expected(observation.ts)
+        if expected is None or volume <= 0:
+            self._learn(observation, weight=1.0 if expected is None else 0.0)
+            return Verdict.quiet(observation, "first window" if expected is None else "no volume")
+        variance = self._sampling_variance(expected, volume) + learned.extra_variance
+        spread = math.sqrt(max(variance, 1e-12))
+        z = (value - expected) / spread
+        score = {"up": max(0.0, z), "down": max(0.0, -z), "both": abs(z)}[self.direction]
+        lower, upper = expected - self.threshold * spread, expected + self.threshold * spread
+        enough = volume >= self.min_volume
+        warm = learned.seen >= self.warmup
+        bad = enough and score >= self.threshold
+        learned.bad_run = learned.bad_run + 1 if bad else 0
+        anomaly = bad and warm and learned.bad_run >= self.consecutive
+        reason = "" if anomaly else ("low volume" if not enough else "warming up" if not warm else "")
+        if bad:
+            self._track_streak(value)
+        else:
+            learned.streak, learned.streak_sum = 0, 0.0
+            self._learn(observation, weight=min(1.0, volume / max(self.min_volume, 1.0)))
+        severity = severity_for(score, self.threshold) if anomaly else "none"
+        return Verdict(observation.ts, value, expected, lower, upper, score, volume, anomaly, severity, reason)
+
+    def _track_streak(self, value: float) -> None:
+        learned = self.learned
+        learned.streak += 1
+        learned.streak_sum += value
+        if learned.streak >= self.relearn_after:  # a lasting shift: the new level is the normal now
+            new_level = learned.streak_sum / learned.streak
+            shift = new_level - (learned.level if learned.level is not None else new_level)
+            learned.level = new_level
+            learned.slots = {slot: mean + shift for slot, mean in learned.slots.items()}
+            learned.streak, learned.streak_sum, learned.bad_run = 0, 0.0, 0
+
+    def _learn(self, observation: Observation, weight: float) -> None:
+        learned = self.learned
+        value, volume = observation.value, observation.volume or 0.0
+        if weight <= 0:
+            return
+        if learned.level is None:
+            learned.level = value
+        else:
+            deviation = value - learned.level
+            alpha = self.alpha * weight
+            learned.level += alpha * deviation
+            self._learn_unit_variance(deviation, volume)
+            expected = learned.level
+            excess = deviation * deviation - self._sampling_variance(expected, max(volume, 1.0))
+            learned.extra_variance = max(0.0, learned.extra_variance + alpha * (excess - learned.extra_variance))
+        slot = self._slot(observation.ts)
+        count = learned.slot_counts.get(slot, 0)
+        previous = learned.slots.get(slot, value)
+        learned.slots[slot] = previous + max(self.slot_alpha, 1.0 / (count + 1)) * weight * (value - previous)
+        learned.slot_counts[slot] = count + 1
+        if volume >= self.min_volume:
+            learned.seen += 1
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        return asdict(self.learned)
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.learned = _Learned(**state)
+
+
+class RatioDetector(_VolumeDetector):
+    """A ratio per window (0-1) with its denominator as volume: binomial variance + extra."""
+
+    def _sampling_variance(self, expected: float, volume: float) -> float:
+        p = min(max(expected, 0.001), 0.999)
+        return p * (1 - p) / volume
+
+
+class MeanDetector(_VolumeDetector):
+    """A mean per window (seconds, scores, events per visit) over ``volume`` units."""
+
+    def _sampling_variance(self, expected: float, volume: float) -> float:
+        unit = self.learned.unit_variance
+        return (unit if unit is not None else (abs(expected) + 1.0)) / volume
+
+    def _learn_unit_variance(self, deviation: float, volume: float) -> None:
+        learned = self.learned
+        sample = deviation * deviation * max(volume, 1.0)
+        if learned.unit_variance is None:
+            learned.unit_variance = sample
+        else:
+            learned.unit_variance += self.alpha * (sample - learned.unit_variance)
