@@ -75,7 +75,7 @@ MONITORED: tuple[MonitoredMetric, ...] = (
         "down",
         _ratio("early_progressed", "early_progressed", "early_waiting"),
         "step visits past the step at the early check",
-    ),  # fmt: skip
+    ),
     MonitoredMetric(
         "flow_ratio",
         "clicks",
@@ -83,7 +83,7 @@ MONITORED: tuple[MonitoredMetric, ...] = (
         "down",
         _ratio("flow_progressed", "flow_progressed", "flow_stalled"),
         "step visits that moved on within the progress timeout",
-    ),  # fmt: skip
+    ),
     MonitoredMetric(
         "step_conversion",
         "clicks",
@@ -91,7 +91,7 @@ MONITORED: tuple[MonitoredMetric, ...] = (
         "down",
         _ratio("ended_reached_next", "ended_reached"),
         "ended sessions at the step that reached the next step",
-    ),  # fmt: skip
+    ),
     MonitoredMetric(
         "dropoff_ratio",
         "clicks",
@@ -99,7 +99,7 @@ MONITORED: tuple[MonitoredMetric, ...] = (
         "up",
         _ratio("dropoffs", "ended_reached"),
         "ended sessions that reached the step and ended there",
-    ),  # fmt: skip
+    ),
     MonitoredMetric("errors_per_visit", "clicks", "mean", "up", _per("errors", "step_visits"), "errors per step visit"),
     MonitoredMetric(
         "rage_clicks_per_visit",
@@ -108,7 +108,7 @@ MONITORED: tuple[MonitoredMetric, ...] = (
         "up",
         _per("rage_clicks", "step_visits"),
         "rage clicks per step visit",
-    ),  # fmt: skip
+    ),
     MonitoredMetric(
         "abandonment_ratio",
         "contacts",
@@ -116,10 +116,10 @@ MONITORED: tuple[MonitoredMetric, ...] = (
         "up",
         _ratio("abandoned", "answered", "abandoned"),
         "abandoned / (answered + abandoned)",
-    ),  # fmt: skip
+    ),
     MonitoredMetric(
         "average_speed_of_answer", "contacts", "mean", "up", _answered_wait, "mean wait of answered contacts, seconds"
-    ),  # fmt: skip
+    ),
     MonitoredMetric(
         "service_level",
         "contacts",
@@ -127,7 +127,7 @@ MONITORED: tuple[MonitoredMetric, ...] = (
         "down",
         _service_level,
         "answered within the service level / (answered + abandoned)",
-    ),  # fmt: skip
+    ),
     MonitoredMetric(
         "csat",
         "feedback",
@@ -135,7 +135,7 @@ MONITORED: tuple[MonitoredMetric, ...] = (
         "down",
         _survey("csat", lambda f: f.get("csat_satisfied", 0.0)),
         "share of CSAT answers of 4-5",
-    ),  # fmt: skip
+    ),
     MonitoredMetric(
         "nps",
         "feedback",
@@ -143,7 +143,7 @@ MONITORED: tuple[MonitoredMetric, ...] = (
         "down",
         _survey("nps", lambda f: 100 * (f.get("nps_promoters", 0.0) - f.get("nps_detractors", 0.0))),
         "net promoter score",
-    ),  # fmt: skip
+    ),
     MonitoredMetric(
         "ces",
         "feedback",
@@ -151,7 +151,7 @@ MONITORED: tuple[MonitoredMetric, ...] = (
         "up",
         _survey("ces", lambda f: f.get("score_sum", 0.0)),
         "mean customer effort score (1-7, higher is more effort)",
-    ),  # fmt: skip
+    ),
 )
 BY_NAME = {metric.name: metric for metric in MONITORED}
 
