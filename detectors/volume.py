@@ -12,10 +12,10 @@ the window's volume:
 
 The expected value is seasonal: a profile by hour of day (or of week) learned with an
 exponentially weighted mean per slot, trusted once a slot has seen ``min_slot_samples``
-windows; until then, the overall level. While a window is anomalous the baseline does
-not learn from it (an outage must not become normal in minutes), but once the deviation
-has lasted ``relearn_after`` windows it is taken as the new normal: the baseline moves to
-it and the alert clears.
+windows; until then, the overall level. While a window is unusual (in either direction, with enough volume)
+the baseline does not learn from it (an outage must not become normal in minutes), but
+once the deviation has lasted ``relearn_after`` windows it is taken as the new normal:
+the baseline moves to it and the alert clears.
 
 >>> detector = RatioDetector(direction="down", warmup=5, min_volume=20)
 >>> for minute in range(30):
@@ -152,7 +152,7 @@ class _VolumeDetector:
         learned.bad_run = learned.bad_run + 1 if bad else 0
         anomaly = bad and warm and learned.bad_run >= self.consecutive
         reason = "" if anomaly else ("low volume" if not enough else "warming up" if not warm else "")
-        if bad:
+        if enough and abs(z) >= self.threshold:  # unusual either way: don't let it shape the normal
             self._track_streak(value)
         else:
             learned.streak, learned.streak_sum = 0, 0.0
@@ -179,12 +179,12 @@ class _VolumeDetector:
         if learned.level is None:
             learned.level = value
         else:
-            deviation = value - learned.level
+            expected = self.expected(observation.ts)  # seasonal once trusted: the noise is what it leaves
+            residual = value - (expected if expected is not None else learned.level)
             alpha = self.alpha * weight
-            learned.level += alpha * deviation
-            self._learn_unit_variance(deviation, volume)
-            expected = learned.level
-            excess = deviation * deviation - self._sampling_variance(expected, max(volume, 1.0))
+            learned.level += alpha * (value - learned.level)
+            self._learn_unit_variance(residual, volume)
+            excess = residual * residual - self._sampling_variance(learned.level, max(volume, 1.0))
             learned.extra_variance = max(0.0, learned.extra_variance + alpha * (excess - learned.extra_variance))
         slot = self._slot(observation.ts)
         count = learned.slot_counts.get(slot, 0)

@@ -93,7 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_settings(worker, TOPIC_SETTINGS, "topics")
     add_settings(
         worker,
-        ("group_id", "journey_map", "metrics_host", "metrics_port", "web_port", "store", "log_level"),
+        (
+            "group_id",
+            "journey_map",
+            "metrics_host",
+            "metrics_port",
+            "web_port",
+            "store",
+            "producer_max_batch_size",
+            "log_level",
+        ),
         "worker",
     )
     add_settings(

@@ -197,6 +197,7 @@ def _start_worker(settings: Settings, metrics_port: int, log_path: Path) -> subp
     command = [sys.executable, "-m", "frictionwatch", "worker", "--bootstrap-servers", settings.bootstrap_servers]
     command += ["--metrics-host", settings.metrics_host, "--metrics-port", str(metrics_port)]
     command += ["--window-size", str(DEMO_WINDOW_SECONDS), "--early-flow-age", str(DEMO_EARLY_FLOW_AGE)]
+    command += ["--producer-max-batch-size", "1"]  # exact table recovery on the embedded broker
     if settings.journey_map:
         command += ["--journey-map", settings.journey_map]
     with log_path.open("wb") as log:

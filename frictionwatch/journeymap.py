@@ -464,3 +464,36 @@ def parse_duration(value: object) -> float:
     if not seconds > 0:
         raise ValueError(f"a duration must be positive, got {value!r}")
     return seconds
+
+
+class JourneyMapWatcher:
+    """Notices changes to a journey map file, for reloading it without a restart.
+
+    :meth:`poll` returns the newly loaded map when the file's modification time or size
+    changed since the last load (or when a reload was :meth:`request`-ed, e.g. on SIGHUP),
+    None when nothing changed; it raises :class:`JourneyMapError` for an invalid new file,
+    and the caller keeps the map it has.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.seen = self._stamp()
+        self.requested = False
+
+    def _stamp(self) -> tuple[float, int] | None:
+        try:
+            stat = self.path.stat()
+        except OSError:
+            return None
+        return (stat.st_mtime, stat.st_size)
+
+    def request(self) -> None:
+        """Ask for a reload at the next poll, changed or not (safe to call from a signal handler)."""
+        self.requested = True
+
+    def poll(self) -> JourneyMap | None:
+        stamp = self._stamp()
+        if stamp == self.seen and not self.requested:
+            return None
+        self.seen, self.requested = stamp, False
+        return load_journey_map(self.path)

@@ -79,6 +79,9 @@ class Settings:
     metrics_port: int = _setting(9477, "port of the /metrics endpoint (0 = any free port)")
     web_port: int = _setting(0, "Faust's own web server port on metrics_host; 0 = off")
     store: str = _setting("memory://", "Faust table store: memory:// or rocksdb://")
+    producer_max_batch_size: int = _setting(
+        16384, "Faust producer batch size, bytes; 1 makes table recovery exact on the embedded broker"
+    )
     # Embedded broker
     broker_host: str = _setting("127.0.0.1", "address the embedded broker listens on")
     broker_port: int = _setting(0, "port of the embedded broker (0 = a free port)")

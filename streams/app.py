@@ -20,7 +20,7 @@ from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from frictionwatch.contract import Event, EventValidator, Reason, TimeLimits
-from frictionwatch.journeymap import JourneyMap
+from frictionwatch.journeymap import JourneyMap, JourneyMapError, JourneyMapWatcher
 from frictionwatch.kafka import faust_broker_options
 from frictionwatch.settings import Settings
 from frictionwatch.streams.deadletter import Origin, deadletter_value
@@ -189,12 +189,14 @@ def build_app(
     partitions: dict[str, int],
     *,
     stop_after: float | None = None,
+    watcher: JourneyMapWatcher | None = None,
 ) -> WorkerApp:
     """A Faust app with one ingesting agent per input topic.
 
     ``partitions`` is the partition count of each topic as the brokers report it
     (:func:`frictionwatch.kafka.ensure_topics`). ``stop_after`` stops the worker after
-    that many seconds, as SIGTERM would.
+    that many seconds, as SIGTERM would. ``watcher`` reloads detector settings when the
+    journey map file changes (or on SIGHUP), keeping what the detectors have learned.
     """
     app = faust.App(
         settings.group_id,
@@ -212,6 +214,7 @@ def build_app(
         web_port=settings.web_port or 6066,
         key_serializer="raw",
         value_serializer="raw",
+        producer_max_batch_size=settings.producer_max_batch_size,
     )
     topics = {name: app.topic(name, partitions=partitions[name]) for name in settings.topics.values()}
     internal = {
@@ -257,9 +260,24 @@ def build_app(
             for item in friction.touches(event.message.partition, [event.value]):
                 await send(item.topic, item.key, item.value, None)
 
+    # What the detectors learned, per group, checkpointed after each final window. The table is
+    # co-partitioned with the windows topic (same key, same partition count), so the worker that
+    # reduces a group also holds its detectors' state, and a new owner restores it from here.
+    detector_state = app.Table(
+        "detector-state", default=dict, partitions=partitions[settings.topic_windows], key_type=str
+    )
+    restored: set[str] = set()
+
     async def reduce_windows(stream: faust.StreamT[bytes]) -> None:
-        async for value in stream:
-            friction.partial(value)
+        async for event in stream.events():
+            group = (event.message.key or b"").decode("utf-8", "replace")
+            if group not in restored:
+                restored.add(group)
+                count = friction.detectors.restore(detector_state.get(group) or {})
+                if count:
+                    log.info("restored %d detectors of %s from the checkpoint", count, group)
+            for final in friction.partial(event.value):
+                detector_state[final] = friction.detectors.state(final)
 
     app.agent(internal[settings.topic_touches], name="customer-touches")(customer_touches)
     app.agent(internal[settings.topic_windows], name="reduce-windows")(reduce_windows)
@@ -269,6 +287,7 @@ def build_app(
         revoked: set[TP] = args[0]  # Faust sends (app, revoked)
         for tp in revoked:
             friction.revoke(tp.topic, tp.partition)
+        restored.clear()  # a group that comes back is restored from the checkpoint again
 
     @app.on_partitions_assigned.connect
     async def report_assignment(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -278,7 +297,22 @@ def build_app(
 
     @app.timer(interval=2.0)
     async def finalise_waiting_windows() -> None:
-        friction.tick()
+        friction.tick()  # only empty partitions wait this long; their detectors are saved at the next window
+
+    if watcher is not None:
+
+        @app.timer(interval=2.0)
+        async def reload_detector_settings() -> None:
+            try:
+                changed = watcher.poll()
+            except JourneyMapError as error:
+                log.error("journey map %s is invalid; keeping the detector settings in use:\n%s", watcher.path, error)
+                return
+            if changed is not None:
+                count = friction.detectors.reconfigure(changed)
+                log.info("journey map reloaded: %d detectors re-tuned, their learning kept", count)
+                if changed.journeys != journey_map.journeys or changed.contact_channels != journey_map.contact_channels:
+                    log.warning("journeys, steps or queues changed too: those take effect at the next restart")
 
     @app.timer(interval=5.0)
     async def report_state_sizes() -> None:

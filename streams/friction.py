@@ -144,23 +144,24 @@ class Friction:
 
     # -- stage 2 ------------------------------------------------------------------------------
 
-    def partial(self, value: bytes) -> None:
-        """Reduce one partial window; set the gauges of the windows that became final."""
+    def partial(self, value: bytes) -> set[str]:
+        """Reduce one partial window; publish the windows that became final; return their groups."""
         try:
             partial = Partial.from_json(value)
         except (ValueError, KeyError, TypeError, IndexError) as error:
             log.error("skipping a malformed partial window: %s", error)
-            return
+            return set()
         late_before = self.reducer.late_partials
-        self._publish(self.reducer.add(partial, self.clock()))
+        groups = self._publish(self.reducer.add(partial, self.clock()))
         if self.reducer.late_partials > late_before:
             self.metrics.partials_late.inc()
+        return groups
 
-    def tick(self) -> None:
+    def tick(self) -> set[str]:
         """Finalise windows that waited long enough for missing partitions (call every few seconds)."""
-        self._publish(self.reducer.expire(self.clock()))
+        return self._publish(self.reducer.expire(self.clock()))
 
-    def _publish(self, windows: list[FinalWindow]) -> None:
+    def _publish(self, windows: list[FinalWindow]) -> set[str]:
         for window in windows:
             kind = self.kinds.get(window.source, "clicks")
             self.metrics.final_window(kind, window)
@@ -168,3 +169,4 @@ class Friction:
             self.metrics.findings(findings)
             if self.on_findings is not None and findings:
                 self.on_findings(window, findings)
+        return {window.group for window in windows}

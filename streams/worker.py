@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import time
 
 import faust
 from prometheus_client import CollectorRegistry, disable_created_metrics, start_http_server
 
-from frictionwatch.journeymap import load_journey_map
+from frictionwatch.journeymap import JourneyMapWatcher, load_journey_map
 from frictionwatch.kafka import KafkaUnavailable, ensure_topics
 from frictionwatch.settings import Settings
 from frictionwatch.streams.app import build_app
@@ -45,7 +46,10 @@ def run_worker(settings: Settings, *, stop_after: float | None = None, broker_wa
         file=sys.stderr,
         flush=True,
     )
-    built = build_app(settings, journey_map, registry, partitions, stop_after=stop_after)
+    watcher = JourneyMapWatcher(settings.journey_map) if settings.journey_map else None
+    if watcher is not None:
+        signal.signal(signal.SIGHUP, lambda *_: watcher.request())  # `kill -HUP` reloads detector settings
+    built = build_app(settings, journey_map, registry, partitions, stop_after=stop_after, watcher=watcher)
     worker = faust.Worker(built.app, loglevel=settings.log_level.upper(), quiet=True)
     try:
         worker.execute_from_commandline()

@@ -1,0 +1,167 @@
+"""Detectors: warm-up, direction, minimum volume, relearning, seasonality, tuning and checkpoints."""
+
+from __future__ import annotations
+
+import math
+import random
+import textwrap
+
+import orjson
+import pytest
+
+from frictionwatch.detectors.bank import DetectorBank, resolve
+from frictionwatch.detectors.base import Observation, Verdict
+from frictionwatch.detectors.volume import MeanDetector, RatioDetector
+from frictionwatch.journeymap import JourneyMap, parse_journey_map
+
+MINUTE = 60.0
+
+
+def feed(
+    detector: RatioDetector | MeanDetector, values: list[tuple[float, float]], start: float = 0.0
+) -> list[Verdict]:
+    return [detector.update(Observation(start + i * MINUTE, v, n)) for i, (v, n) in enumerate(values)]
+
+
+def noisy_ratio(rng: random.Random, p: float, n: int) -> tuple[float, float]:
+    return sum(rng.random() < p for _ in range(n)) / n, float(n)
+
+
+def test_no_alert_during_warmup() -> None:
+    detector = RatioDetector(direction="down", warmup=10, min_volume=10)
+    verdicts = feed(detector, [(0.8, 200)] * 5 + [(0.1, 200)])
+    assert not any(v.anomaly for v in verdicts) and verdicts[-1].reason == "warming up"
+
+
+def test_only_the_bad_direction_alerts() -> None:
+    rng = random.Random(1)
+    down = RatioDetector(direction="down", warmup=20)
+    up = RatioDetector(direction="up", warmup=20)
+    history = [noisy_ratio(rng, 0.7, 300) for _ in range(40)]
+    feed(down, history), feed(up, history)
+    assert down.update(Observation(4000, 0.3, 300)).anomaly and not up.update(Observation(4000, 0.3, 300)).anomaly
+    assert up.update(Observation(4060, 0.99, 300)).anomaly and not down.update(Observation(4060, 0.99, 300)).anomaly
+
+
+def test_small_volume_is_not_an_incident() -> None:
+    rng = random.Random(2)
+    detector = RatioDetector(direction="up", min_volume=20, warmup=20)
+    feed(detector, [noisy_ratio(rng, 0.2, 500) for _ in range(60)])
+    small = detector.update(Observation(4000, 0.5, 4))  # half of 4 sessions dropped off
+    large = detector.update(Observation(4060, 0.5, 4000))  # half of 4,000 did
+    assert not small.anomaly and small.reason == "low volume"
+    assert large.anomaly and large.severity == "critical"
+    medium = detector.update(Observation(4120, 0.5, 30))  # above the minimum, but the band is wide
+    assert medium.upper - medium.lower > large.upper - large.lower
+
+
+def test_noise_does_not_alert() -> None:
+    rng = random.Random(3)
+    detector = RatioDetector(direction="both", warmup=30)
+    verdicts = feed(detector, [noisy_ratio(rng, 0.6, rng.randint(50, 400)) for _ in range(600)])
+    assert sum(v.anomaly for v in verdicts) <= 1
+
+
+def test_a_lasting_level_shift_is_relearned() -> None:
+    rng = random.Random(4)
+    detector = RatioDetector(direction="down", warmup=20, relearn_after=10)
+    feed(detector, [noisy_ratio(rng, 0.8, 300) for _ in range(60)])
+    shifted = feed(detector, [noisy_ratio(rng, 0.6, 300) for _ in range(40)], start=60 * MINUTE)
+    flags = [v.anomaly for v in shifted]
+    assert all(flags[:10]), "the shift alerts until it is confirmed"
+    assert not any(flags[15:]), "then the new level is normal"
+    assert abs(shifted[-1].expected - 0.6) < 0.03
+
+
+def test_daily_cycle_does_not_alert_at_night() -> None:
+    rng = random.Random(5)
+    detector = MeanDetector(direction="up", warmup=50, min_slot_samples=5)
+    day = 86400.0
+
+    def wait(ts: float) -> float:  # queue waits peak in the evening: 30 s at night, 120 s at 18:00
+        return 75 + 45 * math.cos(2 * math.pi * (ts % day - 18 * 3600) / day)
+
+    verdicts = [
+        detector.update(Observation(ts, wait(ts) + rng.gauss(0, 4), 40.0))
+        for ts in (i * 600.0 for i in range(6 * 144))  # six days of 10-minute windows
+    ]
+    assert not any(v.anomaly for v in verdicts[3 * 144 :]), "the cycle is learned: peaks and troughs are normal"
+    spike = detector.update(Observation(6 * day + 4 * 3600, 120.0, 40.0))  # an evening wait at 4 a.m.
+    assert spike.anomaly
+
+
+def test_consecutive_windows_before_firing() -> None:
+    detector = RatioDetector(direction="down", warmup=5, consecutive=3)
+    feed(detector, [(0.8, 1000)] * 20)
+    flags = [v.anomaly for v in feed(detector, [(0.5, 1000)] * 4, start=20 * MINUTE)]
+    assert flags == [False, False, True, True]
+
+
+def test_state_round_trip_gives_identical_verdicts() -> None:
+    rng = random.Random(6)
+    history = [noisy_ratio(rng, 0.5, rng.randint(20, 200)) for _ in range(200)]
+    future = [noisy_ratio(rng, 0.45, 200) for _ in range(50)]
+    original = RatioDetector(direction="down")
+    feed(original, history)
+    copy = RatioDetector(direction="down")
+    copy.restore(orjson.loads(orjson.dumps(original.state())))
+    start = 200 * MINUTE
+    assert feed(original, future, start) == feed(copy, future, start)
+
+
+MAP = textwrap.dedent("""\
+    version: 1
+    journeys:
+      shop:
+        steps:
+          - {name: cart, stage: purchase, channels: [web]}
+          - {name: paid, stage: purchase, channels: [web], goal: true}
+    contact_centre:
+      phone: {queues: [billing]}
+    detectors:
+      defaults: {sensitivity: 5, warmup: 3}
+      overrides:
+        - {match: {step: cart}, consecutive: 2}
+        - {match: {queue: billing, metric: abandonment_ratio}, enabled: false}
+    """)
+
+
+def test_settings_come_from_the_map() -> None:
+    journey_map = parse_journey_map(MAP)
+    cart = resolve(journey_map, ("shop", "cart", "web", "", ""), "early_flow_ratio")
+    assert (cart.sensitivity, cart.warmup, cart.consecutive, cart.min_volume) == (5, 3, 2, 20)
+    bank = DetectorBank(journey_map)
+    findings = bank.observe([(("", "", "phone", "billing", ""), "abandonment_ratio", Observation(60, 0.1, 50))])
+    assert findings == []  # disabled for that queue
+
+
+def test_reconfiguring_keeps_what_was_learned() -> None:
+    bank = DetectorBank(parse_journey_map(MAP))
+    place = ("shop", "cart", "web", "", "")
+    for minute in range(30):
+        bank.observe([(place, "early_flow_ratio", Observation(minute * MINUTE, 0.4, 400))])
+    tuned = parse_journey_map(
+        MAP.replace("consecutive: 2", "consecutive: 1").replace("sensitivity: 5", "sensitivity: 3")
+    )
+    assert bank.reconfigure(tuned) >= 1
+    (finding,) = bank.observe([(place, "early_flow_ratio", Observation(30 * MINUTE, 0.25, 400))])
+    assert finding.verdict.anomaly, "no new warm-up, and the new consecutive=1 applies at once"
+    assert finding.threshold == 3 and finding.verdict.expected == pytest.approx(0.4)
+
+
+def test_bank_checkpoint_per_group(journey_map: JourneyMap) -> None:
+    bank = DetectorBank(journey_map)
+    step = ("purchase", "payment", "web", "", "")
+    queue = ("", "", "phone", "billing", "")
+    for minute in range(40):
+        bank.observe([
+            (step, "early_flow_ratio", Observation(minute * MINUTE, 0.4, 100)),
+            (queue, "abandonment_ratio", Observation(minute * MINUTE, 0.1, 80)),
+        ])  # fmt: skip
+    saved = orjson.loads(orjson.dumps(bank.state("purchase")))
+    assert list(saved) == ["purchase/payment/web///early_flow_ratio"]
+    assert list(bank.state("phone")) == ["//phone/billing//abandonment_ratio"]
+    fresh = DetectorBank(journey_map)
+    assert fresh.restore(saved) == 1
+    late = Observation(40 * MINUTE, 0.1, 100)
+    assert fresh.observe([(step, "early_flow_ratio", late)]) == bank.observe([(step, "early_flow_ratio", late)])
