@@ -1,6 +1,6 @@
 """Score SeriesDetector on the Numenta Anomaly Benchmark, beside a Windowed Gaussian baseline.
 
-    .venv/bin/python bench/nab.py [--nab-dir ../shared/nab] [--jobs 2]
+    .venv/bin/python bench/nab.py [--nab-dir ../shared/nab] [--jobs 1]
 
 Runs both detectors over all 58 files (a fresh detector per file, one parameter set),
 scores them for NAB's three profiles with ``frictionwatch.detectors.nab`` and prints a
@@ -131,25 +131,28 @@ def cpu_model() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--nab-dir", type=Path, default=Path(os.environ.get("FRICTIONWATCH_NAB_DIR", DEFAULT_NAB_DIR)))
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: all)")
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes (default 1: cleanest timing)")
     args = parser.parse_args(argv)
 
     corpus = nab.load_corpus(args.nab_dir)
     rows = sum(len(s) for s in corpus)
     print(f"NAB corpus: {len(corpus)} files, {rows} rows, from {args.nab_dir}", file=sys.stderr)
 
-    detector = SeriesDetector()
-    params = {k: v for k, v in vars(detector).items() if not k.startswith("_") and k in _init_names()}
+    defaults = vars(SeriesDetector())
+    params = {name: defaults[name] for name in _init_names()}
     results: dict[str, tuple[dict[str, nab.NabResult], float]] = {}
-    for kind, label, kw in (
-        ("series", "SeriesDetector (this project)", {}),
-        ("gaussian", "Windowed Gaussian (baseline, this run)", {}),
+    empty: dict[str, Any] = {}
+    for kind, label in (
+        ("series", "SeriesDetector (this project, default parameters)"),
+        ("gaussian", "Windowed Gaussian (baseline, this run)"),
     ):
-        scores, seconds = run(kind, kw, corpus, args.jobs)
+        scores, seconds = run(kind, empty, corpus, args.jobs)
         results[label] = (nab.nab_scores(scores, corpus), seconds)
 
-    print(f"\nNAB v1.1 corpus, normalised scores; {date.today().isoformat()}; "
-          f"{os.cpu_count()} CPUs, {cpu_model()}; Python {platform.python_version()}\n")
+    print(
+        f"\nNAB v1.1 corpus, normalised scores; {date.today().isoformat()}; "
+        f"{os.cpu_count()} CPUs, {cpu_model()}; Python {platform.python_version()}\n"
+    )
     print("| detector | standard | reward_low_FP_rate | reward_low_FN_rate | µs/update |")
     print("|---|---:|---:|---:|---:|")
     for label, (res, seconds) in results.items():
@@ -161,9 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _init_names() -> set[str]:
+def _init_names() -> list[str]:
     code = SeriesDetector.__init__.__code__
-    return set(code.co_varnames[1 : code.co_argcount + code.co_kwonlyargcount])
+    return list(code.co_varnames[1 : code.co_argcount + code.co_kwonlyargcount])
 
 
 if __name__ == "__main__":

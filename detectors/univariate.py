@@ -22,11 +22,12 @@ on flagged points, would freeze it).
 For the Numenta Anomaly Benchmark, :meth:`SeriesDetector.score_one` turns a raw score (the
 larger of the level and the difference z-scores) into NAB's *anomaly likelihood*: the
 Gaussian tail probability of the mean of the last ``short_window`` raw scores against the
-mean and deviation of the last ``history`` raw scores, mapped to ``[0, 1]``. A value beyond the range seen so far by more than ``spatial_tol``
-of that range scores 1 (as NAB's HTM detector does). After a score of ``suppress_level``
-or more, the next ``suppress`` scores are damped (NAB rewards the first detection in a
-window and charges every later one outside it). The defaults are the parameter set tuned
-on NAB (see ``bench/NAB.md``).
+mean and deviation of the last ``history`` raw scores, mapped to ``[0, 1]``. A value
+beyond the range seen so far by more than ``spatial_tol`` of that range scores 1 (as NAB's
+HTM detector does). After a score of ``suppress_level`` or more, the next ``suppress``
+scores are damped (NAB rewards the first detection in a window and charges every later one
+outside it). The defaults are the parameter set tuned on NAB (see ``bench/NAB.md``); for
+live monitoring a larger ``alpha`` (faster adaptation) may suit better.
 
 Example: a spike in noise.
 

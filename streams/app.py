@@ -275,6 +275,7 @@ def build_app(
                 restored.add(group)
                 count = friction.detectors.restore(detector_state.get(group) or {})
                 if count:
+                    friction.metrics.detectors_restored.inc(count)
                     log.info("restored %d detectors of %s from the checkpoint", count, group)
             for final in friction.partial(event.value):
                 detector_state[final] = friction.detectors.state(final)

@@ -148,6 +148,10 @@ class FrictionMetrics:
             "frictionwatch_windows_final", "Windows reduced to final counts, by whether every partition reported.",
             ["source", "complete"], registry=registry,
         )  # fmt: skip
+        self.detectors_restored = Counter(
+            "frictionwatch_detectors_restored", "Detectors given back their learned state from the checkpoint.",
+            registry=registry,
+        )  # fmt: skip
         self.partials_late = Counter(
             "frictionwatch_window_partials_late", "Partial windows that arrived after their window was final.",
             registry=registry,

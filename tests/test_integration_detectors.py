@@ -1,0 +1,55 @@
+"""Detector state survives a worker restart: a new worker restores it from the checkpoint."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from frictionwatch.broker import EmbeddedBroker
+from processes import Worker, frictionwatch, total, wait_until
+from test_integration_metrics import closing_events, produce
+
+pytestmark = pytest.mark.integration
+EMBEDDED = ("--producer-max-batch-size", "1")  # exact table recovery on the embedded broker (docs/operations.md)
+
+
+@pytest.fixture()
+def broker() -> Iterator[EmbeddedBroker]:
+    with EmbeddedBroker() as running:
+        yield running
+
+
+def test_a_restarted_worker_restores_its_detectors(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    path = tmp_path / "two-hours.jsonl"
+    start = time.time() - 4 * 3600
+    frictionwatch("generate", "--output", str(path), "--start", str(start), "--duration", "2h", "--rate", "10",
+                  "--seed", "8", "--quiet")  # fmt: skip
+    lines: list[dict[str, Any]] = [orjson.loads(line) for line in path.read_bytes().splitlines()]
+    middle = start + 3600
+    first = [line for line in lines if line["value"]["ts"] < middle] + closing_events(middle + 300)
+    second = [line for line in lines if line["value"]["ts"] >= middle + 300]
+
+    worker = Worker(broker.bootstrap_servers, tmp_path, *EMBEDDED, name="first")
+    produce(broker.bootstrap_servers, first)
+    wait_until(
+        lambda: total(worker.samples(), "frictionwatch_windows_final_total", source="journey.clicks") >= 50,
+        180, "the first worker to reduce an hour of windows",
+    )  # fmt: skip
+    assert total(worker.samples(), "frictionwatch_detectors_restored_total") == 0
+    assert worker.stop() == 0, worker.tail()
+
+    worker = Worker(broker.bootstrap_servers, tmp_path, *EMBEDDED, name="second")
+    try:
+        produce(broker.bootstrap_servers, second)
+        restored = wait_until(
+            lambda: total(worker.samples(), "frictionwatch_detectors_restored_total"), 180,
+            "the second worker to restore the detectors from the checkpoint",
+        )  # fmt: skip
+        assert restored >= 20, restored  # every step and queue series the first worker had learned
+    finally:
+        assert worker.stop() == 0, worker.tail()
