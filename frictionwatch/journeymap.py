@@ -39,6 +39,7 @@ import yaml
 STAGES = ("awareness", "consideration", "purchase", "retention", "advocacy")
 SURVEYS = ("csat", "nps", "ces")
 DIRECTIONS = ("up", "down", "both", "auto")
+DETECTOR_KINDS = ("auto", "ratio", "mean")
 DEFAULT_SESSION_TIMEOUT = 30 * 60.0
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
@@ -427,7 +428,10 @@ class _Parser:
             if key == "enabled":
                 values[key] = self.boolean(node, where)
             elif key == "kind":
-                values[key] = self.name(node, where)
+                kind = self.scalar(node, where)
+                if kind not in DETECTOR_KINDS:
+                    self.problem(node, where, f"{kind!r} is not one of: {', '.join(DETECTOR_KINDS)}")
+                values[key] = kind if kind in DETECTOR_KINDS else None
             elif key == "direction":
                 value = self.scalar(node, where)
                 if value not in DIRECTIONS:

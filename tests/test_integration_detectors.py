@@ -9,10 +9,10 @@ from typing import Any
 
 import orjson
 import pytest
-
-from frictionwatch.broker import EmbeddedBroker
 from processes import Worker, frictionwatch, total, wait_until
 from test_integration_metrics import closing_events, produce
+
+from frictionwatch.broker import EmbeddedBroker
 
 pytestmark = pytest.mark.integration
 EMBEDDED = ("--producer-max-batch-size", "1")  # exact table recovery on the embedded broker (docs/operations.md)

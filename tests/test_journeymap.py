@@ -106,7 +106,7 @@ def test_detector_overrides_are_checked_against_the_map() -> None:
         GOOD
         + textwrap.dedent("""\
         detectors:
-          defaults: {sensitivity: -1, direction: sideways, consecutive: 0, warmup: 1.5}
+          defaults: {sensitivity: -1, direction: sideways, consecutive: 0, warmup: 1.5, kind: magic}
           overrides:
             - match: {journey: shop, step: nowhere}
             - match: {queue: billing}
@@ -118,6 +118,7 @@ def test_detector_overrides_are_checked_against_the_map() -> None:
     assert (11, "detectors.defaults.direction") in found
     assert (11, "detectors.defaults.consecutive") in found
     assert (11, "detectors.defaults.warmup") in found
+    assert (11, "detectors.defaults.kind") in found
     assert (13, "detectors.overrides[0].match.step") in found
     assert (16, "detectors.overrides[2].match") in found
     assert not any(field.startswith("detectors.overrides[1]") for _, field in found)
