@@ -119,6 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         "friction metrics",
     )  # fmt: skip
+    add_settings(
+        worker,
+        (
+            "alertmanager_urls", "alert_resend_seconds", "alert_expiry_seconds", "alert_buffer_size",
+            "runbook_base_url", "dashboard_base_url",
+        ),
+        "alerts",
+    )  # fmt: skip
     worker.add_argument("--stop-after", type=float, default=None, metavar="SECONDS", help="stop after this long")
     worker.add_argument(
         "--broker-wait",

@@ -73,6 +73,15 @@ class Settings:
     short_abandon_seconds: float = _setting(5.0, "abandons after a shorter wait are short: left out of the ratio")
     service_level_seconds: float = _setting(20.0, "answered within this wait counts toward the service level")
     repeat_contact_horizon: float = _setting(86400.0, "a contact within this long of the last is a repeat, seconds")
+    # Alerts (the immediate path)
+    alertmanager_urls: str = _setting("", "Alertmanager base URLs, comma-separated (an HA pair: both); empty = off")
+    alert_resend_seconds: float = _setting(60.0, "how often a firing alert is sent again to Alertmanager")
+    alert_expiry_seconds: float = _setting(300.0, "endsAt of a firing alert: Alertmanager resolves it if not re-sent")
+    alert_buffer_size: int = _setting(10000, "alerts kept per Alertmanager while it can't be reached")
+    runbook_base_url: str = _setting(
+        "https://github.com/frictionwatch/frictionwatch/blob/main/docs/runbooks", "where alerts' runbook_url points"
+    )
+    dashboard_base_url: str = _setting("http://127.0.0.1:3000", "Grafana's address, for alerts' dashboard_url")
     # Journey map and worker
     journey_map: str = _setting("", "journey map YAML file; empty = the shipped example")
     metrics_host: str = _setting("127.0.0.1", "address the /metrics endpoint binds to")
@@ -106,6 +115,11 @@ class Settings:
             "window_wait must be > 0" if self.window_wait <= 0 else "",
             "rage_clicks must be at least 2" if self.rage_clicks < 2 else "",
             "rage_seconds must be > 0" if self.rage_seconds <= 0 else "",
+            (
+                "alert_expiry_seconds must exceed alert_resend_seconds"
+                if self.alert_expiry_seconds <= self.alert_resend_seconds
+                else ""
+            ),
             (
                 f"security_protocol {self.security_protocol!r} is not one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"
                 if self.security_protocol not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")

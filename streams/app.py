@@ -19,7 +19,10 @@ import faust
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
+from frictionwatch.alerts.immediate import AlertSettings, AlertTracker
+from frictionwatch.alerts.sender import AlertSender
 from frictionwatch.contract import Event, EventValidator, Reason, TimeLimits
+from frictionwatch.detectors.bank import Finding
 from frictionwatch.journeymap import JourneyMap, JourneyMapError, JourneyMapWatcher
 from frictionwatch.kafka import faust_broker_options
 from frictionwatch.settings import Settings
@@ -28,6 +31,7 @@ from frictionwatch.streams.exposition import FrictionMetrics
 from frictionwatch.streams.friction import Friction, Outbound
 from frictionwatch.streams.ingest import DecodedRecord, RecordDecoder, Rejection, TopicKind
 from frictionwatch.streams.metrics import IngestMetrics
+from frictionwatch.streams.reduce import FinalWindow
 from frictionwatch.streams.stage import SourceKind, StageSettings
 
 log = logging.getLogger(__name__)
@@ -319,6 +323,32 @@ def build_app(
     async def report_state_sizes() -> None:
         for kind, size in friction.state_sizes().items():
             friction.metrics.state.labels(kind).set(size)
+
+    tracker = AlertTracker(
+        AlertSettings(
+            resend_seconds=settings.alert_resend_seconds,
+            expiry_seconds=settings.alert_expiry_seconds,
+            runbook_base_url=settings.runbook_base_url,
+            dashboard_base_url=settings.dashboard_base_url,
+        )
+    )
+    urls = [url.strip() for url in settings.alertmanager_urls.split(",") if url.strip()]
+    sender = AlertSender(urls, registry, buffer_size=settings.alert_buffer_size)
+    stages = {(j.name, s.name): s.stage for j in journey_map.journeys.values() for s in j.steps}
+
+    def alert_on(window: FinalWindow, findings: list[Finding]) -> None:
+        sender.enqueue(tracker.update(findings, window.start, time.time(), stages, window.examples))
+
+    if urls:
+        friction.on_findings = alert_on
+
+        @app.task
+        async def deliver_alerts() -> None:
+            await sender.run()
+
+        @app.timer(interval=5.0)
+        async def keep_alerts_alive() -> None:
+            sender.enqueue(tracker.due(time.time()))
 
     if stop_after is not None:
 

@@ -117,10 +117,10 @@ class ContactCentre:
             return windows.add(event.ts, place, "offered")
         if kind == "answered":
             self.last_wait = self._wait(event, contact)
-            return self._count_answered(event.ts, place, self.last_wait, windows)
+            return self._count_answered(event.ts, place, self.last_wait, windows, event.contact_id)
         if kind == "abandoned":
             self.last_wait = self._wait(event, contact)
-            return self._count_abandoned(event.ts, place, self.last_wait, windows)
+            return self._count_abandoned(event.ts, place, self.last_wait, windows, event.contact_id)
         if kind == "resolved" or kind == "transferred":
             return windows.add(event.ts, place, kind)
         raise ValueError(f"unknown contact event type {kind!r}")
@@ -160,8 +160,11 @@ class ContactCentre:
             return event.ts - contact.queued_at
         return None
 
-    def _count_answered(self, ts: float, place: Touchpoint, wait: float | None, windows: WindowedCounts) -> bool:
-        if not windows.add(ts, place, "answered"):
+    def _count_answered(
+        self, ts: float, place: Touchpoint, wait: float | None, windows: WindowedCounts, contact_id: str
+    ) -> bool:
+        slow = wait is not None and wait > self.service_level_seconds  # an example for wait alerts
+        if not windows.add(ts, place, "answered", 1.0, contact_id if slow else None):
             return False
         if wait is None:
             windows.add(ts, place, "wait_unknown")
@@ -172,10 +175,12 @@ class ContactCentre:
                 windows.add(ts, place, "answered_within_service_level")
         return True
 
-    def _count_abandoned(self, ts: float, place: Touchpoint, wait: float | None, windows: WindowedCounts) -> bool:
+    def _count_abandoned(
+        self, ts: float, place: Touchpoint, wait: float | None, windows: WindowedCounts, contact_id: str
+    ) -> bool:
         if wait is not None and wait < self.short_abandon_seconds:
             return windows.add(ts, place, "short_abandoned")
-        if not windows.add(ts, place, "abandoned"):
+        if not windows.add(ts, place, "abandoned", 1.0, contact_id):
             return False
         if wait is None:
             windows.add(ts, place, "wait_unknown")

@@ -114,9 +114,7 @@ class Friction:
         outbound: list[Outbound] = []
         for window in out.closed:
             metrics.count_window(kind, topic, window)
-            for partial in split_by_group(
-                topic, partition, self.partitions[topic], window.start, window.end, window.counts, self.groups[topic]
-            ):
+            for partial in split_by_group(topic, partition, self.partitions[topic], window, self.groups[topic]):
                 outbound.append(Outbound(self.windows_topic, partial.group.encode(), partial.to_json()))
         for touch in out.touches:
             outbound.append(Outbound(self.touches_topic, touch.customer_id.encode(), touch.to_json()))

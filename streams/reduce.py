@@ -26,13 +26,13 @@ PromQL sums them (docs/metrics.md).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from frictionwatch.streams.windows import FieldCounts, Touchpoint
+from frictionwatch.streams.windows import MAX_EXAMPLES, FieldCounts, Touchpoint, Window
 
 PARTIAL_SCHEMA = 1
 
@@ -53,6 +53,7 @@ class Partial:
     start: float
     end: float
     counts: Mapping[Touchpoint, Mapping[str, float]]
+    examples: Mapping[Touchpoint, Sequence[str]] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
         return orjson.dumps(
@@ -65,6 +66,7 @@ class Partial:
                 "start": self.start,
                 "end": self.end,
                 "counts": [[*place, dict(fields)] for place, fields in self.counts.items()],
+                "examples": [[*place, list(ids)] for place, ids in self.examples.items()],
             }
         )
 
@@ -74,21 +76,27 @@ class Partial:
         if doc.get("partial_schema") != PARTIAL_SCHEMA:
             raise ValueError(f"unsupported partial_schema {doc.get('partial_schema')!r}")
         counts = {Touchpoint(*row[:5]): {str(k): float(v) for k, v in row[5].items()} for row in doc["counts"]}
+        examples = {Touchpoint(*row[:5]): [str(i) for i in row[5]] for row in doc.get("examples", [])}
         return cls(
             str(doc["source"]), int(doc["partition"]), int(doc["partitions"]), str(doc["group"]),
-            float(doc["start"]), float(doc["end"]), counts,
+            float(doc["start"]), float(doc["end"]), counts, examples,
         )  # fmt: skip
 
 
 def split_by_group(
-    source: str, partition: int, partitions: int, start: float, end: float,
-    counts: Mapping[Touchpoint, FieldCounts], groups: Iterable[str],
-) -> list[Partial]:  # fmt: skip
-    """One Partial per group of ``groups`` (empty ones too), from one closed window's counts."""
+    source: str, partition: int, partitions: int, window: Window, groups: Iterable[str]
+) -> list[Partial]:
+    """One Partial per group of ``groups`` (empty ones too), from one closed window."""
     by_group: dict[str, dict[Touchpoint, FieldCounts]] = {group: {} for group in groups}
-    for place, fields in counts.items():
+    for place, fields in window.counts.items():
         by_group.setdefault(group_of(place), {})[place] = fields
-    return [Partial(source, partition, partitions, group, start, end, found) for group, found in by_group.items()]
+    examples: dict[str, dict[Touchpoint, list[str]]] = {}
+    for place, ids in window.examples.items():
+        examples.setdefault(group_of(place), {})[place] = ids
+    return [
+        Partial(source, partition, partitions, group, window.start, window.end, found, examples.get(group, {}))
+        for group, found in by_group.items()
+    ]
 
 
 @dataclass(slots=True)
@@ -102,6 +110,7 @@ class FinalWindow:
     partitions: int
     partitions_reported: int = 0
     counts: dict[Touchpoint, FieldCounts] = field(default_factory=lambda: defaultdict(lambda: defaultdict(float)))
+    examples: dict[Touchpoint, list[str]] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -149,6 +158,9 @@ class WindowReducer:
             merged = pending.window.counts[place]
             for name, amount in fields.items():
                 merged[name] += amount
+        for place, ids in partial.examples.items():
+            kept = pending.window.examples.setdefault(place, [])
+            kept.extend(ids[: MAX_EXAMPLES - len(kept)])
         return self._release(stream, now)
 
     def expire(self, now: float) -> list[FinalWindow]:

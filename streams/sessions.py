@@ -195,7 +195,7 @@ class SessionTracker:
             self._count(event.ts, place, "clicks")
             self._rage(session, event, place)
         elif event.type == "error":
-            self._count(event.ts, place, "errors")
+            self._count(event.ts, place, "errors", event.session_id)
         elif event.type == "exit":
             self._end(event.session_id, session, event.ts)
             return closed
@@ -210,12 +210,12 @@ class SessionTracker:
             session = self.sessions.get(session_id)
             if session is not None and session.early_open:
                 session.early_open = False
-                self._count(deadline, self._place(session), "early_waiting")
+                self._count(deadline, self._place(session), "early_waiting", session_id)
         for session_id, deadline in self.progress.due(watermark):
             session = self.sessions.get(session_id)
             if session is not None and session.flow_open:
                 session.flow_open = False
-                self._count(deadline, self._place(session), "flow_stalled")
+                self._count(deadline, self._place(session), "flow_stalled", session_id)
         for session_id, deadline in self.inactivity.due(watermark):
             session = self.sessions.get(session_id)
             if session is not None:
@@ -246,22 +246,23 @@ class SessionTracker:
         place = self._place(session)
         dwell = ts - session.entered_at
         self.dwell.setdefault((session.journey.name, previous.name), DwellQuantile()).observe(dwell)
-        self._close_early(session, "early_progressed" if step.index > previous.index else "early_waiting")
+        self._close_early(session, "early_progressed" if step.index > previous.index else "early_waiting", session_id)
         if step.index > previous.index:
             if session.flow_open:
                 self._count(ts, place, "flow_progressed")
             if step.index == previous.index + 1 and self.on_step_time is not None:
                 self.on_step_time(StepObservation(session.journey.name, previous.name, session.channel, dwell))
         else:
-            self._count(ts, place, "backtracks")
+            self._count(ts, place, "backtracks", session_id)
         session.flow_open = False
         self._enter(session_id, session, step, ts)
 
-    def _close_early(self, session: Session, outcome: str) -> None:
+    def _close_early(self, session: Session, outcome: str, session_id: str) -> None:
         """The visit ends before its early check: count it now, in the window of the check's time."""
         if session.early_open:
             session.early_open = False
-            self._count(session.entered_at + self.early_age, self._place(session), outcome)
+            example = session_id if outcome == "early_waiting" else None
+            self._count(session.entered_at + self.early_age, self._place(session), outcome, example)
 
     def progress_timeout(self, journey: Journey, step: Step) -> float:
         """The step's progress timeout: from the map, else its learned p95 dwell, else the default."""
@@ -290,7 +291,7 @@ class SessionTracker:
         session.click_times = recent[-self.rage_clicks :]
         if len(recent) >= self.rage_clicks and not session.rage_counted:
             session.rage_counted = True
-            self._count(ts, place, "rage_clicks")
+            self._count(ts, place, "rage_clicks", event.session_id)
 
     # -- endings --------------------------------------------------------------------------
 
@@ -299,10 +300,10 @@ class SessionTracker:
         self.inactivity.cancel(session_id)
         self.progress.cancel(session_id)
         self.early.cancel(session_id)
-        self._close_early(session, "early_waiting")
+        self._close_early(session, "early_waiting", session_id)
         journey = session.journey
         if session.flow_open:
-            self._count(ts, self._place(session), "flow_stalled")
+            self._count(ts, self._place(session), "flow_stalled", session_id)
         converted = False
         for step in journey.steps:
             if not session.reached & (1 << step.index):
@@ -316,7 +317,7 @@ class SessionTracker:
                 self._count(ts, place, "conversions")
         self._count(ts, self._place(session), "sessions_ended")
         if not converted and not session.step.goal:
-            self._count(ts, self._place(session), "dropoffs")
+            self._count(ts, self._place(session), "dropoffs", session_id)
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -324,8 +325,8 @@ class SessionTracker:
     def _place(session: Session) -> Touchpoint:
         return Touchpoint(session.journey.name, session.step.name, session.channel)
 
-    def _count(self, ts: float, place: Touchpoint, name: str) -> None:
-        if not self.windows.add(ts, place, name):
+    def _count(self, ts: float, place: Touchpoint, name: str, example: str | None = None) -> None:
+        if not self.windows.add(ts, place, name, 1.0, example):
             self.late_amounts += 1
             if self.on_late is not None:
                 self.on_late(ts)

@@ -48,6 +48,8 @@ FieldCounts = dict[str, float]
 
 #: After a jump of the watermark, at most this many empty windows are returned.
 MAX_EMPTY_WINDOWS = 360
+#: Session or contact ids kept per touchpoint and window, as examples for on-call staff.
+MAX_EXAMPLES = 5
 
 
 @dataclass(slots=True)
@@ -57,6 +59,7 @@ class Window:
     start: float
     end: float
     counts: dict[Touchpoint, FieldCounts] = field(default_factory=lambda: defaultdict(lambda: defaultdict(float)))
+    examples: dict[Touchpoint, list[str]] = field(default_factory=dict)
 
 
 class WindowedCounts:
@@ -82,8 +85,14 @@ class WindowedCounts:
     def window_start(self, ts: float) -> float:
         return math.floor(ts / self.size) * self.size
 
-    def add(self, ts: float, touchpoint: Touchpoint, name: str, amount: float = 1.0) -> bool:
-        """Add ``amount`` to ``name`` of ``touchpoint`` in the window holding ``ts``; False if late."""
+    def add(
+        self, ts: float, touchpoint: Touchpoint, name: str, amount: float = 1.0, example: str | None = None
+    ) -> bool:
+        """Add ``amount`` to ``name`` of ``touchpoint`` in the window holding ``ts``; False if late.
+
+        ``example`` (a session or contact id showing the friction) is kept, up to five per
+        touchpoint and window, for the alerts on-call staff receive.
+        """
         start = self.window_start(ts)
         if start < self.closed_before:
             return False
@@ -92,6 +101,10 @@ class WindowedCounts:
         if window is None:
             window = self.open[start] = Window(start, start + self.size)
         window.counts[touchpoint][name] += amount
+        if example is not None:
+            kept = window.examples.setdefault(touchpoint, [])
+            if len(kept) < MAX_EXAMPLES and example not in kept:
+                kept.append(example)
         return True
 
     def is_late(self, ts: float) -> bool:
