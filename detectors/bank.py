@@ -7,8 +7,8 @@ have learned: each detector is rebuilt with its new settings and given back its 
 
 >>> from frictionwatch.journeymap import load_journey_map
 >>> bank = DetectorBank(load_journey_map())
->>> bank.settings_for(("purchase", "payment", "web", "", ""), "early_flow_ratio").consecutive
-2
+>>> bank.settings_for(("support", "article", "web", "", ""), "early_flow_ratio").sensitivity
+5.0
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from frictionwatch.journeymap import DetectorSettings, JourneyMap
 #: (journey, step, channel, queue, survey): the touchpoint, as the labels it is exported with
 SeriesPlace = tuple[str, str, str, str, str]
 DEFAULTS = DetectorSettings(
-    enabled=True, kind="auto", sensitivity=4.0, min_volume=20, warmup=30, direction="auto", consecutive=1
+    enabled=True, kind="auto", sensitivity=4.0, min_volume=10, warmup=30, direction="auto", consecutive=2
 )
 MATCH_FIELDS = ("journey", "step", "channel", "queue")
 

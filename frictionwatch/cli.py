@@ -154,6 +154,25 @@ def build_parser() -> argparse.ArgumentParser:
     add_settings(generate, TOPIC_SETTINGS, "topics")
     add_settings(generate, ("journey_map",), "journey map")
 
+    from frictionwatch.backtest import BACKTEST_SETTINGS, add_backtest_arguments
+
+    backtest = command(
+        "backtest",
+        "try detector settings on recorded or generated traffic before deploying them",
+        "Replay an events JSON-lines file (from `frictionwatch generate`, with its incidents'\n"
+        "ground truth) through the same metric and detector code and settings as the worker, or\n"
+        "score a NAB-format series. Reports each incident found or missed and how late, false\n"
+        "alerts per simulated day, precision and recall; writes a JSON summary and a PNG per\n"
+        "series. See docs/backtest.md.\n\n"
+        "examples:\n"
+        "  frictionwatch generate --output day.jsonl --duration 24h --rate 30 --scenario s.yml --incidents t.jsonl\n"
+        "  frictionwatch backtest day.jsonl --incidents t.jsonl --out report/\n"
+        "  frictionwatch backtest day.jsonl --incidents t.jsonl --threshold 5 --consecutive 2\n"
+        "  frictionwatch backtest --nab ../shared/nab/data/realKnownCause/nyc_taxi.csv",
+    )
+    add_backtest_arguments(backtest)
+    add_settings(backtest, BACKTEST_SETTINGS, "journey map and metric settings")
+
     demo = command(
         "demo",
         "run everything on this machine: broker, traffic, worker, metrics",
@@ -201,6 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "worker": run_worker,
         "generate": run_generate,
         "demo": run_demo,
+        "backtest": run_backtest,
         "check-config": run_check_config,
     }
     try:
@@ -272,6 +292,12 @@ def run_generate(args: argparse.Namespace) -> int:
     from frictionwatch.generator.cli import run_generate_command
 
     return run_generate_command(args, _settings(args))
+
+
+def run_backtest(args: argparse.Namespace) -> int:
+    from frictionwatch.backtest import run_backtest_command
+
+    return run_backtest_command(args, _settings(args))
 
 
 def run_demo(args: argparse.Namespace) -> int:

@@ -141,8 +141,8 @@ MONITORED: tuple[MonitoredMetric, ...] = (
         "feedback",
         "mean",
         "down",
-        _survey("nps", lambda f: 100 * (f.get("nps_promoters", 0.0) - f.get("nps_detractors", 0.0))),
-        "net promoter score",
+        _survey("nps", lambda f: f.get("nps_promoters", 0.0) - f.get("nps_detractors", 0.0)),
+        "net promoter score / 100 (-1 to 1: a change of 1/n is one answer)",
     ),
     MonitoredMetric(
         "ces",

@@ -12,8 +12,8 @@ from prometheus_client import CollectorRegistry
 
 from frictionwatch.alerts.immediate import AlertSettings, AlertTracker
 from frictionwatch.alerts.sender import AlertSender
-from frictionwatch.detectors.base import Verdict
 from frictionwatch.detectors.bank import Finding
+from frictionwatch.detectors.base import Verdict
 
 
 class FakeAlertmanager:

@@ -13,7 +13,7 @@ from frictionwatch.cli import main
 from frictionwatch.kafka import ensure_topics
 from frictionwatch.settings import Settings
 
-COMMANDS = ("broker", "worker", "generate", "demo", "check-config")
+COMMANDS = ("broker", "worker", "generate", "demo", "check-config", "backtest")
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -12,7 +12,7 @@ from frictionwatch.streams.exposition import FrictionMetrics
 from frictionwatch.streams.friction import Friction
 from frictionwatch.streams.reduce import Partial, WindowReducer, split_by_group
 from frictionwatch.streams.stage import StageSettings, Touch
-from frictionwatch.streams.windows import Touchpoint
+from frictionwatch.streams.windows import Touchpoint, Window
 
 CART = Touchpoint("purchase", "cart", "web")
 
@@ -51,12 +51,13 @@ def test_windows_leave_in_order_and_duplicates_are_ignored() -> None:
 
 def test_partials_round_trip_and_split_by_group() -> None:
     queue = Touchpoint(channel="phone", queue="billing")
-    parts = split_by_group("journey.feedback", 1, 4, 0.0, 60.0, {CART: {"responses": 2.0}, queue: {"responses": 1.0}},
-                           ["purchase", "support", "phone", "chat"])  # fmt: skip
+    window = Window(0.0, 60.0, {CART: {"responses": 2.0}, queue: {"responses": 1.0}}, {queue: ["k-1"]})
+    parts = split_by_group("journey.feedback", 1, 4, window, ["purchase", "support", "phone", "chat"])
     assert [(p.group, dict(p.counts)) for p in parts] == [
         ("purchase", {CART: {"responses": 2.0}}), ("support", {}), ("phone", {queue: {"responses": 1.0}}), ("chat", {}),
     ]  # fmt: skip
     assert Partial.from_json(parts[0].to_json()) == parts[0]
+    assert Partial.from_json(parts[2].to_json()).examples == {queue: ["k-1"]}
     touch = Touch("cust-1", 5.5, "web", "session", CART)
     assert Touch.from_json(touch.to_json()) == touch
 

@@ -174,9 +174,7 @@ def run_nab(
         found = getattr(detector, "likelihood", None)
         if isinstance(found, float) and 0.0 <= found <= 1.0:
             likelihood.append(found)
-    outcome = NabOutcome(
-        label, detector_name, timestamps, values, windows, verdicts, nab.probation_length(len(values))
-    )
+    outcome = NabOutcome(label, detector_name, timestamps, values, windows, verdicts, nab.probation_length(len(values)))
     flags = [1.0 if verdict.anomaly else 0.0 for verdict in verdicts]
     quiet = [0.0] * len(flags)
     if windows:

@@ -12,10 +12,10 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display: files only
 
-import matplotlib.dates as mdates  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
 
-from frictionwatch.detectors.base import Verdict  # noqa: E402
+from frictionwatch.detectors.base import Verdict
 
 UNITS = {
     "early_flow_ratio": "ratio (0-1)",
@@ -92,13 +92,11 @@ def plot_series(
     top.set_title(f"{title}{band}", fontsize=10)
     top.set_ylabel(units or UNITS.get(metric, metric), fontsize=8)
     top.grid(alpha=0.3)
-    bottom.bar(
-        times, [v.volume or 0.0 for v in verdicts], width=window_size / 86400.0, color="#999999", align="edge"
-    )
+    bottom.bar(times, [v.volume or 0.0 for v in verdicts], width=window_size / 86400.0, color="#999999", align="edge")
     bottom.set_ylabel("volume", fontsize=8)
     bottom.set_xlabel("window end, UTC", fontsize=8)
     bottom.grid(alpha=0.3)
-    bottom.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M"))
+    bottom.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M"))  # type: ignore[no-untyped-call]
     for axis in (top, bottom):
         axis.tick_params(labelsize=7)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -86,8 +86,7 @@ def tuned_map(
         return journey_map
     cleared = dict.fromkeys(changes)
     overrides = tuple(
-        replace(override, settings=replace(override.settings, **cleared))
-        for override in journey_map.detector_overrides
+        replace(override, settings=replace(override.settings, **cleared)) for override in journey_map.detector_overrides
     )
     defaults: DetectorSettings = replace(journey_map.detector_defaults, **changes)
     return replace(journey_map, detector_defaults=defaults, detector_overrides=overrides)
@@ -224,7 +223,7 @@ class _Replay:
         size = self.settings.window_size
         horizon = last + self.max_timeout + self.settings.progress_timeout + 2 * size + self.settings.allowed_lateness
         horizon = max(horizon, last + self.settings.touch_lateness)
-        for kind, state in self.states.items():
+        for source, state in self.states.items():
             watermark = state.windows.watermark
             if not math.isfinite(watermark):
                 continue
@@ -234,7 +233,7 @@ class _Replay:
                     closed = state.tracker.advance(watermark)
                 else:
                     closed = state.windows.advance(watermark)
-                self.close(kind, closed)
+                self.close(source, closed)
 
 
 def detect(
@@ -259,7 +258,7 @@ def detect(
 def replay_events(
     path: str | Path,
     journey_map: JourneyMap,
-    settings: StageSettings = StageSettings(),
+    settings: StageSettings | None = None,
     progress: Callable[[ReplayProgress], None] | None = None,
 ) -> ReplayResult:
     """Replay the JSON-lines events file at ``path`` (as written by ``frictionwatch generate``).
@@ -274,6 +273,7 @@ def replay_events(
         stream = open(source, "rb")  # noqa: SIM115 - closed below
     except OSError as error:
         raise BacktestInputError(f"{source}: cannot read: {error.strerror}") from None
+    settings = settings or StageSettings()
     result = ReplayResult(str(source), settings.window_size)
     replay = _Replay(journey_map, settings, result)
     started = time.monotonic()

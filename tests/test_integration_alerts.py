@@ -1,0 +1,122 @@
+"""Both alert paths end to end with the real servers: embedded broker, a worker, Debian's
+Prometheus and Alertmanager, and a webhook receiver standing in for the on-call tool.
+
+One run: a quarter of an hour of history warms the detectors up; then live traffic, first
+normal (the control: no alert may fire), then a payment-step outage. The worker's detector
+alert (immediate path) and the Prometheus rule alert (rule path) must both reach the
+receiver through Alertmanager, with their labels and annotations, and both must resolve
+after the outage. The time from the onset to each alert is printed, not asserted.
+
+The shipped rules are loaded with test-sized durations (`for:` 15 s, 5-minute ranges
+1 minute), the detectors with a short warm-up; everything else is as shipped.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from processes import Worker, frictionwatch, total, wait_until
+from servers import WebhookReceiver, start_alertmanager, start_prometheus
+
+from frictionwatch.broker import EmbeddedBroker
+from frictionwatch.journeymap import example_path
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[1]
+CONTROL_SECONDS = 100
+OUTAGE_SECONDS = 90
+RATE = "400"
+
+
+@pytest.fixture()
+def broker() -> Iterator[EmbeddedBroker]:
+    with EmbeddedBroker() as running:
+        yield running
+
+
+def shortened_rules(tmp_path: Path) -> list[Path]:
+    """The shipped rule files with durations a test can wait for."""
+    copies = []
+    for rules in sorted((ROOT / "alerts" / "rules").glob("*.yml")):
+        text = re.sub(r"\bfor: \S+", "for: 15s", rules.read_text())
+        copy = tmp_path / rules.name
+        copy.write_text(text.replace("[5m]", "[1m]"))
+        copies.append(copy)
+    assert copies
+    return copies
+
+
+def test_alerts_reach_on_call_through_both_paths_and_resolve(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    journey_map = tmp_path / "journey-map.yml"
+    journey_map.write_text(example_path().read_text().replace("warmup: 30", "warmup: 10"))
+    scenario = tmp_path / "outage.yml"
+    scenario.write_text(
+        "version: 1\nincidents:\n  - {name: payment_outage, kind: step_outage, journey: purchase, step: payment,"
+        f" start: {CONTROL_SECONDS}s, duration: {OUTAGE_SECONDS}s, continuation: 0.05}}\n"
+    )
+    receiver = WebhookReceiver()
+    alertmanager = start_alertmanager(tmp_path, receiver.url)
+    worker = Worker(
+        broker.bootstrap_servers, tmp_path, "--journey-map", str(journey_map), "--window-size", "10",
+        "--early-flow-age", "30", "--alertmanager-urls", alertmanager.url, "--alert-resend-seconds", "20",
+        "--producer-max-batch-size", "1",
+    )  # fmt: skip
+    prometheus = start_prometheus(tmp_path, [f"127.0.0.1:{worker.port}"], shortened_rules(tmp_path), alertmanager)
+    live: subprocess.Popen[bytes] | None = None
+    try:
+        frictionwatch(
+            "generate", "--output", "kafka", "--bootstrap-servers", broker.bootstrap_servers, "--journey-map",
+            str(journey_map), "--start", str(time.time() - 900), "--duration", "15m", "--rate", RATE, "--flat",
+            "--batch", "50", "--seed", "5", "--quiet",
+        )  # fmt: skip
+        wait_until(lambda: total(worker.samples(), "frictionwatch_windows_final_total", source="journey.clicks") > 60,
+                   120, "the worker to work through the history")  # fmt: skip
+        started = time.time()
+        live = subprocess.Popen(
+            [sys.executable, "-m", "frictionwatch", "generate", "--output", "kafka", "--bootstrap-servers",
+             broker.bootstrap_servers, "--journey-map", str(journey_map), "--time", "wall", "--rate", RATE, "--flat",
+             "--duration", f"{CONTROL_SECONDS + OUTAGE_SECONDS + 150}s", "--scenario", str(scenario), "--batch", "20",
+             "--seed", "6", "--quiet"],
+        )  # fmt: skip
+        onset = started + CONTROL_SECONDS
+        wait_until(lambda: time.time() >= onset - 5, CONTROL_SECONDS, "the end of the control period", poll=1)
+        assert receiver.alerts == [], f"alerts during normal traffic: {receiver.alerts}"
+
+        def arrived(source: str, status: str = "firing") -> list[tuple[float, dict]]:
+            return [
+                (at, alert) for at, alert in receiver.received("JourneyStepFlowDrop", status)
+                if alert["labels"].get("source") == source and alert["labels"].get("step") == "payment"
+            ]  # fmt: skip
+
+        immediate = wait_until(lambda: arrived("detector"), 180, "the detector's alert")[0]
+        rule = wait_until(lambda: arrived("rule"), 240, "the Prometheus rule's alert")[0]
+        print(f"\nonset to alert at the receiver: immediate path {immediate[0] - onset:.0f} s, "
+              f"rule path {rule[0] - onset:.0f} s")  # fmt: skip
+        labels, annotations = immediate[1]["labels"], immediate[1]["annotations"]
+        assert labels["journey"] == "purchase" and labels["stage"] == "purchase" and labels["severity"] in (
+            "warning", "critical",
+        )  # fmt: skip
+        assert labels["metric"] in ("early_flow_ratio", "flow_ratio") and labels["channel"] in ("web", "app", "kiosk")
+        for name in ("summary", "description", "runbook_url", "dashboard_url", "started", "band", "volume"):
+            assert annotations.get(name), f"annotation {name} missing: {annotations}"
+        assert annotations["runbook_url"].endswith("/JourneyStepFlowDrop.md")
+        assert 1 <= len(annotations.get("examples", "x").split(", ")) <= 5
+        assert rule[1]["annotations"]["runbook_url"].endswith("/JourneyStepFlowDrop.md")
+
+        wait_until(lambda: arrived("detector", "resolved"), 300, "the detector's alert to resolve")
+        wait_until(lambda: arrived("rule", "resolved"), 300, "the rule's alert to resolve")
+    finally:
+        if live is not None:
+            live.terminate()
+            live.wait(30)
+        exit_code = worker.stop()
+        prometheus.stop()
+        alertmanager.stop()
+        receiver.stop()
+    assert exit_code == 0, worker.tail()
