@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         worker,
         (
             "window_size", "allowed_lateness", "window_wait", "touch_lateness", "rage_clicks", "rage_seconds",
-            "progress_timeout", "early_flow_age", "short_abandon_seconds", "service_level_seconds",
+            "progress_timeout", "early_flow_age", "flow_cold_start", "short_abandon_seconds", "service_level_seconds",
             "repeat_contact_horizon",
         ),
         "friction metrics",
@@ -190,6 +190,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--scenario", type=Path, default=None, help="incident scenario file (default: the shipped example)"
     )
     demo.add_argument("--malformed-rate", type=float, default=0.01, help="share of malformed records (default 0.01)")
+    demo.add_argument(
+        "--history", type=float, default=1800.0, metavar="SECONDS",
+        help="traffic from this long ago, sent at once so detectors know normal before the live part (default 1800)",
+    )  # fmt: skip
+    demo.add_argument(
+        "--with-alerting", action="store_true",
+        help="also start Prometheus (with alerts/rules) and Alertmanager, if installed (Debian: prometheus,"
+        " prometheus-alertmanager), and print every alert they deliver",
+    )  # fmt: skip
     add_settings(demo, ("metrics_host", "metrics_port", "journey_map", "broker_port"), "demo")
 
     check = command(

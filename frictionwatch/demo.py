@@ -17,9 +17,11 @@ import urllib.request
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from frictionwatch.alerting_stack import Server, StackError, WebhookReceiver, start_alertmanager, start_prometheus
 from frictionwatch.broker import BrokerError, EmbeddedBroker, free_port, wait_for_port
 from frictionwatch.generator import GeneratorConfig, Incident, KafkaSink, Summary, incidents, run
 from frictionwatch.journeymap import JourneyMapError, load_journey_map
@@ -119,12 +121,16 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
         print(f"frictionwatch demo: {error}", file=sys.stderr)
         return 1
     worker: subprocess.Popen[bytes] | None = None
+    alerting: _AlertingStack | None = None
     try:
         settings = settings.with_bootstrap(broker.bootstrap_servers)
         partitions = ensure_topics(settings, [*settings.topics.values(), settings.topic_deadletter])
         worker_log = log_dir / "worker.log"
-        worker = _start_worker(settings, metrics_port, worker_log)
+        alerting = _AlertingStack(log_dir) if args.with_alerting else None
+        worker = _start_worker(settings, metrics_port, worker_log, alerting.alertmanager.url if alerting else None)
         metrics_url = f"http://{settings.metrics_host}:{metrics_port}/metrics"
+        if alerting is not None:
+            alerting.scrape(f"{settings.metrics_host}:{metrics_port}")
         scenario = args.scenario or demo_scenario()
         print(
             "frictionwatch demo\n"
@@ -135,20 +141,25 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
             f" {DEMO_EARLY_FLOW_AGE:g} s\n"
             f"  traffic           {args.rate:g} events/s, seed {args.seed}, "
             f"{args.malformed_rate:.0%} malformed, incidents from {scenario}\n"
-            f"  stop              Ctrl-C{f' (or after {args.duration:g} s)' if args.duration else ''}\n",
+            + (alerting.describe() if alerting else "")
+            + f"  stop              Ctrl-C{f' (or after {args.duration:g} s)' if args.duration else ''}\n",
             flush=True,
         )
         wait_for_port(settings.metrics_host, metrics_port, 60, None)
+        # Traffic starts args.history seconds in the past: that part is released at once, so the
+        # detectors have learned what normal looks like before the live part begins.
+        live_start = time.time()
         config = GeneratorConfig(
             seed=args.seed,
             rate=args.rate,
-            duration=args.duration or 365 * 86400.0,
+            duration=args.history + (args.duration or 365 * 86400.0),
             time_mode="wall",
+            start=live_start - args.history,
             malformed_rate=args.malformed_rate,
             scenario=scenario,
             daily_pattern=False,  # the rate asked for, not tonight's share of it
-        ).pinned()
-        began = config.start if config.start is not None else time.time()  # pinned() has set it
+        )
+        began = live_start
         injected = incidents(journey_map, config)
         for incident in injected:
             print(
@@ -175,7 +186,7 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
         _report(summary, metrics_url)
     except KeyboardInterrupt:
         print("\nstopping...", flush=True)
-    except BrokerError as error:
+    except (BrokerError, StackError) as error:
         print(f"frictionwatch demo: {error}", file=sys.stderr)
         return 1
     finally:
@@ -183,6 +194,8 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
         if worker is not None:
             _stop(worker)
+        if alerting is not None:
+            alerting.stop()
         broker.stop()
         signal.signal(signal.SIGINT, signal.default_int_handler)
     print("stopped: worker, generator and broker", flush=True)
@@ -193,11 +206,52 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _start_worker(settings: Settings, metrics_port: int, log_path: Path) -> subprocess.Popen[bytes]:
+class _AlertingStack:
+    """Alertmanager and Prometheus on loopback, and a receiver printing every alert they deliver."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.receiver = WebhookReceiver(on_alert=_print_alert)
+        self.alertmanager = start_alertmanager(log_dir, self.receiver.url)
+        self.prometheus: Server | None = None
+
+    def scrape(self, target: str) -> None:
+        rules = sorted(Path(str(resources.files("frictionwatch.alerts") / "rules")).glob("*.yml"))
+        self.prometheus = start_prometheus(self.log_dir, [target], rules, self.alertmanager)
+
+    def describe(self) -> str:
+        prometheus = (
+            f"  prometheus        {self.prometheus.url}/alerts (rules from alerts/rules)\n" if self.prometheus else ""
+        )
+        return prometheus + f"  alertmanager      {self.alertmanager.url}  (alerts are printed here as they arrive)\n"
+
+    def stop(self) -> None:
+        if self.prometheus is not None:
+            self.prometheus.stop()
+        self.alertmanager.stop()
+        self.receiver.stop()
+
+
+def _print_alert(alert: dict[str, Any]) -> None:
+    labels = alert.get("labels", {})
+    where = "/".join(labels[key] for key in ("journey", "step", "channel", "queue") if labels.get(key))
+    summary = alert.get("annotations", {}).get("summary", "")
+    print(
+        f"  ALERT {alert.get('status', '?'):8} {labels.get('alertname')} [{labels.get('severity')}]"
+        f" {where} ({labels.get('source', '?')}): {summary}",
+        flush=True,
+    )
+
+
+def _start_worker(
+    settings: Settings, metrics_port: int, log_path: Path, alertmanager_url: str | None
+) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "frictionwatch", "worker", "--bootstrap-servers", settings.bootstrap_servers]
     command += ["--metrics-host", settings.metrics_host, "--metrics-port", str(metrics_port)]
     command += ["--window-size", str(DEMO_WINDOW_SECONDS), "--early-flow-age", str(DEMO_EARLY_FLOW_AGE)]
     command += ["--producer-max-batch-size", "1"]  # exact table recovery on the embedded broker
+    if alertmanager_url is not None:
+        command += ["--alertmanager-urls", alertmanager_url]
     if settings.journey_map:
         command += ["--journey-map", settings.journey_map]
     with log_path.open("wb") as log:

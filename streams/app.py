@@ -169,6 +169,7 @@ def build_friction(
         rage_seconds=settings.rage_seconds,
         progress_timeout=settings.progress_timeout,
         early_age=settings.early_flow_age,
+        cold_start=settings.flow_cold_start,
         short_abandon_seconds=settings.short_abandon_seconds,
         service_level_seconds=settings.service_level_seconds,
         repeat_contact_horizon=settings.repeat_contact_horizon,

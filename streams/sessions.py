@@ -36,6 +36,11 @@ Known when a session ends (an ``exit`` event, or ``session_timeout`` of inactivi
 A session's channel is that of its latest event; amounts go to the window holding the
 time they became known (an event's ts, a deadline, the session's end).
 
+Sessions already under way when the partition's stream began (first seen within
+``cold_start`` seconds of its first event) are not judged for the flow signals: the
+tracker never saw them enter their step, so it would take them for quick movers and bias
+the first minutes' ratios up (and every detector's baseline with them).
+
 >>> from frictionwatch.contract import ClickEvent
 >>> from frictionwatch.journeymap import load_journey_map
 >>> tracker = SessionTracker(load_journey_map(), WindowedCounts(60))
@@ -79,6 +84,7 @@ class Session:
     rage_counted: bool = False  # this burst of clicks on click_target was counted already
     flow_open: bool = False  # the current visit's flow outcome is not known yet
     early_open: bool = False  # the current visit's early check is still to come
+    judged: bool = True  # False for sessions under way when the stream began (see cold_start)
 
 
 @dataclass(slots=True)
@@ -129,6 +135,8 @@ class SessionTracker:
             enough dwell times have been seen to learn its p95 (default 120 s).
         early_age: when a visit is judged for the early flow signal, seconds after it began
             (default 60). Shorter reacts sooner but sees fewer of the sessions that move on.
+        cold_start: sessions first seen within this long of the partition's first event are
+            not judged for the flow signals (default 300 s).
         on_late: called with the event time of an amount that arrived after its window closed.
         on_step_time: called with each measured step-to-next-step time.
         on_session_start: called with the first event of each session.
@@ -143,6 +151,7 @@ class SessionTracker:
         rage_seconds: float = 1.0,
         default_progress_timeout: float = DEFAULT_PROGRESS_TIMEOUT,
         early_age: float = 60.0,
+        cold_start: float = 300.0,
         on_late: Callable[[float], None] | None = None,
         on_step_time: Callable[[StepObservation], None] | None = None,
         on_session_start: Callable[[ClickEvent], None] | None = None,
@@ -155,6 +164,8 @@ class SessionTracker:
         self.rage_seconds = rage_seconds
         self.default_progress_timeout = default_progress_timeout
         self.early_age = early_age
+        self.cold_start = cold_start
+        self.first_ts: float | None = None
         self.on_late = on_late
         self.on_step_time = on_step_time
         self.on_session_start = on_session_start
@@ -180,7 +191,10 @@ class SessionTracker:
             self._end(event.session_id, session, session.last_ts)  # a new journey: the old one is over
             session = None
         if session is None:
-            session = Session(journey, event.channel, step, event.ts, event.ts, 0)
+            if self.first_ts is None:
+                self.first_ts = event.ts
+            judged = event.ts >= self.first_ts + self.cold_start
+            session = Session(journey, event.channel, step, event.ts, event.ts, 0, judged=judged)
             self.sessions[event.session_id] = session
             self._enter(event.session_id, session, step, event.ts)
             if self.on_session_start is not None:
@@ -233,7 +247,7 @@ class SessionTracker:
         self._count(ts, place, "step_visits")
         session.step = step
         session.entered_at = ts
-        session.flow_open = session.early_open = not step.goal
+        session.flow_open = session.early_open = session.judged and not step.goal
         if session.flow_open:
             self.progress.schedule(session_id, ts + self.progress_timeout(session.journey, step))
             self.early.schedule(session_id, ts + self.early_age)

@@ -36,6 +36,7 @@ class StageSettings:
     rage_seconds: float = 1.0
     progress_timeout: float = 120.0
     early_age: float = 60.0
+    cold_start: float = 300.0
     short_abandon_seconds: float = 5.0
     service_level_seconds: float = 20.0
     repeat_contact_horizon: float = 86400.0
@@ -98,6 +99,7 @@ class ClickState(PartitionState):
             rage_seconds=settings.rage_seconds,
             default_progress_timeout=settings.progress_timeout,
             early_age=settings.early_age,
+            cold_start=settings.cold_start,
             on_step_time=self._step_time,
             on_session_start=self._session_start,
         )

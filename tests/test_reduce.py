@@ -68,7 +68,7 @@ def build(journey_map: JourneyMap, registry: CollectorRegistry, now: list[float]
              "touches": "touches"}  # fmt: skip
     return Friction(
         journey_map, FrictionMetrics(registry, journey_map, clock=lambda: now[0]), kinds, partitions,  # type: ignore[arg-type]
-        windows_topic="windows", touches_topic="touches", settings=StageSettings(allowed_lateness=0),
+        windows_topic="windows", touches_topic="touches", settings=StageSettings(allowed_lateness=0, cold_start=0),
         clock=lambda: now[0],
     )  # fmt: skip
 

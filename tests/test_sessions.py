@@ -36,6 +36,7 @@ class Run:
     def __init__(self, journey_map: JourneyMap = MAP, lateness: float = 0.0, **options: Any) -> None:
         self.steps: list[StepObservation] = []
         self.late: list[float] = []
+        options.setdefault("cold_start", 0.0)  # hand-written sessions start with the stream
         self.tracker = SessionTracker(
             journey_map, WindowedCounts(60, lateness), on_late=self.late.append, on_step_time=self.steps.append,
             **options,

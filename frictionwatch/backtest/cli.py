@@ -39,6 +39,7 @@ BACKTEST_SETTINGS = (
     "rage_seconds",
     "progress_timeout",
     "early_flow_age",
+    "flow_cold_start",
     "short_abandon_seconds",
     "service_level_seconds",
 )

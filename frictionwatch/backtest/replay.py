@@ -59,6 +59,7 @@ def stage_settings(settings: Settings) -> StageSettings:
         rage_seconds=settings.rage_seconds,
         progress_timeout=settings.progress_timeout,
         early_age=settings.early_flow_age,
+        cold_start=settings.flow_cold_start,
         short_abandon_seconds=settings.short_abandon_seconds,
         service_level_seconds=settings.service_level_seconds,
         repeat_contact_horizon=settings.repeat_contact_horizon,
