@@ -65,6 +65,8 @@ class _Learned:
 class _VolumeDetector:
     """Shared logic of :class:`RatioDetector` and :class:`MeanDetector`.
 
+    (``bounds``, a class attribute, is the range the metric can take, if any.)
+
     Args:
         direction: the bad direction: "down" (conversion), "up" (waits), or "both".
         threshold: score (standard deviations in the bad direction) at which a window is anomalous.
@@ -117,11 +119,14 @@ class _VolumeDetector:
         self.min_slot_samples = min_slot_samples
         self.relearn_after = relearn_after
         self.min_excess = min_excess
+        self.bounds: tuple[float, float] | None = None
         self.pool_decay = pool_decay
         self.learned = _Learned()
 
     def __repr__(self) -> str:
-        settings = ", ".join(f"{name}={value!r}" for name, value in vars(self).items() if name != "learned")
+        settings = ", ".join(
+            f"{name}={value!r}" for name, value in vars(self).items() if name not in ("learned", "bounds")
+        )
         return f"{type(self).__name__}({settings})"
 
     # -- the model each subclass fills in ---------------------------------------------------
@@ -171,6 +176,8 @@ class _VolumeDetector:
         spread = math.sqrt(max(variance, 1e-12))
         z = (value - expected) / spread
         lower, upper = expected - self.threshold * spread, expected + self.threshold * spread
+        if self.bounds is not None:  # a ratio's band stays within 0 and 1
+            lower, upper = max(lower, self.bounds[0]), min(upper, self.bounds[1])
         # the pool takes the window's value clipped to its band: one long wait among three
         # contacts must not hold the pool off its normal for the next several windows
         clipped = min(max(value, lower), upper)
@@ -273,6 +280,10 @@ class RatioDetector(_VolumeDetector):
     one failure (Laplace), so a step that converted every one of its few sessions so far
     does not call a single lost session impossible.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.bounds = (0.0, 1.0)
 
     def _sampling_variance(self, expected: float, volume: float) -> float:
         p = (min(max(expected, 0.0), 1.0) * volume + 1.0) / (volume + 2.0)
