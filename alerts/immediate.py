@@ -138,7 +138,11 @@ class AlertTracker:
             "metric": finding.metric,
             "source": "detector",
         }
-        dashboard = "journey-friction-overview" if journey else "contact-centre"
+        # Grafana dashboard uids, the same the rules' links use (grafana/, the dashboards issue)
+        if journey:
+            dashboard = f"frictionwatch-journeys/journey-friction-overview?var-journey={journey}&var-step={step}"
+        else:
+            dashboard = f"frictionwatch-contact-centre/contact-centre?var-channel={channel}&var-queue={queue}"
         annotations = {
             "summary": f"{name}: {finding.metric.replace('_', ' ')} unusual at {where}",
             "description": description,
@@ -157,7 +161,7 @@ class AlertTracker:
             "annotations": {key: value for key, value in annotations.items() if value},
             "startsAt": starts,
             "endsAt": _time(now + self.settings.expiry_seconds),
-            "generatorURL": f"{self.settings.dashboard_base_url}/d/detector-tuning",
+            "generatorURL": f"{self.settings.dashboard_base_url}/d/frictionwatch-detectors/detector-tuning",
         }
 
 

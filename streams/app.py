@@ -162,19 +162,7 @@ def build_friction(
         settings.topic_feedback: "feedback",
         settings.topic_touches: "touches",
     }
-    stage = StageSettings(
-        window_size=settings.window_size,
-        allowed_lateness=settings.allowed_lateness,
-        rage_clicks=settings.rage_clicks,
-        rage_seconds=settings.rage_seconds,
-        progress_timeout=settings.progress_timeout,
-        early_age=settings.early_flow_age,
-        cold_start=settings.flow_cold_start,
-        short_abandon_seconds=settings.short_abandon_seconds,
-        service_level_seconds=settings.service_level_seconds,
-        repeat_contact_horizon=settings.repeat_contact_horizon,
-        touch_lateness=settings.touch_lateness,
-    )
+    stage = StageSettings.from_settings(settings)
     return Friction(
         journey_map,
         FrictionMetrics(registry, journey_map),

@@ -17,6 +17,7 @@ import orjson
 
 from frictionwatch.contract import ClickEvent, ContactEvent, Event, FeedbackEvent
 from frictionwatch.journeymap import JourneyMap
+from frictionwatch.settings import Settings
 from frictionwatch.streams.contacts import ContactCentre
 from frictionwatch.streams.customers import CustomerContinuity
 from frictionwatch.streams.feedback import FeedbackScores
@@ -41,6 +42,23 @@ class StageSettings:
     service_level_seconds: float = 20.0
     repeat_contact_horizon: float = 86400.0
     touch_lateness: float = 300.0  # touches come from several topics whose partitions progress unevenly
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> StageSettings:
+        """The stage-1 settings of a worker (or a backtest) run with ``settings``."""
+        return cls(
+            window_size=settings.window_size,
+            allowed_lateness=settings.allowed_lateness,
+            rage_clicks=settings.rage_clicks,
+            rage_seconds=settings.rage_seconds,
+            progress_timeout=settings.progress_timeout,
+            early_age=settings.early_flow_age,
+            cold_start=settings.flow_cold_start,
+            short_abandon_seconds=settings.short_abandon_seconds,
+            service_level_seconds=settings.service_level_seconds,
+            repeat_contact_horizon=settings.repeat_contact_horizon,
+            touch_lateness=settings.touch_lateness,
+        )
 
 
 @dataclass(frozen=True, slots=True)

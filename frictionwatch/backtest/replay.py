@@ -51,20 +51,8 @@ class BacktestInputError(ValueError):
 
 
 def stage_settings(settings: Settings) -> StageSettings:
-    """The stage-1 settings of a worker run with ``settings`` (as streams/app.py builds them)."""
-    return StageSettings(
-        window_size=settings.window_size,
-        allowed_lateness=settings.allowed_lateness,
-        rage_clicks=settings.rage_clicks,
-        rage_seconds=settings.rage_seconds,
-        progress_timeout=settings.progress_timeout,
-        early_age=settings.early_flow_age,
-        cold_start=settings.flow_cold_start,
-        short_abandon_seconds=settings.short_abandon_seconds,
-        service_level_seconds=settings.service_level_seconds,
-        repeat_contact_horizon=settings.repeat_contact_horizon,
-        touch_lateness=settings.touch_lateness,
-    )
+    """The stage-1 settings of a worker run with ``settings``."""
+    return StageSettings.from_settings(settings)
 
 
 def tuned_map(
