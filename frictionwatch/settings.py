@@ -70,7 +70,9 @@ class Settings:
     rage_seconds: float = _setting(1.0, "... within this many seconds")
     progress_timeout: float = _setting(120.0, "a step's progress timeout before its p95 dwell is learned, seconds")
     early_flow_age: float = _setting(60.0, "age at which a step visit is judged for the early flow signal, seconds")
-    flow_cold_start: float = _setting(300.0, "sessions under way this soon after a partition starts aren't flow-judged")
+    flow_cold_start: float = _setting(
+        300.0, "sessions under way this soon after a partition starts aren't judged (flow, session ends); 0 = all"
+    )
     short_abandon_seconds: float = _setting(5.0, "abandons after a shorter wait are short: left out of the ratio")
     service_level_seconds: float = _setting(20.0, "answered within this wait counts toward the service level")
     repeat_contact_horizon: float = _setting(86400.0, "a contact within this long of the last is a repeat, seconds")

@@ -39,11 +39,14 @@ time they became known (an event's ts, a deadline, the session's end).
 Sessions already under way when the partition's stream began (first seen within
 ``cold_start`` seconds of its first event) are not judged for the flow signals: the
 tracker never saw them enter their step, so it would take them for quick movers and bias
-the first minutes' ratios up (and every detector's baseline with them).
+the first minutes' ratios up (and every detector's baseline with them). Nor do they count
+in the session-end metrics, which start ``cold_start + session_timeout`` after the
+partition's first event, once sessions can end by inactivity as well as by exit. With
+``cold_start=0`` everything counts from the first event (replays of complete histories).
 
 >>> from frictionwatch.contract import ClickEvent
 >>> from frictionwatch.journeymap import load_journey_map
->>> tracker = SessionTracker(load_journey_map(), WindowedCounts(60))
+>>> tracker = SessionTracker(load_journey_map(), WindowedCounts(60), cold_start=0)
 >>> step = lambda ts, name: ClickEvent(f"e{ts}", ts, "s1", "purchase", name, "web", "step")
 >>> for event in (step(0, "cart"), step(20, "checkout"), step(30, "cart")):
 ...     _ = tracker.add(event)
@@ -318,6 +321,8 @@ class SessionTracker:
         journey = session.journey
         if session.flow_open:
             self._count(ts, self._place(session), "flow_stalled", session_id)
+        if not self._ends_count(session, ts):
+            return
         converted = False
         for step in journey.steps:
             if not session.reached & (1 << step.index):
@@ -332,6 +337,17 @@ class SessionTracker:
         self._count(ts, self._place(session), "sessions_ended")
         if not converted and not session.step.goal:
             self._count(ts, self._place(session), "dropoffs", session_id)
+
+    def _ends_count(self, session: Session, ts: float) -> bool:
+        """Whether a session's end enters the session-end metrics (see ``cold_start``).
+
+        In a partition's first ``cold_start + session_timeout`` seconds only explicit exits can
+        end a session (no one has been idle long enough yet), which would make drop-off look
+        rare and conversion common; and sessions under way at the start were never seen whole.
+        """
+        if self.cold_start <= 0 or self.first_ts is None:
+            return True
+        return session.judged and ts >= self.first_ts + self.cold_start + session.journey.session_timeout
 
     # -- helpers --------------------------------------------------------------------------
 

@@ -77,14 +77,14 @@ def test_generate_rejects_bad_options(capsys: pytest.CaptureFixture[str], tmp_pa
 
 def test_generate_to_a_file_with_ground_truth(tmp_path: Path) -> None:
     out, truth, summary = tmp_path / "day.jsonl", tmp_path / "incidents.jsonl", tmp_path / "summary.json"
-    scenario = Path(__file__).resolve().parents[1] / "frictionwatch" / "examples" / "demo-scenario.yml"
+    scenario = Path(__file__).resolve().parents[1] / "frictionwatch" / "generator" / "scenarios" / "incidents.yml"
     code = main([
         "generate", "--output", str(out), "--duration", "10m", "--rate", "50", "--seed", "5",
         "--scenario", str(scenario), "--incidents", str(truth), "--summary", str(summary), "--quiet",
     ])  # fmt: skip
     assert code == 0
     assert len(out.read_text().splitlines()) > 1000
-    assert '"incident":"payment_outage"' in truth.read_text()
+    assert '"incident":"payment_gateway_outage"' in truth.read_text()
 
 
 @pytest.mark.integration

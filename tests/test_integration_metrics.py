@@ -170,7 +170,10 @@ def broker() -> Iterator[EmbeddedBroker]:
 
 
 def run_workers(broker: EmbeddedBroker, traffic: list[dict[str, Any]], tmp_path: Path, count: int) -> None:
-    workers = [Worker(broker.bootstrap_servers, tmp_path, name=f"worker-{n}") for n in range(count)]
+    # the traffic is complete from its first session: count every session from the first event
+    workers = [
+        Worker(broker.bootstrap_servers, tmp_path, "--flow-cold-start", "0", name=f"worker-{n}") for n in range(count)
+    ]
     try:
 
         def all_assigned() -> bool:
