@@ -38,6 +38,7 @@ from frictionwatch.detectors.base import Direction, Observation, Verdict, severi
 Season = Literal["none", "daily", "weekly"]
 SLOTS = {"none": 1, "daily": 24, "weekly": 168}
 UNUSUAL_LEARNING_RATE = 0.25  # how much less an unusual window teaches the spread
+SUSPICIOUS = 1.0  # a window (or pool) this far towards the threshold does not teach the level
 WEEK_EPOCH_OFFSET = 3 * 86400  # 1970-01-01 was a Thursday: make slot 0 Monday 00:00 UTC
 
 
@@ -192,11 +193,13 @@ class _VolumeDetector:
         learned.bad_run = learned.bad_run + 1 if bad else 0
         anomaly = bad and warm and learned.bad_run >= self.consecutive
         reason = "" if anomaly else ("low volume" if not enough else "warming up" if not warm else "")
-        if enough and max(abs(z), abs(pooled_z)) >= self.threshold:  # unusual either way: don't learn the level
+        if warm and enough and max(abs(z), abs(pooled_z)) >= self.threshold * SUSPICIOUS:
+            # unusual either way (or an incident building up): don't learn the level from it
             self._track_streak(value)
-            # ... but do learn that windows can be this far off (clipped, slowly), or the band would
-            # only ever narrow and every quirk of the series would end up paging someone
-            self._learn_spread(clipped - expected, volume, self.alpha * UNUSUAL_LEARNING_RATE)
+            # ... but do learn, slowly and clipped, that windows can be off, or the band would only
+            # ever narrow and every quirk of the series would end up paging someone
+            limit = self.threshold * SUSPICIOUS * spread
+            self._learn_spread(min(max(value - expected, -limit), limit), volume, self.alpha * UNUSUAL_LEARNING_RATE)
         else:
             learned.streak, learned.streak_sum = 0, 0.0
             self._learn(observation, weight=min(1.0, volume / max(self.min_volume, 1.0)))

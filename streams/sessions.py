@@ -101,15 +101,22 @@ class StepObservation:
 
 
 class DwellQuantile:
-    """A step's dwell-time p95 learned from a fixed histogram (cheap, mergeable, bounded)."""
+    """A step's dwell-time p95 learned from a fixed histogram (cheap, mergeable, bounded).
 
-    def __init__(self, quantile: float = 0.95, minimum_samples: int = 50) -> None:
+    It stops learning after ``maximum_samples``: a progress timeout that kept moving would
+    move the flow ratio with it, and the detectors would take that for friction.
+    """
+
+    def __init__(self, quantile: float = 0.95, minimum_samples: int = 50, maximum_samples: int = 500) -> None:
         self.quantile = quantile
         self.minimum_samples = minimum_samples
+        self.maximum_samples = maximum_samples
         self.counts = [0] * (len(DWELL_BOUNDS) + 1)
         self.total = 0
 
     def observe(self, seconds: float) -> None:
+        if self.total >= self.maximum_samples:
+            return
         self.counts[bisect.bisect_left(DWELL_BOUNDS, seconds)] += 1
         self.total += 1
 
