@@ -119,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         "friction metrics",
     )  # fmt: skip
+    add_settings(worker, ("dedup_horizon", "dedup_max_ids", "replay_horizon"), "re-deliveries and recovery")
     add_settings(
         worker,
         (

@@ -73,6 +73,11 @@ class Settings:
     flow_cold_start: float = _setting(
         300.0, "sessions under way this soon after a partition starts aren't judged (flow, session ends); 0 = all"
     )
+    dedup_horizon: float = _setting(600.0, "event ids are remembered this long (event time) to skip re-deliveries")
+    dedup_max_ids: int = _setting(200_000, "at most this many event ids remembered per partition (memory bound)")
+    replay_horizon: float = _setting(
+        3900.0, "a partition new to a worker replays this much event time to rebuild its state; > session timeouts"
+    )
     short_abandon_seconds: float = _setting(5.0, "abandons after a shorter wait are short: left out of the ratio")
     service_level_seconds: float = _setting(20.0, "answered within this wait counts toward the service level")
     repeat_contact_horizon: float = _setting(86400.0, "a contact within this long of the last is a repeat, seconds")

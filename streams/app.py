@@ -11,7 +11,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,13 +24,14 @@ from frictionwatch.alerts.sender import AlertSender
 from frictionwatch.contract import Event, EventValidator, Reason, TimeLimits
 from frictionwatch.detectors.bank import Finding
 from frictionwatch.journeymap import JourneyMap, JourneyMapError, JourneyMapWatcher
-from frictionwatch.kafka import faust_broker_options
+from frictionwatch.kafka import consumer_config, faust_broker_options
 from frictionwatch.settings import Settings
 from frictionwatch.streams.deadletter import Origin, deadletter_value
 from frictionwatch.streams.exposition import FrictionMetrics
 from frictionwatch.streams.friction import Friction, Outbound
 from frictionwatch.streams.ingest import DecodedRecord, RecordDecoder, Rejection, TopicKind
 from frictionwatch.streams.metrics import IngestMetrics
+from frictionwatch.streams.recovery import Records, StateRecovery, read_partition
 from frictionwatch.streams.reduce import FinalWindow
 from frictionwatch.streams.stage import SourceKind, StageSettings
 
@@ -175,6 +176,32 @@ def build_friction(
     )
 
 
+def build_recovery(
+    settings: Settings, friction: Friction, decoders: dict[str, RecordDecoder], checkpoints: Mapping[str, bytes]
+) -> StateRecovery:
+    """How this worker rebuilds the state of partitions that come to it (streams/recovery.py)."""
+    reader = consumer_config(settings, f"{settings.group_id}-replay")
+
+    def read(topic: str, partition: int, start: int, end: int) -> Records:
+        return read_partition(reader, topic, partition, start, end)
+
+    def rebuild(topic: str, partition: int, values: list[bytes]) -> None:
+        if topic == settings.topic_windows:
+            friction.rebuild_partials(values)
+        elif topic == settings.topic_touches:
+            friction.rebuild_touches(partition, values)
+        else:
+            decoder, now = decoders[topic], time.time()
+            friction.rebuild(
+                topic, partition, [e for value in values for e in decoder.decode(value, partition, now).events]
+            )
+
+    horizons = dict.fromkeys(settings.topics.values(), settings.replay_horizon)
+    horizons[settings.topic_touches] = settings.repeat_contact_horizon + settings.touch_lateness
+    horizons[settings.topic_windows] = max(10 * settings.window_size, 2 * settings.window_wait, 600.0)
+    return StateRecovery(read, rebuild, checkpoints, horizons, every=max(settings.window_size, 60.0))
+
+
 def build_app(
     settings: Settings,
     journey_map: JourneyMap,
@@ -234,14 +261,54 @@ def build_app(
         except Exception:  # not fetched yet, or the partition just moved
             return None
 
+    # State held in memory is rebuilt by replaying a partition when it comes to this worker
+    # (streams/recovery.py); where to replay from is checkpointed in this table, co-partitioned
+    # with the topics (Faust writes a key to the partition of the record being processed).
+    replay_marks = app.Table(
+        "replay-marks", default=bytes, partitions=partitions[settings.topic_clicks], key_type=str, value_type=bytes
+    )
+    recovery = build_recovery(settings, friction, pipeline.decoders, replay_marks)
+    unmarked: set[str] = set()  # topics whose partition count differs from the table's: no marks
+
+    async def take_up(message: Any) -> None:
+        """Before a partition's first record here: rebuild its state from the records before it."""
+        topic, partition = message.topic, message.partition
+        if recovery.knows(topic, partition):
+            return
+        span = recovery.plan(topic, partition, message.offset)
+        if span is None:
+            return
+        began = time.monotonic()
+        try:
+            count = await recovery.replay(topic, partition, *span)
+        except Exception as error:  # a broker error or timeout: carry on with what was rebuilt
+            log.error("rebuilding %s[%d] from offset %d failed: %s", topic, partition, span[0], error)
+            return
+        seconds = time.monotonic() - began
+        friction.metrics.rebuilt_records.labels(topic).inc(count)
+        friction.metrics.rebuild_seconds.labels(topic).inc(seconds)
+        log.info("rebuilt %s[%d] from %d records (offsets %d-%d) in %.1f s", topic, partition, count, *span, seconds)
+
+    def mark(message: Any, watermark: float) -> None:
+        """After a record: checkpoint the partition's replay marks when a new one was added."""
+        marks = recovery.observe(message.topic, message.partition, watermark, message.offset)
+        if marks is not None and message.topic not in unmarked:
+            try:
+                replay_marks[f"{message.topic}:{message.partition}"] = marks
+            except Exception as error:  # e.g. a topic with another partition count than the table
+                unmarked.add(message.topic)
+                log.error("no replay marks for %s (its state is not rebuilt after a restart): %s", message.topic, error)
+
     for name, topic in topics.items():
 
         async def ingest(stream: faust.StreamT[bytes]) -> None:
             async for event in stream.events():
                 message = event.message
+                await take_up(message)
                 await pipeline.handle(
                     RecordRef(message.topic, message.partition, message.offset, message.key, event.value)
                 )
+                mark(message, friction.watermark(message.topic, message.partition))
                 behind = lag(message.topic, message.partition, message.offset)
                 if behind is not None:
                     friction.metrics.consumer_lag(message.topic, message.partition, behind)
@@ -250,8 +317,11 @@ def build_app(
 
     async def customer_touches(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            for item in friction.touches(event.message.partition, [event.value]):
+            message = event.message
+            await take_up(message)
+            for item in friction.touches(message.partition, [event.value]):
                 await send(item.topic, item.key, item.value, None)
+            mark(message, friction.watermark(message.topic, message.partition))
 
     # What the detectors learned, per group, checkpointed after each final window. The table is
     # co-partitioned with the windows topic (same key, same partition count), so the worker that
@@ -263,7 +333,10 @@ def build_app(
 
     async def reduce_windows(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            group = (event.message.key or b"").decode("utf-8", "replace")
+            message = event.message
+            await take_up(message)
+            mark(message, message.timestamp)  # partials wait in wall-clock time: mark by when they were sent
+            group = (message.key or b"").decode("utf-8", "replace")
             if group not in restored:
                 restored.add(group)
                 count = friction.detectors.restore(detector_state.get(group) or {})
@@ -281,6 +354,7 @@ def build_app(
         revoked: set[TP] = args[0]  # Faust sends (app, revoked)
         for tp in revoked:
             friction.revoke(tp.topic, tp.partition)
+            recovery.forget(tp.topic, tp.partition)
         restored.clear()  # a group that comes back is restored from the checkpoint again
 
     @app.on_partitions_assigned.connect

@@ -123,6 +123,21 @@ class FrictionMetrics:
             "frictionwatch_events_late", "Window amounts that arrived after their window closed (not counted in it).",
             ["topic"], registry=registry,
         )  # fmt: skip
+        self.duplicates = Counter(
+            "frictionwatch_events_duplicate",
+            "Events skipped because their event_id was seen within the dedup horizon (re-deliveries).",
+            ["topic"], registry=registry,
+        )  # fmt: skip
+        self.rebuilt_records = Counter(
+            "frictionwatch_state_rebuilt_records",
+            "Records replayed to rebuild a partition's state after a restart or a hand-over.",
+            ["topic"], registry=registry,
+        )  # fmt: skip
+        self.rebuild_seconds = Counter(
+            "frictionwatch_state_rebuild_seconds",
+            "Time spent replaying records to rebuild partition state, seconds.",
+            ["topic"], registry=registry,
+        )  # fmt: skip
         self.watermark = Gauge(
             "frictionwatch_watermark_timestamp_seconds", "Latest event time seen on the partition (its watermark).",
             ["topic", "partition"], registry=registry,

@@ -19,9 +19,12 @@ from dataclasses import dataclass
 from frictionwatch.contract import Event
 from frictionwatch.detectors.bank import DetectorBank, Finding
 from frictionwatch.journeymap import JourneyMap
+from frictionwatch.partitioning import partition_for
+from frictionwatch.streams.dedup import RecentEventIds
 from frictionwatch.streams.exposition import FrictionMetrics
 from frictionwatch.streams.reduce import FinalWindow, Partial, WindowReducer, split_by_group
 from frictionwatch.streams.series import observations
+from frictionwatch.streams.sessions import DwellQuantile
 from frictionwatch.streams.stage import Output, SourceKind, StageSettings, Touch, TouchState, groups_of, new_state
 
 log = logging.getLogger(__name__)
@@ -72,21 +75,63 @@ class Friction:
         self.touches_topic = touches_topic
         self.settings = settings or StageSettings()
         self.states: dict[tuple[str, int], object] = {}
+        self.learned_dwell: dict[tuple[str, str], DwellQuantile] = {}  # shared by the click partitions
+        self.recent: dict[tuple[str, int], RecentEventIds] = {}  # event ids seen, per input partition
         self.groups = {topic: groups_of(kind, journey_map) for topic, kind in kinds.items()}
         self.reducer = WindowReducer(max_wait)
         self.clock = clock
         self.detectors = DetectorBank(journey_map)
         self.on_findings: Callable[[FinalWindow, list[Finding]], None] | None = None
         self.source_kind = dict(kinds)
+        for topic in kinds:  # every series exists from start-up
+            for counter in (metrics.late, metrics.duplicates, metrics.rebuilt_records, metrics.rebuild_seconds):
+                counter.labels(topic)
 
     # -- stage 1 ------------------------------------------------------------------------------
 
     def events(self, topic: str, partition: int, events: Sequence[Event]) -> list[Outbound]:
         """Feed one record's validated events of an input topic."""
         state = self._state(topic, partition)
+        fresh = self._fresh(topic, partition, events)
+        if len(fresh) < len(events):
+            self.metrics.duplicates.labels(topic).inc(len(events) - len(fresh))
         out = Output()
-        state.add(events, out)  # type: ignore[attr-defined]
+        state.add(fresh, out)  # type: ignore[attr-defined]
         return self._finish(topic, partition, state.windows.watermark, out)  # type: ignore[attr-defined]
+
+    def rebuild(self, topic: str, partition: int, events: Sequence[Event]) -> None:
+        """Feed events replayed to rebuild a partition's state: nothing is counted or published.
+
+        Their windows, counters and touches were published by the partition's previous owner
+        before it committed their offsets (see :mod:`~frictionwatch.streams.recovery`).
+        """
+        self._state(topic, partition).add(self._fresh(topic, partition, events), Output())  # type: ignore[attr-defined]
+
+    def rebuild_touches(self, partition: int, values: Sequence[bytes]) -> None:
+        """The customer-touches counterpart of :meth:`rebuild`."""
+        state = self._state(self.touches_topic, partition)
+        assert isinstance(state, TouchState)
+        touches = []
+        for value in values:
+            try:
+                touches += Touch.many_from_json(value)
+            except (ValueError, TypeError, IndexError):
+                continue  # logged when it was first read
+        state.add(touches, Output())
+
+    def watermark(self, topic: str, partition: int) -> float:
+        """The partition's watermark (latest event time), -inf before its first event."""
+        state = self.states.get((topic, partition))
+        return state.windows.watermark if state is not None else float("-inf")  # type: ignore[attr-defined]
+
+    def _fresh(self, topic: str, partition: int, events: Sequence[Event]) -> Sequence[Event]:
+        """The events whose ids this partition has not seen within the dedup horizon."""
+        recent = self.recent.get((topic, partition))
+        if recent is None:
+            recent = self.recent[(topic, partition)] = RecentEventIds(
+                self.settings.dedup_horizon, self.settings.dedup_max_ids
+            )
+        return [event for event in events if not recent.seen(event.event_id, event.ts)]
 
     def touches(self, partition: int, values: Sequence[bytes]) -> list[Outbound]:
         """Feed records of the customer-touches topic."""
@@ -95,7 +140,7 @@ class Friction:
         touches = []
         for value in values:
             try:
-                touches.append(Touch.from_json(value))
+                touches += Touch.many_from_json(value)
             except (ValueError, TypeError, IndexError) as error:  # written by us: a bug or a foreign producer
                 log.error("skipping a malformed customer touch on %s[%d]: %s", self.touches_topic, partition, error)
         out = Output()
@@ -106,7 +151,7 @@ class Friction:
         key = (topic, partition)
         state = self.states.get(key)
         if state is None:
-            state = self.states[key] = new_state(self.kinds[topic], self.journey_map, self.settings)
+            state = self.states[key] = new_state(self.kinds[topic], self.journey_map, self.settings, self.learned_dwell)
         return state
 
     def _finish(self, topic: str, partition: int, watermark: float, out: Output) -> list[Outbound]:
@@ -116,8 +161,15 @@ class Friction:
             metrics.count_window(kind, topic, window)
             for partial in split_by_group(topic, partition, self.partitions[topic], window, self.groups[topic]):
                 outbound.append(Outbound(self.windows_topic, partial.group.encode(), partial.to_json()))
-        for touch in out.touches:
-            outbound.append(Outbound(self.touches_topic, touch.customer_id.encode(), touch.to_json()))
+        if out.touches:  # one record per partition of the touches topic: each is a Kafka round trip
+            packed: dict[int, list[Touch]] = {}
+            count = self.partitions[self.touches_topic]
+            for touch in out.touches:
+                packed.setdefault(partition_for(touch.customer_id.encode(), count), []).append(touch)
+            for touches in packed.values():  # keyed by the first customer: the same partition as the others
+                parts = [touch.to_json() for touch in touches]
+                value = parts[0] if len(parts) == 1 else b"[" + b",".join(parts) + b"]"
+                outbound.append(Outbound(self.touches_topic, touches[0].customer_id.encode(), value))
         for observation in out.step_times:
             metrics.observe_step_time(observation)
         for place, outcome, seconds in out.waits:
@@ -130,6 +182,7 @@ class Friction:
     def revoke(self, topic: str, partition: int) -> None:
         """Forget a partition this worker no longer owns."""
         self.states.pop((topic, partition), None)
+        self.recent.pop((topic, partition), None)
 
     def state_sizes(self) -> dict[str, int]:
         sizes = {"sessions": 0, "contacts": 0, "customers": 0}
@@ -154,6 +207,17 @@ class Friction:
         if self.reducer.late_partials > late_before:
             self.metrics.partials_late.inc()
         return groups
+
+    def rebuild_partials(self, values: Sequence[bytes]) -> None:
+        """Replayed partials of the windows topic: rebuild the windows waiting for partitions.
+
+        Windows they make final were published by the previous owner; nothing is published.
+        """
+        for value in values:
+            try:
+                self.reducer.add(Partial.from_json(value), self.clock())
+            except (ValueError, KeyError, TypeError, IndexError):
+                continue  # logged when it was first read
 
     def tick(self) -> set[str]:
         """Finalise windows that waited long enough for missing partitions (call every few seconds)."""

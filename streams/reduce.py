@@ -4,10 +4,14 @@ Each input partition closes its windows on its own watermark (stage 1) and publi
 what it counted as one :class:`Partial` per touchpoint *group* (a journey, a contact
 channel) to the internal windows topic, keyed by group, empty windows included. The
 worker that owns a group's partition of that topic merges the partials of a window into a
-:class:`FinalWindow` once every partition of the source has reported it, or ``max_wait``
-seconds (wall clock) after its first partial arrived: a partition with no events closes
-no windows, and must not hold every window back. The final window says how many
-partitions it covers; a partial arriving after that is counted as late.
+:class:`FinalWindow` once every partition of the source has reported it. A partition
+that has not is waited for while it is alive: it is given up for this window only when it
+has reported a later window (it had no events in this one), or when nothing came from it
+for ``max_wait`` seconds (wall clock): a partition with no events closes no windows, and
+must not hold every window back. A partition that is merely behind (a backlog after a
+restart) is not given up, so windows stay complete and their ratios are not computed from
+a few partitions. The final window says how many partitions it covers; a partial
+arriving after that is counted as late.
 
 So ratios are computed from complete counts, once, by one worker: the gauges of the
 latest window and the anomaly detectors see every partition's sessions, whichever
@@ -124,6 +128,20 @@ class _Pending:
     reported: set[int] = field(default_factory=set)
 
 
+@dataclass(slots=True)
+class _Progress:
+    """Of one (source, group): each partition's latest window start and when it was last heard."""
+
+    latest: dict[int, float] = field(default_factory=dict)
+    heard: dict[int, float] = field(default_factory=dict)
+
+    def given_up(self, partition: int, start: float, since: float, now: float, max_wait: float) -> bool:
+        """Whether window ``start`` waits no longer for ``partition``: it is past it, or silent."""
+        if self.latest.get(partition, float("-inf")) > start:
+            return True
+        return now - max(self.heard.get(partition, float("-inf")), since) >= max_wait
+
+
 class WindowReducer:
     """Merges partials into final windows, in window order per (source, group).
 
@@ -134,6 +152,7 @@ class WindowReducer:
     def __init__(self, max_wait: float = 30.0) -> None:
         self.max_wait = max_wait
         self.pending: dict[tuple[str, str], dict[float, _Pending]] = {}
+        self.progress: dict[tuple[str, str], _Progress] = {}
         self.final_before: dict[tuple[str, str], float] = {}
         self.late_partials = 0
         self.duplicate_partials = 0
@@ -141,6 +160,9 @@ class WindowReducer:
     def add(self, partial: Partial, now: float) -> list[FinalWindow]:
         """Take one partial received at ``now``; return the windows made final, oldest first."""
         stream = (partial.source, partial.group)
+        progress = self.progress.setdefault(stream, _Progress())
+        progress.heard[partial.partition] = now
+        progress.latest[partial.partition] = max(partial.start, progress.latest.get(partial.partition, partial.start))
         if partial.start < self.final_before.get(stream, float("-inf")):
             self.late_partials += 1
             return []
@@ -169,8 +191,16 @@ class WindowReducer:
 
     def _release(self, stream: tuple[str, str], now: float) -> list[FinalWindow]:
         windows = self.pending[stream]
+        progress = self.progress[stream]
         due = [
-            start for start, item in windows.items() if item.window.complete or now - item.first_seen >= self.max_wait
+            start
+            for start, item in windows.items()
+            if item.window.complete
+            or all(
+                progress.given_up(partition, start, item.first_seen, now, self.max_wait)
+                for partition in range(item.window.partitions)
+                if partition not in item.reported
+            )
         ]
         if not due:
             return []

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
 
@@ -21,7 +21,7 @@ from frictionwatch.settings import Settings
 from frictionwatch.streams.contacts import ContactCentre
 from frictionwatch.streams.customers import CustomerContinuity
 from frictionwatch.streams.feedback import FeedbackScores
-from frictionwatch.streams.sessions import SessionTracker, StepObservation
+from frictionwatch.streams.sessions import DwellQuantile, SessionTracker, StepObservation
 from frictionwatch.streams.windows import Touchpoint, Window, WindowedCounts
 
 SourceKind = Literal["clicks", "contacts", "feedback", "touches"]
@@ -42,6 +42,8 @@ class StageSettings:
     service_level_seconds: float = 20.0
     repeat_contact_horizon: float = 86400.0
     touch_lateness: float = 300.0  # touches come from several topics whose partitions progress unevenly
+    dedup_horizon: float = 600.0
+    dedup_max_ids: int = 200_000
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StageSettings:
@@ -58,6 +60,8 @@ class StageSettings:
             service_level_seconds=settings.service_level_seconds,
             repeat_contact_horizon=settings.repeat_contact_horizon,
             touch_lateness=settings.touch_lateness,
+            dedup_horizon=settings.dedup_horizon,
+            dedup_max_ids=settings.dedup_max_ids,
         )
 
 
@@ -76,7 +80,19 @@ class Touch:
 
     @classmethod
     def from_json(cls, data: bytes) -> Touch:
-        customer_id, ts, channel, kind, place = orjson.loads(data)
+        return cls.from_value(orjson.loads(data))
+
+    @classmethod
+    def many_from_json(cls, data: bytes) -> list[Touch]:
+        """The touches of a record holding one touch, or an array of them (packed per partition)."""
+        value = orjson.loads(data)
+        if isinstance(value, list) and value and isinstance(value[0], list):
+            return [cls.from_value(item) for item in value]
+        return [cls.from_value(value)]
+
+    @classmethod
+    def from_value(cls, value: Any) -> Touch:
+        customer_id, ts, channel, kind, place = value
         if kind not in ("session", "contact"):
             raise ValueError(f"unknown touch kind {kind!r}")
         return cls(str(customer_id), float(ts), str(channel), kind, Touchpoint(*place))
@@ -107,7 +123,12 @@ class PartitionState:
 
 
 class ClickState(PartitionState):
-    def __init__(self, journey_map: JourneyMap, settings: StageSettings) -> None:
+    def __init__(
+        self,
+        journey_map: JourneyMap,
+        settings: StageSettings,
+        learned_dwell: dict[tuple[str, str], DwellQuantile] | None = None,
+    ) -> None:
         super().__init__(WindowedCounts(settings.window_size, settings.allowed_lateness))
         self.out = Output()
         self.tracker = SessionTracker(
@@ -120,6 +141,7 @@ class ClickState(PartitionState):
             cold_start=settings.cold_start,
             on_step_time=self._step_time,
             on_session_start=self._session_start,
+            learned_dwell=learned_dwell,
         )
 
     def _step_time(self, observation: StepObservation) -> None:
@@ -204,9 +226,15 @@ class TouchState:
         return len(self.continuity)
 
 
-def new_state(kind: SourceKind, journey_map: JourneyMap, settings: StageSettings) -> PartitionState | TouchState:
+def new_state(
+    kind: SourceKind,
+    journey_map: JourneyMap,
+    settings: StageSettings,
+    learned_dwell: dict[tuple[str, str], DwellQuantile] | None = None,
+) -> PartitionState | TouchState:
+    """A partition's state; ``learned_dwell`` is shared by a worker's click partitions (see SessionTracker)."""
     if kind == "clicks":
-        return ClickState(journey_map, settings)
+        return ClickState(journey_map, settings, learned_dwell)
     if kind == "contacts":
         return ContactState(settings)
     if kind == "feedback":

@@ -39,6 +39,24 @@ def test_a_silent_partition_holds_a_window_back_only_for_max_wait() -> None:
     assert reducer.add(partial(2, 0, 5), now=131) == [] and reducer.late_partials == 1
 
 
+def test_a_partition_behind_is_waited_for_and_one_past_the_window_is_not() -> None:
+    # A backlog: partition 2 is minutes of event time behind, but alive (its partials keep coming).
+    reducer = WindowReducer(max_wait=30)
+    reducer.add(partial(0, 600, 1), now=100)
+    reducer.add(partial(1, 600, 1), now=100)
+    released = []
+    for second in range(0, 120, 10):  # two minutes of wall clock, partition 2 catching up
+        released += reducer.add(partial(2, 5 * second, 1), now=100 + second) + reducer.expire(now=105 + second)
+    assert 600 not in [window.start for window in released]  # still waiting: partition 2 is alive
+    (window,) = reducer.add(partial(2, 600, 1), now=230)
+    assert (window.start, window.complete) == (600, True)
+    # Partition 1 reports window 720 but not 660: it had no events there, so 660 doesn't wait for it.
+    reducer.add(partial(0, 660, 1), now=231)
+    reducer.add(partial(2, 660, 1), now=231)
+    (window,) = reducer.add(partial(1, 720, 1), now=232)
+    assert (window.start, window.partitions_reported) == (660, 2)
+
+
 def test_windows_leave_in_order_and_duplicates_are_ignored() -> None:
     reducer = WindowReducer(max_wait=30)
     reducer.add(partial(0, 0, 1, partitions=2), now=0)
@@ -133,3 +151,10 @@ def test_every_series_exists_before_the_first_event(journey_map: JourneyMap) -> 
         assert (
             registry.get_sample_value("frictionwatch_contacts_offered_total", {"channel": channel, "queue": queue}) == 0
         )
+
+
+def test_touches_packed_per_partition_read_back_whole() -> None:
+    touches = [Touch("cust-1", 5.5, "web", "session", CART), Touch("cust-2", 6.0, "phone", "contact", CART)]
+    packed = b"[" + b",".join(touch.to_json() for touch in touches) + b"]"
+    assert Touch.many_from_json(packed) == touches
+    assert Touch.many_from_json(touches[0].to_json()) == touches[:1]

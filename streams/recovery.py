@@ -1,0 +1,209 @@
+"""Rebuilding a partition's state after a crash or a hand-over, by replaying its input.
+
+Sessions, contacts, customers and open windows (stage 1), and the windows waiting for
+partitions (stage 2) live in memory. When a partition comes to a worker that holds no
+state for it (a restart, a crash, a rebalance), the worker rebuilds that state before it
+handles the partition's next record: it reads the partition again from a point far
+enough back that every session, contact and window still open at that record began after
+it, and feeds those records through the same code with every output thrown away (their
+windows, counters and touches were published by the previous owner before it committed
+their offsets). Then it carries on.
+
+Where to replay from is kept in :class:`ReplayMarks`: every ``every`` seconds of event
+time the partition records (watermark, offset); the replay starts at the newest mark at
+least ``horizon`` seconds behind the partition's watermark. The marks are checkpointed in
+a Faust table (tiny: one short list per partition). Kafka keeps the records themselves,
+so the topics' retention must exceed the horizon (docs/reliability.md).
+
+>>> marks = ReplayMarks(every=60, horizon=300)
+>>> [marks.observe(ts, offset) for ts, offset in [(10, 0), (70, 5), (75, 6), (400, 30)]]
+[True, True, False, True]
+>>> marks.start()  # the newest mark at least 300 s behind the watermark 400
+5
+>>> ReplayMarks.from_json(marks.to_json(), every=60, horizon=300).marks == marks.marks
+True
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import orjson
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+log = logging.getLogger(__name__)
+
+Records = Iterator[tuple[int, bytes | None]]
+RecordsReader = Callable[[str, int, int, int], Records]
+Rebuild = Callable[[str, int, list[bytes]], None]
+
+
+class ReplayMarks:
+    """(watermark, offset) marks of one partition, enough to replay ``horizon`` seconds.
+
+    Args:
+        every: seconds of event time between marks.
+        horizon: how far behind the watermark the replay must start, seconds.
+    """
+
+    def __init__(self, every: float = 60.0, horizon: float = 3900.0) -> None:
+        if every <= 0 or horizon < 0:
+            raise ValueError(f"every must be > 0 and horizon >= 0, got {every} and {horizon}")
+        self.every = every
+        self.horizon = horizon
+        self.marks: list[tuple[float, int]] = []
+
+    def observe(self, watermark: float, offset: int) -> bool:
+        """Note the record at ``offset`` (watermark after it); True when a mark was added."""
+        if self.marks and math.floor(watermark / self.every) <= math.floor(self.marks[-1][0] / self.every):
+            return False
+        self.marks.append((watermark, offset))
+        keep_from = 0  # drop marks older than the newest one that is already beyond the horizon
+        for index, (ts, _) in enumerate(self.marks):
+            if ts <= watermark - self.horizon:
+                keep_from = index
+        del self.marks[:keep_from]
+        return True
+
+    def start(self) -> int | None:
+        """The offset to replay from; the oldest mark when none is beyond the horizon yet."""
+        if not self.marks:
+            return None
+        watermark = self.marks[-1][0]
+        beyond = [offset for ts, offset in self.marks if ts <= watermark - self.horizon]
+        return beyond[-1] if beyond else self.marks[0][1]
+
+    def to_json(self) -> bytes:
+        return orjson.dumps({"marks": self.marks})
+
+    @classmethod
+    def from_json(cls, data: bytes, every: float, horizon: float) -> ReplayMarks:
+        marks = cls(every, horizon)
+        doc: dict[str, Any] = orjson.loads(data)
+        marks.marks = [(float(ts), int(offset)) for ts, offset in doc["marks"]]
+        return marks
+
+
+def read_partition(
+    config: dict[str, Any], topic: str, partition: int, start: int, end: int, timeout: float = 120.0
+) -> Records:
+    """(offset, value) of the records of ``topic[partition]`` from ``start`` up to ``end`` (excluded).
+
+    ``config`` is a librdkafka consumer configuration (frictionwatch.kafka.consumer_config);
+    the reader joins no group and commits nothing. Raises TimeoutError if the records
+    don't arrive within ``timeout`` seconds, KafkaException on a broker error.
+    """
+    if start >= end:
+        return
+    consumer = Consumer({**config, "enable.auto.commit": False, "enable.partition.eof": True})
+    try:
+        consumer.assign([TopicPartition(topic, partition, start)])
+        deadline = time.monotonic() + timeout
+        while True:
+            message = consumer.poll(1.0)
+            if message is None:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"replaying {topic}[{partition}] stopped short of offset {end}")
+                continue
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    return  # fewer records than expected (compacted or deleted): all there is
+                raise KafkaException(error)
+            offset = message.offset()
+            if offset is None or offset >= end:
+                return
+            yield offset, message.value()
+            if offset == end - 1:
+                return
+    finally:
+        consumer.close()
+
+
+class StateRecovery:
+    """Marks and replays for every partition a worker consumes (see the module docstring).
+
+    Args:
+        read: ``read(topic, partition, start, end)``, the records to replay (:func:`read_partition`).
+        rebuild: ``rebuild(topic, partition, values)`` feeds replayed records, publishing nothing.
+        checkpoints: the stored marks (a Faust table: ``"topic:partition"`` -> bytes).
+        horizons: seconds to replay, per topic.
+        every: seconds between marks.
+    """
+
+    def __init__(
+        self,
+        read: RecordsReader,
+        rebuild: Rebuild,
+        checkpoints: Mapping[str, bytes],
+        horizons: Mapping[str, float],
+        every: float = 60.0,
+    ) -> None:
+        self.read = read
+        self.rebuild = rebuild
+        self.checkpoints = checkpoints
+        self.horizons = horizons
+        self.every = every
+        self.marks: dict[tuple[str, int], ReplayMarks] = {}
+
+    def knows(self, topic: str, partition: int) -> bool:
+        """Whether the partition was taken up here (and not revoked since)."""
+        return (topic, partition) in self.marks
+
+    def plan(self, topic: str, partition: int, offset: int) -> tuple[int, int] | None:
+        """Take up a partition new here, whose first record is at ``offset``: what to replay."""
+        stored = self.checkpoints.get(f"{topic}:{partition}")
+        horizon = self.horizons[topic]
+        marks = ReplayMarks(self.every, horizon)
+        if stored:
+            try:
+                marks = ReplayMarks.from_json(stored, self.every, horizon)
+            except (ValueError, KeyError, TypeError) as error:
+                log.error("ignoring unreadable replay marks of %s[%d]: %s", topic, partition, error)
+        self.marks[(topic, partition)] = marks
+        start = marks.start()
+        return (start, offset) if start is not None and start < offset else None
+
+    async def replay(self, topic: str, partition: int, start: int, end: int, chunk: int = 2000) -> int:
+        """Replay records [start, end) into the rebuild function; how many were read.
+
+        Records are read in a thread, ``chunk`` at a time, and fed on the event loop between
+        awaits, so the worker keeps heart-beating to its group while it rebuilds.
+        """
+        loop = asyncio.get_running_loop()
+        records = self.read(topic, partition, start, end)
+
+        def take() -> list[bytes | None]:
+            return [value for _, value in itertools.islice(records, chunk)]
+
+        count = 0
+        try:
+            while values := await loop.run_in_executor(None, take):
+                count += len(values)
+                self.rebuild(topic, partition, [value for value in values if value is not None])
+                await asyncio.sleep(0)
+        finally:
+            await loop.run_in_executor(None, _close, records)
+        return count
+
+    def observe(self, topic: str, partition: int, watermark: float, offset: int) -> bytes | None:
+        """After the record at ``offset``: the marks to checkpoint, when a new one was added."""
+        marks = self.marks.get((topic, partition))
+        if marks is None or not marks.observe(watermark, offset):
+            return None
+        return marks.to_json()
+
+    def forget(self, topic: str, partition: int) -> None:
+        self.marks.pop((topic, partition), None)
+
+
+def _close(records: Records) -> None:
+    close = getattr(records, "close", None)
+    if close is not None:
+        close()

@@ -1,0 +1,153 @@
+"""A worker killed with SIGKILL mid-stream, and a new one in its place: nothing lost, nothing twice.
+
+The second worker rebuilds the state of every partition by replaying it (streams/recovery.py),
+carries on from the first worker's last committed offsets, and re-processes what the first
+processed after them. Every window of every partition is published to the windows topic at
+least once; a window published twice must be the same window (re-delivered events did not
+inflate it), and the windows together must hold exactly what an independent computation from
+the same events gives (docs/metrics.md definitions, tests/test_integration_metrics.py). Some
+events are also produced twice, as a retrying producer would: their event_id gives them away.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+from processes import Worker, frictionwatch, total, wait_until
+from test_integration_metrics import METRICS, PARTITIONS, TOPICS, closing_events, expected_counts, produce
+
+from frictionwatch.broker import EmbeddedBroker
+from frictionwatch.kafka import consumer_config, ensure_topics
+from frictionwatch.settings import Settings
+
+pytestmark = pytest.mark.integration
+WINDOWS_TOPIC = "frictionwatch.windows"
+# The worker's settings: every session counts from the first event (the traffic is complete),
+# and exact table recovery on the embedded broker (docs/operations.md).
+WORKER_ARGS = ("--flow-cold-start", "0", "--producer-max-batch-size", "1")
+# A window's touchpoint (journey, step, channel, queue, survey) -> the labels of METRICS.
+PLACE = {"journey": 0, "step": 1, "channel": 2, "queue": 3, "survey": 4}
+FIELDS = {"score_sum": "score", **{name: name for name in METRICS}}  # window field -> METRICS field
+
+
+@pytest.fixture()
+def broker() -> Iterator[EmbeddedBroker]:
+    with EmbeddedBroker() as running:
+        settings = Settings.load(env={}, cli={"bootstrap_servers": running.bootstrap_servers})
+        ensure_topics(settings, [*TOPICS.values(), "journey.deadletter", WINDOWS_TOPIC,
+                                 "frictionwatch.customer-touches"])  # fmt: skip
+        yield running
+
+
+def read_all(bootstrap: str, topic: str) -> list[bytes]:
+    """Every record of ``topic`` now, from the beginning of each partition."""
+    settings = Settings.load(env={}, cli={"bootstrap_servers": bootstrap})
+    consumer = Consumer(consumer_config(settings, "recovery-test", **{"enable.partition.eof": True}))
+    consumer.assign([TopicPartition(topic, partition, 0) for partition in range(PARTITIONS)])
+    values: list[bytes] = []
+    at_end: set[int] = set()
+    deadline = time.monotonic() + 60
+    try:
+        while len(at_end) < PARTITIONS and time.monotonic() < deadline:
+            message = consumer.poll(1.0)
+            if message is None:
+                continue
+            error = message.error()
+            if error is not None:
+                assert error.code() == KafkaError._PARTITION_EOF, error
+                at_end.add(message.partition())
+                continue
+            values.append(message.value())
+    finally:
+        consumer.close()
+    assert len(at_end) == PARTITIONS, "the windows topic could not be read to its end"
+    return values
+
+
+def published_windows(bootstrap: str) -> tuple[dict[str, Counter[tuple[str, ...]]], list[str]]:
+    """The windows of the windows topic, each once, as the independent computation's fields;
+    and every window published twice with different counts."""
+    first: dict[tuple[Any, ...], dict[tuple[str, ...], dict[str, float]]] = {}
+    differing = []
+    for value in read_all(bootstrap, WINDOWS_TOPIC):
+        partial = orjson.loads(value)
+        identity = (partial["source"], partial["group"], partial["start"], partial["partition"])
+        counts = {
+            tuple(row[:5]): {FIELDS[name]: amount for name, amount in row[5].items() if name in FIELDS and amount}
+            for row in partial["counts"]
+        }
+        counts = {place: fields for place, fields in counts.items() if fields}
+        if identity not in first:
+            first[identity] = counts
+        elif first[identity] != counts:
+            differing.append(f"{identity}: first {first[identity]}, again {counts}")
+    merged: dict[str, Counter[tuple[str, ...]]] = defaultdict(Counter)
+    for counts in first.values():
+        for place, fields in counts.items():
+            for name, amount in fields.items():
+                merged[name][tuple(place[PLACE[label]] for label in METRICS[name][1])] += int(amount)
+    return merged, differing
+
+
+def test_a_killed_worker_is_replaced_without_losing_or_doubling_events(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    start = time.time() - 3 * 3600
+    path = tmp_path / "hour.jsonl"
+    frictionwatch("generate", "--output", str(path), "--start", str(start), "--duration", "1h", "--rate", "15",
+                  "--seed", "34", "--quiet")  # fmt: skip
+    traffic = [orjson.loads(line) for line in path.read_bytes().splitlines()]
+    traffic += closing_events(max(line["value"]["ts"] for line in traffic) + 1800 + 300)
+    expected = expected_counts(traffic)
+    # A retrying producer: 300 click events sent twice, the copy right after the original.
+    twice = set(random.Random(34).sample([i for i, line in enumerate(traffic) if line["topic"] == "clicks"], 300))
+    produced = [copy for i, line in enumerate(traffic) for copy in ([line, line] if i in twice else [line])]
+
+    first = Worker(broker.bootstrap_servers, tmp_path, *WORKER_ARGS, name="first")
+    wait_until(lambda: total(first.samples(), "frictionwatch_assigned_partitions", topic="journey.clicks") == 4,
+               120, "the first worker to own every partition")  # fmt: skip
+    produce(broker.bootstrap_servers, produced)
+    processed = wait_until(
+        lambda: (n := total(first.samples(), "frictionwatch_events_processed_total")) >= 0.3 * len(produced) and n,
+        180, "the first worker to get a third of the way",
+    )  # fmt: skip
+    first.process.kill()  # SIGKILL: no commit, no goodbye
+    killed_at = time.monotonic()
+    first.process.wait()
+    first.log.close()
+    assert processed < 0.9 * len(produced), "the first worker finished before it could be killed mid-stream"
+
+    second = Worker(broker.bootstrap_servers, tmp_path, *WORKER_ARGS, name="second")
+    try:
+        wait_until(lambda: total(second.samples(), "frictionwatch_events_processed_total") > 0, 180,
+                   "the second worker to resume processing")  # fmt: skip
+        resumed = time.monotonic() - killed_at
+        rebuilt = total(second.samples(), "frictionwatch_state_rebuilt_records_total")
+        assert rebuilt > 0, "the second worker rebuilt no state: it started from nothing"
+
+        def complete() -> bool:
+            merged, _ = published_windows(broker.bootstrap_servers)
+            return all(merged[field] == expected[field] for field in METRICS)
+
+        try:
+            wait_until(complete, 300, "the published windows to hold every event exactly once", poll=3)
+        finally:
+            merged, differing = published_windows(broker.bootstrap_servers)
+            for field in METRICS:
+                missing = {k: (merged[field][k], v) for k, v in expected[field].items() if merged[field][k] != v}
+                assert not missing, f"{field}: (published, expected) {dict(list(missing.items())[:5])}"
+            assert not differing, f"windows published twice with different counts: {differing[:3]}"
+        caught_up = time.monotonic() - killed_at
+        duplicates = total(second.samples(), "frictionwatch_events_duplicate_total")
+        print(f"\nkilled after {processed:,.0f} of {len(produced):,} events; the second worker rebuilt "
+              f"{rebuilt:,.0f} records, resumed {resumed:.0f} s and caught up {caught_up:.0f} s after the kill; "
+              f"it skipped {duplicates:,.0f} duplicates")  # fmt: skip
+        assert duplicates > 0  # the copies it saw after the crash were recognised
+    finally:
+        assert second.stop() == 0, second.tail()
