@@ -6,7 +6,10 @@ COPY frictionwatch ./frictionwatch
 COPY streams ./streams
 COPY detectors ./detectors
 COPY alerts ./alerts
+COPY grafana ./grafana
 RUN pip install --no-cache-dir . && useradd --create-home frictionwatch
 USER frictionwatch
+# Faust keeps its data directory (frictionwatch-data/) in the working directory: the user's own.
+WORKDIR /home/frictionwatch
 ENTRYPOINT ["frictionwatch"]
 CMD ["worker"]

@@ -275,14 +275,14 @@ def build_app(
         topic, partition = message.topic, message.partition
         if recovery.knows(topic, partition):
             return
-        span = recovery.plan(topic, partition, message.offset)
-        if span is None:
-            return
         began = time.monotonic()
         try:
+            span = recovery.plan(topic, partition, message.offset)
+            if span is None:
+                return
             count = await recovery.replay(topic, partition, *span)
         except Exception as error:  # a broker error or timeout: carry on with what was rebuilt
-            log.error("rebuilding %s[%d] from offset %d failed: %s", topic, partition, span[0], error)
+            log.error("rebuilding %s[%d] before offset %d failed: %s", topic, partition, message.offset, error)
             return
         seconds = time.monotonic() - began
         friction.metrics.rebuilt_records.labels(topic).inc(count)
@@ -291,13 +291,15 @@ def build_app(
 
     def mark(message: Any, watermark: float) -> None:
         """After a record: checkpoint the partition's replay marks when a new one was added."""
-        marks = recovery.observe(message.topic, message.partition, watermark, message.offset)
-        if marks is not None and message.topic not in unmarked:
-            try:
+        if message.topic in unmarked:
+            return
+        try:
+            marks = recovery.observe(message.topic, message.partition, watermark, message.offset)
+            if marks is not None:
                 replay_marks[f"{message.topic}:{message.partition}"] = marks
-            except Exception as error:  # e.g. a topic with another partition count than the table
-                unmarked.add(message.topic)
-                log.error("no replay marks for %s (its state is not rebuilt after a restart): %s", message.topic, error)
+        except Exception as error:  # e.g. a topic with another partition count than the table
+            unmarked.add(message.topic)
+            log.error("no replay marks for %s (its state is not rebuilt after a restart): %s", message.topic, error)
 
     for name, topic in topics.items():
 

@@ -20,6 +20,8 @@ so the topics' retention must exceed the horizon (docs/reliability.md).
 [True, True, False, True]
 >>> marks.start()  # the newest mark at least 300 s behind the watermark 400
 5
+>>> marks.observe(float("-inf"), 31)  # a record with no valid event: no event time to mark
+False
 >>> ReplayMarks.from_json(marks.to_json(), every=60, horizon=300).marks == marks.marks
 True
 """
@@ -61,6 +63,8 @@ class ReplayMarks:
 
     def observe(self, watermark: float, offset: int) -> bool:
         """Note the record at ``offset`` (watermark after it); True when a mark was added."""
+        if not math.isfinite(watermark):
+            return False  # no event time yet (the partition's records so far were all rejected)
         if self.marks and math.floor(watermark / self.every) <= math.floor(self.marks[-1][0] / self.every):
             return False
         self.marks.append((watermark, offset))
