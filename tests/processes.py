@@ -79,7 +79,14 @@ class Worker:
         self.log.flush()
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
+    def crashes(self) -> list[str]:
+        """Faust's reports of an agent that crashed (and was restarted): always a bug."""
+        self.log.flush()
+        return [line for line in self.log_path.read_text(errors="replace").splitlines() if "Crashed reason=" in line]
+
     def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM and wait; AssertionError if it doesn't stop or one of its agents crashed."""
+        crashed = self.crashes()
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -89,6 +96,7 @@ class Worker:
                 self.process.wait()
                 raise AssertionError(f"worker did not stop within {timeout:.0f} s of SIGTERM") from None
         self.log.close()
+        assert not crashed, f"an agent of the worker crashed: {crashed[:3]}"
         return self.process.returncode
 
 
