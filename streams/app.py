@@ -7,6 +7,7 @@ module-level app), so tests and the CLI each build their own.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -25,13 +26,14 @@ from frictionwatch.contract import Event, EventValidator, Reason, TimeLimits
 from frictionwatch.detectors.bank import Finding
 from frictionwatch.journeymap import JourneyMap, JourneyMapError, JourneyMapWatcher
 from frictionwatch.kafka import consumer_config, faust_broker_options
+from frictionwatch.pseudonym import Pseudonymiser
 from frictionwatch.settings import Settings
 from frictionwatch.streams.deadletter import Origin, deadletter_value
 from frictionwatch.streams.exposition import FrictionMetrics
 from frictionwatch.streams.friction import Friction, Outbound
 from frictionwatch.streams.ingest import DecodedRecord, RecordDecoder, Rejection, TopicKind
 from frictionwatch.streams.metrics import IngestMetrics
-from frictionwatch.streams.recovery import Records, StateRecovery, read_partition
+from frictionwatch.streams.recovery import SKIP, Continuity, Records, StateRecovery, read_partition
 from frictionwatch.streams.reduce import FinalWindow
 from frictionwatch.streams.stage import SourceKind, StageSettings
 
@@ -51,6 +53,18 @@ class RecordRef:
     offset: int
     key: bytes | None
     value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """A record an agent handles: from its stream, or read again to fill a gap (see deliver)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: float
 
 
 class IngestPipeline:
@@ -270,6 +284,29 @@ def build_app(
     recovery = build_recovery(settings, friction, pipeline.decoders, replay_marks)
     unmarked: set[str] = set()  # topics whose partition count differs from the table's: no marks
 
+    continuity = Continuity()
+
+    async def deliver(message: Any, value: bytes | None, process: Callable[[Delivered], Awaitable[None]]) -> None:
+        """Hand a record to ``process``: once, in order, and after any records the consumer skipped."""
+        topic, partition = message.topic, message.partition
+        gap = continuity.check(topic, partition, message.offset)
+        if gap == SKIP:
+            return
+        await take_up(message)
+        if gap >= 0:  # Faust dropped records before this one: read them ourselves
+            try:
+                missed = await recovery.fetch(topic, partition, gap, message.offset)
+            except Exception as error:
+                log.error("could not read %s[%d] %d-%d skipped by the consumer: %s", topic, partition, gap,
+                          message.offset - 1, error)  # fmt: skip
+                missed = []
+            log.warning("the consumer skipped %s[%d] offsets %d-%d; read %d records of them again",
+                        topic, partition, gap, message.offset - 1, len(missed))  # fmt: skip
+            friction.metrics.refetched.labels(topic).inc(len(missed))
+            for offset, key, missed_value in missed:
+                await process(Delivered(topic, partition, offset, key, missed_value, message.timestamp))
+        await process(Delivered(topic, partition, message.offset, message.key, value, message.timestamp))
+
     async def take_up(message: Any) -> None:
         """Before a partition's first record here: rebuild its state from the records before it."""
         topic, partition = message.topic, message.partition
@@ -289,7 +326,7 @@ def build_app(
         friction.metrics.rebuild_seconds.labels(topic).inc(seconds)
         log.info("rebuilt %s[%d] from %d records (offsets %d-%d) in %.1f s", topic, partition, count, *span, seconds)
 
-    def mark(message: Any, watermark: float) -> None:
+    def mark(message: Delivered, watermark: float) -> None:
         """After a record: checkpoint the partition's replay marks when a new one was added."""
         if message.topic in unmarked:
             return
@@ -303,27 +340,27 @@ def build_app(
 
     for name, topic in topics.items():
 
+        async def ingest_record(record: Delivered) -> None:
+            await pipeline.handle(RecordRef(record.topic, record.partition, record.offset, record.key, record.value))
+            mark(record, friction.watermark(record.topic, record.partition))
+            behind = lag(record.topic, record.partition, record.offset)
+            if behind is not None:
+                friction.metrics.consumer_lag(record.topic, record.partition, behind)
+
         async def ingest(stream: faust.StreamT[bytes]) -> None:
             async for event in stream.events():
-                message = event.message
-                await take_up(message)
-                await pipeline.handle(
-                    RecordRef(message.topic, message.partition, message.offset, message.key, event.value)
-                )
-                mark(message, friction.watermark(message.topic, message.partition))
-                behind = lag(message.topic, message.partition, message.offset)
-                if behind is not None:
-                    friction.metrics.consumer_lag(message.topic, message.partition, behind)
+                await deliver(event.message, event.value, ingest_record)
 
         app.agent(topic, name=f"ingest-{name}")(ingest)
 
+    async def touch_record(record: Delivered) -> None:
+        for item in friction.touches(record.partition, [record.value or b""]):
+            await send(item.topic, item.key, item.value, None)
+        mark(record, friction.watermark(record.topic, record.partition))
+
     async def customer_touches(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            message = event.message
-            await take_up(message)
-            for item in friction.touches(message.partition, [event.value]):
-                await send(item.topic, item.key, item.value, None)
-            mark(message, friction.watermark(message.topic, message.partition))
+            await deliver(event.message, event.value, touch_record)
 
     # What the detectors learned, per group, checkpointed after each final window. The table is
     # co-partitioned with the windows topic (same key, same partition count), so the worker that
@@ -333,20 +370,21 @@ def build_app(
     )
     restored: set[str] = set()
 
+    async def reduce_record(record: Delivered) -> None:
+        mark(record, record.timestamp)  # partials wait in wall-clock time: mark by when they were sent
+        group = (record.key or b"").decode("utf-8", "replace")
+        if group not in restored:
+            restored.add(group)
+            count = friction.detectors.restore(detector_state.get(group) or {})
+            if count:
+                friction.metrics.detectors_restored.inc(count)
+                log.info("restored %d detectors of %s from the checkpoint", count, group)
+        for final in friction.partial(record.value or b""):
+            detector_state[final] = friction.detectors.state(final)
+
     async def reduce_windows(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            message = event.message
-            await take_up(message)
-            mark(message, message.timestamp)  # partials wait in wall-clock time: mark by when they were sent
-            group = (message.key or b"").decode("utf-8", "replace")
-            if group not in restored:
-                restored.add(group)
-                count = friction.detectors.restore(detector_state.get(group) or {})
-                if count:
-                    friction.metrics.detectors_restored.inc(count)
-                    log.info("restored %d detectors of %s from the checkpoint", count, group)
-            for final in friction.partial(event.value):
-                detector_state[final] = friction.detectors.state(final)
+            await deliver(event.message, event.value, reduce_record)
 
     app.agent(internal[settings.topic_touches], name="customer-touches")(customer_touches)
     app.agent(internal[settings.topic_windows], name="reduce-windows")(reduce_windows)
@@ -357,6 +395,7 @@ def build_app(
         for tp in revoked:
             friction.revoke(tp.topic, tp.partition)
             recovery.forget(tp.topic, tp.partition)
+            continuity.forget(tp.topic, tp.partition)
         restored.clear()  # a group that comes back is restored from the checkpoint again
 
     @app.on_partitions_assigned.connect
@@ -388,6 +427,7 @@ def build_app(
     async def report_state_sizes() -> None:
         for kind, size in friction.state_sizes().items():
             friction.metrics.state.labels(kind).set(size)
+        friction.metrics.tasks.set(len(asyncio.all_tasks()))
 
     tracker = AlertTracker(
         AlertSettings(
@@ -395,7 +435,8 @@ def build_app(
             expiry_seconds=settings.alert_expiry_seconds,
             runbook_base_url=settings.runbook_base_url,
             dashboard_base_url=settings.dashboard_base_url,
-        )
+        ),
+        pseudonymise=Pseudonymiser(settings.pseudonym_key.encode()) if settings.pseudonym_key else None,
     )
     urls = [url.strip() for url in settings.alertmanager_urls.split(",") if url.strip()]
     sender = AlertSender(urls, registry, buffer_size=settings.alert_buffer_size)

@@ -128,6 +128,11 @@ class FrictionMetrics:
             "Events skipped because their event_id was seen within the dedup horizon (re-deliveries).",
             ["topic"], registry=registry,
         )  # fmt: skip
+        self.refetched = Counter(
+            "frictionwatch_records_refetched",
+            "Times the consumer skipped records (around a rebalance) and the worker fetched them again.",
+            ["topic"], registry=registry,
+        )  # fmt: skip
         self.rebuilt_records = Counter(
             "frictionwatch_state_rebuilt_records",
             "Records replayed to rebuild a partition's state after a restart or a hand-over.",
@@ -169,6 +174,10 @@ class FrictionMetrics:
         )  # fmt: skip
         self.partials_late = Counter(
             "frictionwatch_window_partials_late", "Partial windows that arrived after their window was final.",
+            registry=registry,
+        )  # fmt: skip
+        self.tasks = Gauge(
+            "frictionwatch_asyncio_tasks", "Tasks alive in the worker's event loop (grows without bound on a leak).",
             registry=registry,
         )  # fmt: skip
 

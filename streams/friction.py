@@ -84,7 +84,13 @@ class Friction:
         self.on_findings: Callable[[FinalWindow, list[Finding]], None] | None = None
         self.source_kind = dict(kinds)
         for topic in kinds:  # every series exists from start-up
-            for counter in (metrics.late, metrics.duplicates, metrics.rebuilt_records, metrics.rebuild_seconds):
+            for counter in (
+                metrics.late,
+                metrics.duplicates,
+                metrics.refetched,
+                metrics.rebuilt_records,
+                metrics.rebuild_seconds,
+            ):
                 counter.labels(topic)
 
     # -- stage 1 ------------------------------------------------------------------------------

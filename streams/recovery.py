@@ -11,7 +11,8 @@ their offsets). Then it carries on.
 
 Where to replay from is kept in :class:`ReplayMarks`: every ``every`` seconds of event
 time the partition records (watermark, offset); the replay starts at the newest mark at
-least ``horizon`` seconds behind the partition's watermark. The marks are checkpointed in
+least ``horizon`` seconds behind the watermark the partition had at the record the new
+owner starts from (its previous owner may have gone further before it died). The marks are checkpointed in
 a Faust table (tiny: one short list per partition). Kafka keeps the records themselves,
 so the topics' retention must exceed the horizon (docs/reliability.md).
 
@@ -20,8 +21,13 @@ so the topics' retention must exceed the horizon (docs/reliability.md).
 [True, True, False, True]
 >>> marks.start()  # the newest mark at least 300 s behind the watermark 400
 5
->>> marks.observe(float("-inf"), 31)  # a record with no valid event: no event time to mark
+>>> marks.start(before=30)  # starting at offset 30: the watermark there is 75, no mark is old enough
+0
+>>> marks.observe(float("-inf"), 31)  # a record with no event time (all its events rejected)
 False
+>>> early = ReplayMarks(every=60, horizon=300)
+>>> early.observe(float("-inf"), 7), early.start()  # no event time yet: replay from the first record
+(True, 7)
 >>> ReplayMarks.from_json(marks.to_json(), every=60, horizon=300).marks == marks.marks
 True
 """
@@ -41,7 +47,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 log = logging.getLogger(__name__)
 
-Records = Iterator[tuple[int, bytes | None]]
+Records = Iterator[tuple[int, bytes | None, bytes | None]]  # (offset, key, value)
 RecordsReader = Callable[[str, int, int, int], Records]
 Rebuild = Callable[[str, int, list[bytes]], None]
 
@@ -60,44 +66,53 @@ class ReplayMarks:
         self.every = every
         self.horizon = horizon
         self.marks: list[tuple[float, int]] = []
+        self.first: int | None = None  # the first record's offset: where to start before any mark is old enough
 
     def observe(self, watermark: float, offset: int) -> bool:
         """Note the record at ``offset`` (watermark after it); True when a mark was added."""
+        if self.first is None:
+            self.first = offset
+            if not math.isfinite(watermark):
+                return True
         if not math.isfinite(watermark):
-            return False  # no event time yet (the partition's records so far were all rejected)
+            return False  # no event time yet (no event of the partition counted in a window so far)
         if self.marks and math.floor(watermark / self.every) <= math.floor(self.marks[-1][0] / self.every):
             return False
         self.marks.append((watermark, offset))
-        keep_from = 0  # drop marks older than the newest one that is already beyond the horizon
+        keep_from = 0  # drop marks older than the newest one beyond twice the horizon (see start)
         for index, (ts, _) in enumerate(self.marks):
-            if ts <= watermark - self.horizon:
+            if ts <= watermark - 2 * self.horizon:
                 keep_from = index
         del self.marks[:keep_from]
         return True
 
-    def start(self) -> int | None:
-        """The offset to replay from; the oldest mark when none is beyond the horizon yet."""
-        if not self.marks:
-            return None
-        watermark = self.marks[-1][0]
-        beyond = [offset for ts, offset in self.marks if ts <= watermark - self.horizon]
-        return beyond[-1] if beyond else self.marks[0][1]
+    def start(self, before: int | None = None) -> int | None:
+        """The offset to replay from, for a new owner whose first record is at ``before``.
+
+        The newest mark at least ``horizon`` behind the watermark at that record (as far as
+        the marks tell); the first record's offset when there is none.
+        """
+        known = [(ts, offset) for ts, offset in self.marks if before is None or offset < before]
+        watermark = known[-1][0] if known else float("-inf")
+        beyond = [offset for ts, offset in known if ts <= watermark - self.horizon]
+        return beyond[-1] if beyond else self.first
 
     def to_json(self) -> bytes:
-        return orjson.dumps({"marks": self.marks})
+        return orjson.dumps({"first": self.first, "marks": self.marks})
 
     @classmethod
     def from_json(cls, data: bytes, every: float, horizon: float) -> ReplayMarks:
         marks = cls(every, horizon)
         doc: dict[str, Any] = orjson.loads(data)
         marks.marks = [(float(ts), int(offset)) for ts, offset in doc["marks"]]
+        marks.first = None if doc.get("first") is None else int(doc["first"])
         return marks
 
 
 def read_partition(
     config: dict[str, Any], topic: str, partition: int, start: int, end: int, timeout: float = 120.0
 ) -> Records:
-    """(offset, value) of the records of ``topic[partition]`` from ``start`` up to ``end`` (excluded).
+    """(offset, key, value) of the records of ``topic[partition]`` from ``start`` up to ``end`` (excluded).
 
     ``config`` is a librdkafka consumer configuration (frictionwatch.kafka.consumer_config);
     the reader joins no group and commits nothing. Raises TimeoutError if the records
@@ -123,7 +138,7 @@ def read_partition(
             offset = message.offset()
             if offset is None or offset >= end:
                 return
-            yield offset, message.value()
+            yield offset, message.key(), message.value()
             if offset == end - 1:
                 return
     finally:
@@ -164,14 +179,16 @@ class StateRecovery:
         """Take up a partition new here, whose first record is at ``offset``: what to replay."""
         stored = self.checkpoints.get(f"{topic}:{partition}")
         horizon = self.horizons[topic]
-        marks = ReplayMarks(self.every, horizon)
+        every = max(self.every, horizon / 50)  # at most ~100 marks per partition
+        marks = ReplayMarks(every, horizon)
         if stored:
             try:
-                marks = ReplayMarks.from_json(stored, self.every, horizon)
+                marks = ReplayMarks.from_json(stored, every, horizon)
             except (ValueError, KeyError, TypeError) as error:
                 log.error("ignoring unreadable replay marks of %s[%d]: %s", topic, partition, error)
         self.marks[(topic, partition)] = marks
-        start = marks.start()
+        start = marks.start(before=offset)
+        log.info("taking up %s[%d] at offset %d; replay from %s", topic, partition, offset, start)
         return (start, offset) if start is not None and start < offset else None
 
     async def replay(self, topic: str, partition: int, start: int, end: int, chunk: int = 2000) -> int:
@@ -184,7 +201,7 @@ class StateRecovery:
         records = self.read(topic, partition, start, end)
 
         def take() -> list[bytes | None]:
-            return [value for _, value in itertools.islice(records, chunk)]
+            return [value for _, _, value in itertools.islice(records, chunk)]
 
         count = 0
         try:
@@ -195,6 +212,13 @@ class StateRecovery:
         finally:
             await loop.run_in_executor(None, _close, records)
         return count
+
+    async def fetch(
+        self, topic: str, partition: int, start: int, end: int
+    ) -> list[tuple[int, bytes | None, bytes | None]]:
+        """The records [start, end) themselves, read in a thread (to fill a gap the consumer left)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, lambda: list(self.read(topic, partition, start, end)))
 
     def observe(self, topic: str, partition: int, watermark: float, offset: int) -> bytes | None:
         """After the record at ``offset``: the marks to checkpoint, when a new one was added."""
@@ -211,3 +235,39 @@ def _close(records: Records) -> None:
     close = getattr(records, "close", None)
     if close is not None:
         close()
+
+
+PROCESS = -1  # Continuity.check: handle the record
+SKIP = -2  # Continuity.check: don't, it was handled already
+
+
+class Continuity:
+    """Notices records the consumer skipped, so that the worker can read them itself.
+
+    Faust can drop records it fetched around a rebalance or a recovery (a fetched record
+    waiting for flow control is dropped when the flow is suspended, and the fetcher moves
+    on), which would lose their events silently. Each partition's next expected offset is
+    kept here; a record past it means records were skipped, and :meth:`check` answers with
+    the first offset of the gap: the worker reads the gap with its own reader and handles
+    it before this record. (Offsets that hold no record, such as transaction markers, are
+    simply not found there.) A record before the expected offset was handled already.
+
+    >>> seen = Continuity()
+    >>> [seen.check("t", 0, offset) for offset in (5, 6, 9, 10, 7)]  # 7 and 8 skipped; 7 again later
+    [-1, -1, 7, -1, -2]
+    """
+
+    def __init__(self) -> None:
+        self.expected: dict[tuple[str, int], int] = {}
+
+    def check(self, topic: str, partition: int, offset: int) -> int:
+        """PROCESS, SKIP, or the first offset (>= 0) of the records skipped before this one."""
+        key = (topic, partition)
+        expected = self.expected.get(key)
+        if expected is not None and offset < expected:
+            return SKIP
+        self.expected[key] = offset + 1
+        return expected if expected is not None and offset > expected else PROCESS
+
+    def forget(self, topic: str, partition: int) -> None:
+        self.expected.pop((topic, partition), None)

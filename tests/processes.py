@@ -81,7 +81,8 @@ class Worker:
 
     def crashes(self) -> list[str]:
         """Faust's reports of an agent that crashed (and was restarted): always a bug."""
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return [line for line in self.log_path.read_text(errors="replace").splitlines() if "Crashed reason=" in line]
 
     def stop(self, timeout: float = 30.0) -> int:
