@@ -103,6 +103,8 @@ class RecordDecoder:
         record = DecodedRecord()
         whole = self._parse(value, record)
         if whole is None:
+            if not record.rejected:  # the JSON value null: not an object, and must not vanish uncounted
+                self._element(whole, None, partition, now, record, value)
             return record
         if isinstance(whole, list):
             if not whole:

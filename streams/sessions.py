@@ -64,17 +64,24 @@ from dataclasses import dataclass
 
 from frictionwatch.contract import ClickEvent
 from frictionwatch.journeymap import Journey, JourneyMap, Step
-from frictionwatch.streams.timers import Timers
+from frictionwatch.streams.timers import Bucket, Wheel
 from frictionwatch.streams.windows import Touchpoint, Window, WindowedCounts
 
 DEFAULT_PROGRESS_TIMEOUT = 120.0
 #: Upper bounds (seconds) of the dwell histogram used to learn each step's p95 dwell.
 DWELL_BOUNDS = (1, 2, 3, 5, 7, 10, 15, 20, 30, 45, 60, 90, 120, 180, 240, 300, 450, 600, 900, 1200, 1800, 3600)
+DWELL_VALUES = tuple(float(bound) for bound in DWELL_BOUNDS)  # shared: each session refers to one of them
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Session:
-    """What the tracker remembers of one session (kept small: one per active session)."""
+    """What the tracker remembers of one session (kept small: one per active session).
+
+    Its deadlines are derived, not stored: the early check at ``entered_at + early_age`` (while
+    ``early_open``), the progress timeout at ``entered_at + progress_timeout`` (while
+    ``flow_open``), the end by inactivity at ``last_ts + journey.session_timeout``. ``filed`` is
+    the timer bucket it waits in (see :class:`~frictionwatch.streams.timers.Wheel`).
+    """
 
     journey: Journey
     channel: str
@@ -88,6 +95,8 @@ class Session:
     flow_open: bool = False  # the current visit's flow outcome is not known yet
     early_open: bool = False  # the current visit's early check is still to come
     judged: bool = True  # False for sessions under way when the stream began (see cold_start)
+    progress_timeout: float = 0.0  # of the current visit, fixed when it began
+    filed: Bucket | None = None
 
 
 @dataclass(slots=True)
@@ -129,8 +138,8 @@ class DwellQuantile:
         for index, count in enumerate(self.counts):
             running += count
             if running >= wanted:
-                return float(DWELL_BOUNDS[min(index, len(DWELL_BOUNDS) - 1)])
-        return float(DWELL_BOUNDS[-1])
+                return DWELL_VALUES[min(index, len(DWELL_BOUNDS) - 1)]
+        return DWELL_VALUES[-1]
 
 
 class SessionTracker:
@@ -150,6 +159,10 @@ class SessionTracker:
         on_late: called with the event time of an amount that arrived after its window closed.
         on_step_time: called with each measured step-to-next-step time.
         on_session_start: called with the first event of each session.
+        learned_dwell: the learned dwell p95 per (journey, step), shared by every partition
+            of a worker so that they judge the flow signal with the same progress timeouts
+            (a window's flow ratio must not depend on which partitions it holds); a new
+            dict of its own when not given.
     """
 
     def __init__(
@@ -165,6 +178,7 @@ class SessionTracker:
         on_late: Callable[[float], None] | None = None,
         on_step_time: Callable[[StepObservation], None] | None = None,
         on_session_start: Callable[[ClickEvent], None] | None = None,
+        learned_dwell: dict[tuple[str, str], DwellQuantile] | None = None,
     ) -> None:
         if rage_clicks < 2:
             raise ValueError(f"rage_clicks must be at least 2, got {rage_clicks}")
@@ -180,10 +194,8 @@ class SessionTracker:
         self.on_step_time = on_step_time
         self.on_session_start = on_session_start
         self.sessions: dict[str, Session] = {}
-        self.inactivity: Timers[str] = Timers()
-        self.progress: Timers[str] = Timers()
-        self.early: Timers[str] = Timers()
-        self.dwell: dict[tuple[str, str], DwellQuantile] = {}
+        self.timers = Wheel(self._filed_deadline)
+        self.dwell: dict[tuple[str, str], DwellQuantile] = {} if learned_dwell is None else learned_dwell
         self.late_amounts = 0
 
     def __len__(self) -> int:
@@ -223,28 +235,57 @@ class SessionTracker:
         elif event.type == "exit":
             self._end(event.session_id, session, event.ts)
             return closed
-        self.inactivity.schedule(event.session_id, session.last_ts + journey.session_timeout)
+        self._file(event.session_id, session)
         return closed
 
     def advance(self, watermark: float) -> list[Window]:
         """Move the partition's watermark: fire due timers, then close due windows."""
         if watermark <= self.windows.watermark:
             return []
-        for session_id, deadline in self.early.due(watermark):
-            session = self.sessions.get(session_id)
-            if session is not None and session.early_open:
+        sessions = self.sessions
+        for session_id, bucket in self.timers.due(watermark):
+            session = sessions.get(session_id)
+            if session is None or session.filed is not bucket:
+                continue  # a stale entry: the session ended, or waits in another bucket
+            if session.early_open and session.entered_at + self.early_age <= watermark:
                 session.early_open = False
-                self._count(deadline, self._place(session), "early_waiting", session_id)
-        for session_id, deadline in self.progress.due(watermark):
-            session = self.sessions.get(session_id)
-            if session is not None and session.flow_open:
+                self._count(session.entered_at + self.early_age, self._place(session), "early_waiting", session_id)
+            if session.flow_open and session.entered_at + session.progress_timeout <= watermark:
                 session.flow_open = False
-                self._count(deadline, self._place(session), "flow_stalled", session_id)
-        for session_id, deadline in self.inactivity.due(watermark):
-            session = self.sessions.get(session_id)
-            if session is not None:
-                self._end(session_id, session, deadline)
+                self._count(
+                    session.entered_at + session.progress_timeout, self._place(session), "flow_stalled", session_id
+                )
+            inactive = session.last_ts + session.journey.session_timeout
+            if inactive <= watermark:
+                self._end(session_id, session, inactive)
+            else:
+                session.filed = None  # its entry in this bucket is used up
+                self._file(session_id, session)
         return self.windows.advance(watermark)
+
+    # -- timers ---------------------------------------------------------------------------
+
+    def _deadline(self, session: Session) -> float:
+        """The session's next deadline: early check, progress timeout or inactivity."""
+        deadline = session.last_ts + session.journey.session_timeout
+        if session.early_open:
+            deadline = min(deadline, session.entered_at + self.early_age)
+        if session.flow_open:
+            deadline = min(deadline, session.entered_at + session.progress_timeout)
+        return deadline
+
+    def _filed_deadline(self, session_id: str, bucket: Bucket) -> float | None:
+        session = self.sessions.get(session_id)
+        return self._deadline(session) if session is not None and session.filed is bucket else None
+
+    def _file(self, session_id: str, session: Session) -> None:
+        """Make sure the session waits in a bucket no later than its next deadline."""
+        deadline = self._deadline(session)
+        filed = session.filed
+        index = self.timers.index(deadline)
+        # Earlier than its bucket, or in the bucket the watermark is inside of (ordered by deadline).
+        if filed is None or index < filed.number or (index == filed.number and index in self.timers.ordered):
+            session.filed = self.timers.file(session_id, deadline)
 
     # -- steps ------------------------------------------------------------------------
 
@@ -259,11 +300,7 @@ class SessionTracker:
         session.entered_at = ts
         session.flow_open = session.early_open = session.judged and not step.goal
         if session.flow_open:
-            self.progress.schedule(session_id, ts + self.progress_timeout(session.journey, step))
-            self.early.schedule(session_id, ts + self.early_age)
-        else:
-            self.progress.cancel(session_id)
-            self.early.cancel(session_id)
+            session.progress_timeout = self.progress_timeout(session.journey, step)
 
     def _move(self, session_id: str, session: Session, step: Step, ts: float) -> None:
         previous = session.step
@@ -321,9 +358,7 @@ class SessionTracker:
 
     def _end(self, session_id: str, session: Session, ts: float) -> None:
         del self.sessions[session_id]
-        self.inactivity.cancel(session_id)
-        self.progress.cancel(session_id)
-        self.early.cancel(session_id)
+        session.filed = None  # its entries in the wheel are stale now
         self._close_early(session, "early_waiting", session_id)
         journey = session.journey
         if session.flow_open:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -88,3 +88,89 @@ class Timers(Generic[K]):
                     fired.append((key, self.deadlines.pop(key)))
             break  # the rest of this bucket, and every later bucket, is due later
         return fired
+
+
+class Bucket(list[str]):
+    """The keys filed in one bucket of a :class:`Wheel` (stale entries included)."""
+
+    __slots__ = ("number",)
+
+    def __init__(self, index: int) -> None:
+        super().__init__()
+        self.number = index
+
+
+class Wheel:
+    """Timers whose deadlines live with their owners: the lean kind, for one entry per session.
+
+    :class:`Timers` keeps every deadline in a dict and a set (over 100 bytes a key). Here the
+    owner keeps its deadlines and the bucket it is filed in (a :class:`Bucket`, returned by
+    :meth:`file`); the wheel keeps only the key in that bucket's list (8 bytes). A deadline
+    that moves later needs nothing; one that moves before the bucket's start is filed again.
+    Entries go stale (the owner moved or is gone): :meth:`due` hands out candidates, and the
+    owner checks ``owner.filed is bucket`` and its real deadlines, then files itself again.
+
+    ``deadline_of(key, bucket)`` gives a candidate's current deadline, or None when its entry in
+    ``bucket`` is stale; it is asked only for the bucket the watermark is inside of.
+
+    >>> deadlines = {"s-1": 105.0, "s-2": 131.0}
+    >>> wheel = Wheel(lambda key, bucket: deadlines.get(key), bucket_seconds=10)
+    >>> buckets = {key: wheel.file(key, deadline) for key, deadline in deadlines.items()}
+    >>> [key for key, _ in wheel.due(120.0)], [key for key, _ in wheel.due(135.0)]
+    (['s-1'], ['s-2'])
+    """
+
+    def __init__(self, deadline_of: Callable[[str, Bucket], float | None], bucket_seconds: float = 10.0) -> None:
+        self.deadline_of = deadline_of
+        self.bucket_seconds = bucket_seconds
+        self.buckets: dict[int, Bucket] = {}
+        self.bucket_heap: list[int] = []
+        self.ordered: dict[int, list[tuple[float, int, str]]] = {}  # heap of the partly due bucket
+        self.sequence = itertools.count()
+
+    def index(self, deadline: float) -> int:
+        return math.floor(deadline / self.bucket_seconds)
+
+    def file(self, key: str, deadline: float) -> Bucket:
+        """File ``key`` in the bucket of ``deadline``; the owner keeps the bucket returned."""
+        index = self.index(deadline)
+        bucket = self.buckets.get(index)
+        if bucket is None:
+            bucket = self.buckets[index] = Bucket(index)
+            heapq.heappush(self.bucket_heap, index)
+        bucket.append(key)
+        ordered = self.ordered.get(index)
+        if ordered is not None:
+            heapq.heappush(ordered, (deadline, next(self.sequence), key))
+        return bucket
+
+    def due(self, watermark: float) -> list[tuple[str, Bucket]]:
+        """Candidates (key, bucket) filed at or before ``watermark``, earliest bucket first.
+
+        The owner of each must fire what is due, then file itself again if it is still filed in
+        that bucket (its entry there is consumed).
+        """
+        candidates: list[tuple[str, Bucket]] = []
+        heap, size = self.bucket_heap, self.bucket_seconds
+        while heap and heap[0] * size <= watermark:
+            index = heap[0]
+            bucket = self.buckets[index]
+            if (index + 1) * size <= watermark:  # the whole bucket has passed
+                heapq.heappop(heap)
+                del self.buckets[index]
+                self.ordered.pop(index, None)
+                candidates += [(key, bucket) for key in dict.fromkeys(bucket)]
+                continue
+            ordered = self.ordered.get(index)
+            if ordered is None:
+                ordered = []
+                for key in dict.fromkeys(bucket):
+                    deadline = self.deadline_of(key, bucket)
+                    if deadline is not None:
+                        ordered.append((deadline, next(self.sequence), key))
+                heapq.heapify(ordered)
+                self.ordered[index] = ordered
+            while ordered and ordered[0][0] <= watermark:
+                candidates.append((heapq.heappop(ordered)[2], bucket))
+            break  # the rest of this bucket, and every later bucket, is due later
+        return candidates

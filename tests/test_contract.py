@@ -213,3 +213,26 @@ SCHEMA_EXPRESSIBLE = {
 )
 def test_schema_rejects_what_the_validator_rejects(kind: str, event: dict[str, Any]) -> None:
     assert not schema_accepts(kind, event)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {}, {"schema": 1.0}, {"schema": True}, {"ts": "2026-11-24T10:00:00Z"}, {"ts": float("nan")}, {"ts": -1},
+        {"ts": NOW + 10**6}, {"event_id": ""}, {"session_id": 5}, {"journey": "nope"}, {"step": "nope"},
+        {"channel": "fax"}, {"type": "hover"}, {"type": "click"}, {"type": "click", "target": "#buy"},
+        {"type": "step", "target": "#buy"}, {"target": ""}, {"customer_id": None}, {"customer_id": ""},
+        {"customer_id": 7}, {"device": "x" * 201}, {"code": 500}, {"code": "E1"}, {"code": True},
+    ],
+)  # fmt: skip
+def test_fast_path_for_clicks_agrees_with_the_full_checks(validator: EventValidator, change: dict[str, Any]) -> None:
+    event = {**click(), **change}
+    try:
+        expected: object = validator._click(event, NOW)
+    except InvalidEvent as error:
+        expected = (error.reason, error.field)
+    try:
+        got: object = validator.click(event, NOW)
+    except InvalidEvent as error:
+        got = (error.reason, error.field)
+    assert got == expected

@@ -1,0 +1,92 @@
+"""Run the benchmarks: throughput, scale-out, event-to-alert latency, memory per session.
+
+    bash bench/run                      # everything (~20 min), from a fresh clone
+    python -m bench --only throughput   # a subset: throughput, scaleout, latency, memory
+    python -m bench --quick             # smaller sizes, for smoke-testing the harness
+
+Each number is measured against a baseline measured in the same run. Results go to
+bench/results/latest.json (raw) and bench/results/latest.md (the table); a full run (no
+--only, no --quick) also rewrites the table in README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import latency, memory, report, throughput
+from bench.common import RESULTS, ROOT, BenchError, machine, machine_line, say
+from frictionwatch.broker import EmbeddedBroker
+
+PARTS = ("throughput", "scaleout", "latency", "memory")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--only", action="append", choices=PARTS, help="run only this part (repeatable)")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes: a smoke test of the harness")
+    parser.add_argument("--events", type=int, default=None, help="events per pre-filled topic (default 1,000,000)")
+    parser.add_argument("--batch", type=int, default=100, help="events per array record (default 100)")
+    parser.add_argument("--out", type=Path, default=None, help="JSON results file (default bench/results/latest.json)")
+    parser.add_argument("--readme", action=argparse.BooleanOptionalAction, default=None, help="update README.md")
+    parser.add_argument("--keep", action="store_true", help="keep the logs of the processes run (printed path)")
+    args = parser.parse_args(argv)
+    parts = tuple(args.only or PARTS)
+    events = args.events or (100_000 if args.quick else 1_000_000)
+    out = args.out or RESULTS / ("quick.json" if args.quick else "latest.json")
+    update_readme = args.readme if args.readme is not None else (not args.quick and args.only is None)
+
+    info = machine()
+    began = datetime.now(UTC)
+    say(f"frictionwatch benchmarks on {machine_line(info)}; load average {info['load_average_at_start'][0]:.2f}")
+    results: dict[str, Any] = {"started": began.isoformat(timespec="seconds"), "machine": info, "quick": args.quick}
+    workdir = Path(tempfile.mkdtemp(prefix="frictionwatch-bench-"))
+    clock = time.monotonic()
+    try:
+        if "throughput" in parts or "scaleout" in parts:
+            with EmbeddedBroker(log_path=workdir / "broker.log") as broker:
+                results["throughput"] = throughput.run(
+                    broker, workdir, events=events, batch=args.batch, scale_out="scaleout" in parts
+                )
+        if "memory" in parts:
+            results["memory"] = memory.run(quick=args.quick)
+        if "latency" in parts:
+            with EmbeddedBroker(log_path=workdir / "broker-latency.log") as broker:
+                results["latency"] = latency.run(broker, workdir, quick=args.quick)
+    except (BenchError, KeyboardInterrupt) as error:
+        say(f"\nbenchmark stopped: {error}\nlogs: {workdir}")
+        return 1
+    results["seconds"] = round(time.monotonic() - clock, 1)
+    results["load_average_at_end"] = list(__import__("os").getloadavg())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    table = report.markdown(results)
+    out.with_suffix(".md").write_text(table)
+    print(table)
+    say(f"results: {out} and {out.with_suffix('.md')}; took {results['seconds'] / 60:.1f} min")
+    if update_readme:
+        report.update_readme(ROOT / "README.md", table)
+        say("README.md: benchmark table updated")
+    if args.keep:
+        say(f"logs: {workdir}")
+    else:
+        _remove(workdir)
+    return 0
+
+
+def _remove(directory: Path) -> None:
+    import shutil
+
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,268 @@
+"""What every benchmark part shares: the machine, progress lines, subprocesses, /metrics polls.
+
+Waiting is done on conditions (a counter reaching a value, a port accepting) with a
+deadline; the only fixed sleeps are the poll intervals themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from frictionwatch.broker import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+
+
+class BenchError(RuntimeError):
+    """A benchmark could not run (a process died, a deadline passed)."""
+
+
+# -- the machine --------------------------------------------------------------------------------
+
+
+def cpu_model(cpuinfo: str) -> str:
+    """The first ``model name`` of /proc/cpuinfo text (or '' when it has none).
+
+    >>> cpu_model("processor\\t: 0\\nmodel name\\t: AMD EPYC 7B13\\n")
+    'AMD EPYC 7B13'
+    """
+    match = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.MULTILINE)
+    return match.group(1).strip() if match else ""
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, cores, memory, Python and OS of this machine, and the load when asked."""
+    try:
+        cpu = cpu_model(Path("/proc/cpuinfo").read_text())
+    except OSError:
+        cpu = ""
+    try:
+        memory = int(re.findall(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text())[0]) * 1024
+    except (OSError, IndexError):
+        memory = 0
+    return {
+        "cpu": cpu or platform.processor() or platform.machine(),
+        "cores": os.cpu_count() or 0,
+        "memory_bytes": memory,
+        "python": platform.python_version(),
+        "os": f"{platform.system()} {platform.release()}",
+        "load_average_at_start": list(os.getloadavg()),
+    }
+
+
+def machine_line(info: Mapping[str, Any]) -> str:
+    gib = info.get("memory_bytes", 0) / 2**30
+    return f"{info['cpu']}, {info['cores']} cores, {gib:.0f} GiB, Python {info['python']}, {info['os']}"
+
+
+# -- progress --------------------------------------------------------------------------------------
+
+
+class Progress:
+    """One status line on stderr, rewritten in place on a terminal (else a line every 10 s)."""
+
+    def __init__(self, label: str, stream: TextIO = sys.stderr) -> None:
+        self.label = label
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.began = time.monotonic()
+        self.printed = -1e9
+        self.last = ""
+
+    def update(self, text: str) -> None:
+        elapsed = time.monotonic() - self.began
+        self.last = f"  {self.label}: {text}  [{elapsed:4.0f} s]"
+        if self.tty:
+            print("\r\033[K" + self.last, end="", file=self.stream, flush=True)
+        elif elapsed - self.printed >= 10:
+            self.printed = elapsed
+            print(self.last, file=self.stream, flush=True)
+
+    def done(self, text: str) -> None:
+        elapsed = time.monotonic() - self.began
+        line = f"  {self.label}: {text}  [{elapsed:4.0f} s]"
+        print(("\r\033[K" if self.tty else "") + line, file=self.stream, flush=True)
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+# -- processes -------------------------------------------------------------------------------------
+
+
+def python_module(module: str, *args: str, env: Mapping[str, str] | None = None, log: Path) -> subprocess.Popen[bytes]:
+    """``python -m module args`` in the background, output to ``log``, from the repository root."""
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            [sys.executable, "-m", module, *args],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+        )
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 30.0) -> int:
+    """SIGTERM, then SIGKILL after ``timeout`` s; the exit code."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of process ``pid`` (0 when it is gone)."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    match = re.search(r"VmRSS:\s+(\d+) kB", text)
+    return int(match.group(1)) * 1024 if match else 0
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+# -- /metrics ------------------------------------------------------------------------------------
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def scrape(url: str, timeout: float = 5.0) -> Samples:
+    """Every sample of a /metrics page: {(name, labels): value}."""
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        text = response.read().decode()
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def total(samples: Samples, name: str, **labels: str) -> float:
+    """Sum of the samples of ``name`` whose labels include ``labels``."""
+    wanted = set(labels.items())
+    return sum(value for (sample, found), value in samples.items() if sample == name and wanted <= found)
+
+
+def free_metrics_port() -> int:
+    return free_port()
+
+
+@dataclass
+class Trace:
+    """A counter observed over time: (monotonic seconds, value) pairs, values non-decreasing."""
+
+    points: list[tuple[float, float]] = field(default_factory=list)
+
+    def add(self, at: float, value: float) -> None:
+        self.points.append((at, value))
+
+    def time_at(self, value: float) -> float | None:
+        """When the counter reached ``value`` (linear between polls); None if it never did.
+
+        >>> Trace([(0.0, 0.0), (1.0, 100.0), (2.0, 300.0)]).time_at(200.0)
+        1.5
+        """
+        previous: tuple[float, float] | None = None
+        for at, seen in self.points:
+            if seen >= value:
+                if previous is None or seen == previous[1]:
+                    return at
+                return previous[0] + (at - previous[0]) * (value - previous[1]) / (seen - previous[1])
+            previous = (at, seen)
+        return None
+
+    def first_moved(self) -> float | None:
+        """The poll before the one that first saw the counter above zero."""
+        for index, (_, seen) in enumerate(self.points):
+            if seen > 0:
+                return self.points[max(0, index - 1)][0]
+        return None
+
+    def rates(self, expected: float, low: float = 0.1, high: float = 0.9) -> dict[str, float | None]:
+        """The steady rate (from ``low`` to ``high`` of ``expected``) and the first-to-last rate.
+
+        >>> trace = Trace([(0.0, 0.0), (1.0, 0.0), (2.0, 100.0), (3.0, 200.0), (4.0, 300.0)])
+        >>> {name: round(value or 0, 6) for name, value in trace.rates(300.0).items()}
+        {'steady': 100.0, 'first_to_last': 100.0, 'seconds': 3.0}
+        """
+        begin, end = self.time_at(low * expected), self.time_at(high * expected)
+        steady = (
+            (high - low) * expected / (end - begin) if begin is not None and end is not None and end > begin else None
+        )
+        first, last = self.first_moved(), self.time_at(expected)
+        seconds = last - first if first is not None and last is not None and last > first else None
+        whole = expected / seconds if seconds is not None else None
+        return {"steady": steady, "first_to_last": whole, "seconds": seconds}
+
+
+def follow(
+    read: Callable[[], float],
+    expected: float,
+    progress: Progress,
+    *,
+    alive: Callable[[], bool],
+    timeout: float,
+    unit: str = "events",
+    interval: float = 0.5,
+) -> Trace:
+    """Poll ``read`` until it reaches ``expected``; the trace of what it returned.
+
+    Raises BenchError when ``alive`` turns False, or when nothing moves for ``timeout`` s.
+    """
+    trace = Trace()
+    stalled_since = time.monotonic()
+    last = -1.0
+    while True:
+        now = time.monotonic()
+        try:
+            value = read()
+        except OSError:
+            value = last if last >= 0 else 0.0
+        trace.add(now, value)
+        if value > last:
+            last, stalled_since = value, now
+        speed = ""
+        if len(trace.points) > 4:
+            (t0, v0), (t1, v1) = trace.points[-5], trace.points[-1]
+            speed = f"  {(v1 - v0) / max(t1 - t0, 1e-9):>9,.0f}/s"
+        progress.update(f"{value:>11,.0f} / {expected:,.0f} {unit}{speed}")
+        if value >= expected:
+            return trace
+        if not alive():
+            raise BenchError(f"{progress.label}: the process exited at {value:,.0f} of {expected:,.0f} {unit}")
+        if now - stalled_since > timeout:
+            raise BenchError(f"{progress.label}: stuck at {value:,.0f} of {expected:,.0f} {unit} for {timeout:.0f} s")
+        time.sleep(interval)  # polling another process: there is no event to wait on
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str, poll: float = 0.5) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise BenchError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(poll)  # polling another process: there is no event to wait on

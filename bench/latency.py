@@ -1,0 +1,192 @@
+"""Event-to-alert latency through Alertmanager, per incident, on both alert paths.
+
+One run, the way the alerting integration test does it but longer: a worker with
+10-second windows (``--alertmanager-urls``: the immediate path), Debian's Prometheus
+loading the shipped ``alerts/rules`` unchanged (scrape and evaluation every second, as
+:mod:`frictionwatch.alerting_stack` configures it: the rule path), Alertmanager routing
+everything at once to a webhook receiver. The generator sends wall-clock traffic at a
+steady 1,000 events/s that starts ``history`` seconds in the past (released at once, so
+the detectors learn what normal looks like), then paces the rest live, with five
+incidents on five different touchpoints, staggered, long enough for the rules' ``for:``.
+
+The latency of an incident is the time from its onset (wall clock = event time) to the
+first firing alert at the receiver whose labels name its touchpoint (journey and step, or
+channel and queue), per path (``source="detector"`` or ``"rule"``).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.common import ROOT, BenchError, Progress, free_metrics_port, python_module, say, scrape, stop, tail, total
+from frictionwatch.alerting_stack import StackError, WebhookReceiver, start_alertmanager, start_prometheus
+from frictionwatch.broker import EmbeddedBroker
+
+RATE = 1000
+WINDOW_SIZE = 10
+EARLY_FLOW_AGE = 30  # seconds; the default 60 suits 60-s windows (see bench/README.md)
+
+
+@dataclass(frozen=True)
+class Incident:
+    name: str
+    kind: str
+    target: dict[str, str]  # journey+step or channel+queue
+    parameters: str
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        return all(labels.get(key) == value for key, value in self.target.items())
+
+
+INCIDENTS = (
+    Incident("payment_outage", "step_outage", {"journey": "purchase", "step": "payment"}, "continuation: 0.05"),
+    Incident("chat_orders_understaffed", "understaffed", {"channel": "chat", "queue": "orders"}, "factor: 4"),
+    Incident("article_errors", "error_burst", {"journey": "support", "step": "article"}, "error_rate: 0.5"),
+    Incident("cart_outage", "step_outage", {"journey": "purchase", "step": "cart"}, "continuation: 0.05"),
+    Incident("phone_billing_understaffed", "understaffed", {"channel": "phone", "queue": "billing"}, "factor: 4"),
+)
+
+
+def scenario(history: float, control: float, stagger: float, duration: float) -> tuple[str, list[float]]:
+    """The scenario file's text and each incident's offset from the run's start."""
+    lines, offsets = ["version: 1", "incidents:"], []
+    for index, incident in enumerate(INCIDENTS):
+        offset = history + control + index * stagger
+        offsets.append(offset)
+        where = ", ".join(f"{key}: {value}" for key, value in incident.target.items())
+        lines.append(
+            f"  - {{name: {incident.name}, kind: {incident.kind}, {where}, start: {offset:.0f}s,"
+            f" duration: {duration:.0f}s, {incident.parameters}}}"
+        )
+    return "\n".join(lines) + "\n", offsets
+
+
+def summarise(values: list[float | None]) -> dict[str, float | int | None]:
+    """Median and max of the latencies that were measured, and how many were missed.
+
+    >>> summarise([10.0, None, 30.0, 20.0])
+    {'median': 20.0, 'max': 30.0, 'measured': 3, 'missed': 1}
+    """
+    found = [value for value in values if value is not None]
+    return {
+        "median": statistics.median(found) if found else None,
+        "max": max(found) if found else None,
+        "measured": len(found),
+        "missed": len(values) - len(found),
+    }
+
+
+def run(broker: EmbeddedBroker, workdir: Path, *, quick: bool = False) -> dict[str, Any]:
+    history, control, stagger, duration = (600.0, 60.0, 10.0, 240.0) if quick else (900.0, 90.0, 20.0, 420.0)
+    text, offsets = scenario(history, control, stagger, duration)
+    path = workdir / "latency-scenario.yml"
+    path.write_text(text)
+    say(
+        f"event-to-alert latency: {RATE:,} events/s, {WINDOW_SIZE}-s windows, {len(INCIDENTS)} incidents of"
+        f" {duration:.0f} s, {history:.0f} s of history first"
+    )
+    receiver = WebhookReceiver()
+    try:
+        alertmanager = start_alertmanager(workdir, receiver.url)
+    except StackError as error:
+        receiver.stop()
+        raise BenchError(str(error)) from None
+    port = free_metrics_port()
+    worker = python_module(
+        "frictionwatch", "worker", "--bootstrap-servers", broker.bootstrap_servers, "--metrics-port", str(port),
+        "--window-size", str(WINDOW_SIZE), "--early-flow-age", str(EARLY_FLOW_AGE), "--alertmanager-urls",
+        alertmanager.url, "--log-level", "warning", "--group-id", "bench-latency",
+        log=workdir / "latency-worker.log",
+    )  # fmt: skip
+    rules = sorted((ROOT / "alerts" / "rules").glob("*.yml"))
+    prometheus = start_prometheus(workdir, [f"127.0.0.1:{port}"], rules, alertmanager)
+    began = time.time()
+    start = round(began - history, 3)
+    total_seconds = history + control + stagger * (len(INCIDENTS) - 1) + duration + 30
+    generator = python_module(
+        "frictionwatch", "generate", "--output", "kafka", "--bootstrap-servers", broker.bootstrap_servers,
+        "--time", "wall", "--start", str(start), "--rate", str(RATE), "--flat", "--duration", f"{total_seconds:.0f}s",
+        "--scenario", str(path), "--batch", "100", "--seed", "11", "--quiet",
+        log=workdir / "latency-generate.log",
+    )  # fmt: skip
+    onsets = [start + offset for offset in offsets]
+    progress = Progress("incidents under way")
+    try:
+        while True:
+            if worker.poll() is not None:
+                raise BenchError(f"the worker exited:\n{tail(workdir / 'latency-worker.log')}")
+            found = _latencies(receiver, onsets)
+            immediate = sum(1 for item in found if item["immediate"] is not None)
+            rule = sum(1 for item in found if item["rule"] is not None)
+            lag = _processed(port)
+            progress.update(
+                f"{max(0.0, time.time() - onsets[0]):4.0f} s since the first onset; alerts: {immediate}/"
+                f"{len(INCIDENTS)} immediate, {rule} by rule; {lag:,.0f} events processed"
+            )
+            if generator.poll() is not None:
+                break
+            time.sleep(1.0)  # polling the receiver and the worker: there is no event to wait on
+    finally:
+        stop(generator)
+        code = stop(worker)
+        prometheus.stop()
+        alertmanager.stop()
+        receiver.stop()
+    if code not in (0, -15):
+        say(f"  (the worker exited with {code})")
+    found = _latencies(receiver, onsets)
+    matched = {id(alert) for item in found for alert in item.pop("alerts")}
+    unrelated = sorted(
+        {
+            alert["labels"].get("alertname", "?") + " " + alert["labels"].get("source", "?")
+            for _, alert in receiver.alerts
+            if alert["status"] == "firing" and id(alert) not in matched
+        }
+    )
+    immediate_summary = summarise([item["immediate"] for item in found])
+    progress.done(
+        f"immediate path median {immediate_summary['median'] or 0:.0f} s, max {immediate_summary['max'] or 0:.0f} s"
+    )
+    return {
+        "rate": RATE,
+        "window_size": WINDOW_SIZE,
+        "early_flow_age": EARLY_FLOW_AGE,
+        "history_seconds": history,
+        "incident_seconds": duration,
+        "incidents": found,
+        "immediate": immediate_summary,
+        "rule": summarise([item["rule"] for item in found]),
+        "other_alerts": unrelated,
+    }
+
+
+def _processed(port: int) -> float:
+    try:
+        return total(scrape(f"http://127.0.0.1:{port}/metrics"), "frictionwatch_events_processed_total")
+    except OSError:
+        return 0.0
+
+
+def _latencies(receiver: WebhookReceiver, onsets: list[float]) -> list[dict[str, Any]]:
+    """Per incident: seconds from onset to the first alert of each path naming its touchpoint."""
+    with receiver.lock:
+        alerts = list(receiver.alerts)
+    found = []
+    for incident, onset in zip(INCIDENTS, onsets, strict=True):
+        item: dict[str, Any] = {"name": incident.name, "kind": incident.kind, "target": incident.target,
+                                "immediate": None, "rule": None, "alertnames": [], "alerts": []}  # fmt: skip
+        for at, alert in alerts:
+            labels = alert["labels"]
+            if alert["status"] != "firing" or at < onset or not incident.matches(labels):
+                continue
+            path = "immediate" if labels.get("source") == "detector" else "rule"
+            item["alerts"].append(alert)
+            if item[path] is None:
+                item[path] = round(at - onset, 1)
+                item["alertnames"].append(f"{labels.get('alertname')} ({path}, {labels.get('metric', 'rule')})")
+        found.append(item)
+    return found

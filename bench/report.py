@@ -1,0 +1,122 @@
+"""The benchmark results as a markdown table, and its place in README.md (pure text work)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bench.common import machine_line
+
+BEGIN = "<!-- bench:begin (written by `python -m bench`; do not edit by hand) -->"
+END = "<!-- bench:end -->"
+
+
+def _n(value: float | None, digits: int = 0) -> str:
+    return "n/a" if value is None else f"{value:,.{digits}f}"
+
+
+def _met(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("**met**" if ok else "**not met**")
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The table of one run (its date and machine first).
+
+    >>> table = markdown({"started": "2026-11-24T06:00:00+00:00", "seconds": 60.0, "machine": {
+    ...     "cpu": "AMD EPYC", "cores": 2, "memory_bytes": 2**33, "python": "3.11.7", "os": "Linux 6",
+    ...     "load_average_at_start": [0.5, 0, 0]}, "memory": {"bytes_per_session": 250.0, "points": [
+    ...     {"sessions": 10, "grown": 2500}, {"sessions": 100, "grown": 25000}]}})
+    >>> table.splitlines()[-1].split(" | ")[1:2], table.splitlines()[-1].endswith("**met** |")
+    (['slope between 10 and 100 sessions: **250 bytes**'], True)
+    """
+    info = results["machine"]
+    lines = [
+        f"Measured {results['started'][:16].replace('T', ' ')} UTC on {machine_line(info)}"
+        f" (load average {info['load_average_at_start'][0]:.1f} at the start: the machine is shared);"
+        f" the run took {results.get('seconds', 0) / 60:.0f} min"
+        + (" (**--quick**: small sizes, not for comparison)" if results.get("quick") else "")
+        + ".",
+        "",
+        "| what | measured | baseline in the same run | ratio | target | |",
+        "|---|---|---|---:|---|---|",
+    ]
+    part = results.get("throughput")
+    if part:
+        single, batched = part["single"], part["batched"]
+        pipeline, empty = single["pipeline"], single["empty_agent"]
+        lines.append(
+            f"| throughput, single-event records ({part['events']:,} events), one worker |"
+            f" **{_n(pipeline['events_per_second'])} events/s** |"
+            f" empty Faust agent: {_n(empty['records_per_second'])} records/s | {_n(single['ratio'], 2)} |"
+            f" >= 0.8 | {_met(None if single['ratio'] is None else single['ratio'] >= 0.8)} |"
+        )
+        pipeline, bare = batched["pipeline"], batched["bare_consumer"]
+        rate = pipeline["events_per_second"]
+        ok = None if rate is None or batched["ratio"] is None else rate >= 100_000 and batched["ratio"] >= 0.3
+        lines.append(
+            f"| throughput, arrays of up to {part['batch']} events ({batched['records']:,} records), one worker |"
+            f" **{_n(rate)} events/s** | bare consumer (confluent-kafka + orjson):"
+            f" {_n(bare['events_per_second'])} events/s | {_n(batched['ratio'], 2)} |"
+            f" >= 100,000 events/s and >= 0.3 | {_met(ok)} |"
+        )
+        scale = part.get("scale_out")
+        if scale:
+            lines.append(
+                f"| scale-out, single-event records: two workers (2 cores, shared with the broker) |"
+                f" **{_n(scale['two']['events_per_second'])} events/s** |"
+                f" one worker: {_n(scale['one']['events_per_second'])} events/s | {_n(scale['ratio'], 2)} |"
+                f" > 1 | {_met(None if scale['ratio'] is None else scale['ratio'] > 1.0)} |"
+            )
+    part = results.get("latency")
+    if part:
+        immediate, rule = part["immediate"], part["rule"]
+        ok = None
+        if immediate["median"] is not None and immediate["max"] is not None:
+            ok = immediate["median"] <= 15 and immediate["max"] <= 30 and immediate["missed"] == 0
+        lines.append(
+            f"| onset to alert, immediate path ({part['window_size']}-s windows,"
+            f" {len(part['incidents'])} incidents) | **median {_n(immediate['median'])} s, max"
+            f" {_n(immediate['max'])} s** ({immediate['missed']} missed) | — | — |"
+            f" median <= 15 s, max <= 30 s | {_met(ok)} |"
+        )
+        lines.append(
+            f"| onset to alert, Prometheus rule path (shipped rules, 1-s scrape and evaluation) |"
+            f" median {_n(rule['median'])} s, max {_n(rule['max'])} s ({rule['measured']} of"
+            f" {len(part['incidents'])} incidents alerted by a rule within the run) | — | — | — | |"
+        )
+    part = results.get("memory")
+    if part:
+        small, large = part["points"]
+        slope = part["bytes_per_session"]
+        lines.append(
+            f"| memory per active session | slope between {small['sessions']:,} and {large['sessions']:,}"
+            f" sessions: **{_n(slope)} bytes** | RSS growth: {_n(small['grown'])} and {_n(large['grown'])} bytes"
+            f" | — | <= 300 bytes | {_met(slope <= 300)} |"
+        )
+    part = results.get("latency")
+    if part:
+        lines += [
+            "",
+            "| incident | kind | immediate path | rule path | first alerts |",
+            "|---|---|---:|---:|---|",
+        ]
+        for item in part["incidents"]:
+            immediate = "missed" if item["immediate"] is None else f"{item['immediate']:.0f} s"
+            rule = "none" if item["rule"] is None else f"{item['rule']:.0f} s"
+            lines.append(
+                f"| {item['name']} | {item['kind']} | {immediate} | {rule} | {'; '.join(item['alertnames'])} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(path: Path, table: str) -> None:
+    """Put ``table`` between the benchmark markers of README.md (appending a section if none)."""
+    text = path.read_text()
+    block = f"{BEGIN}\n{table}{END}"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        _, tail = rest.split(END, 1)
+        text = head + block + tail
+    else:
+        text = text.rstrip("\n") + "\n\n## Benchmarks\n\n" + block + "\n"
+    path.write_text(text)

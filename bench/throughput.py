@@ -1,0 +1,291 @@
+"""Throughput of one worker process (and two) on the embedded broker, each against a baseline.
+
+Every case reads input topics pre-filled once by ``frictionwatch generate`` (valid events
+only, the generator's normal mix of clicks, contacts and feedback, constant rate), from
+the start, in a consumer group of its own:
+
+* single-event records: ``frictionwatch worker`` against an empty Faust agent iterating
+  the same topics (``bench.empty_agent``);
+* array records of up to ``batch`` events, packed per partition: ``frictionwatch worker``
+  against a bare confluent-kafka consumer that decodes every record with orjson;
+* scale-out: two ``frictionwatch worker`` processes in one group on the single-event topics.
+
+A process's rate comes from polling its /metrics (``frictionwatch_events_received_total``,
+or the empty agent's record count) every half second: the *steady* rate is the count
+between 10% and 90% of the total over the time between (interpolated), so the group
+join at the start and the last partition's tail are left out; the first-to-last rate is
+reported beside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from confluent_kafka import Consumer
+
+from bench.common import (
+    BenchError,
+    Progress,
+    Trace,
+    follow,
+    free_metrics_port,
+    python_module,
+    rss_bytes,
+    say,
+    scrape,
+    stop,
+    tail,
+    total,
+)
+from frictionwatch.broker import EmbeddedBroker
+
+KINDS = ("clicks", "contacts", "feedback")
+PARTITIONS = 4
+RATE = 1000.0  # events per second of event time in the pre-filled topics
+
+
+@dataclass(frozen=True)
+class Filled:
+    """Input topics filled by the generator: names by kind, events and records by kind."""
+
+    prefix: str
+    topics: dict[str, str]
+    events: dict[str, int]
+    records: dict[str, int]
+    seconds: float
+
+    @property
+    def total_events(self) -> int:
+        return sum(self.events.values())
+
+    @property
+    def total_records(self) -> int:
+        return sum(self.records.values())
+
+    def env(self) -> dict[str, str]:
+        """Settings (as environment) that point a worker at these topics and its own internal ones."""
+        return {
+            "FRICTIONWATCH_TOPIC_CLICKS": self.topics["clicks"],
+            "FRICTIONWATCH_TOPIC_CONTACTS": self.topics["contacts"],
+            "FRICTIONWATCH_TOPIC_FEEDBACK": self.topics["feedback"],
+            "FRICTIONWATCH_TOPIC_DEADLETTER": f"{self.prefix}.deadletter",
+            "FRICTIONWATCH_PARTITIONS": str(PARTITIONS),
+        }
+
+
+def prefill(broker: EmbeddedBroker, prefix: str, events: int, batch: int, workdir: Path, seed: int) -> Filled:
+    """Fill ``prefix``.clicks/contacts/feedback with ``events`` generated events."""
+    topics = {kind: f"{prefix}.{kind}" for kind in KINDS}
+    summary = workdir / f"{prefix}-summary.json"
+    progress = Progress(f"pre-filling {prefix} ({events:,} events, records of up to {batch})")
+    env = {f"FRICTIONWATCH_TOPIC_{kind.upper()}": name for kind, name in topics.items()}
+    env["FRICTIONWATCH_PARTITIONS"] = str(PARTITIONS)
+    began = time.monotonic()
+    process = python_module(
+        "frictionwatch", "generate", "--output", "kafka", "--bootstrap-servers", broker.bootstrap_servers,
+        "--count", str(events), "--rate", str(RATE), "--flat", "--seed", str(seed), "--batch", str(batch),
+        "--summary", str(summary), "--quiet",
+        env=env, log=workdir / f"{prefix}-generate.log",
+    )  # fmt: skip
+    while process.poll() is None:
+        progress.update("generating and producing")
+        time.sleep(0.5)  # waiting for a subprocess while showing progress
+    if process.returncode != 0:
+        raise BenchError(f"the generator failed:\n{tail(workdir / f'{prefix}-generate.log')}")
+    data = json.loads(summary.read_text())
+    filled = Filled(prefix, topics, data["events"], data["records"], time.monotonic() - began)
+    progress.done(f"{filled.total_events:,} events in {filled.total_records:,} records")
+    return filled
+
+
+def _worker(broker: EmbeddedBroker, filled: Filled, group: str, workdir: Path, name: str) -> tuple[Any, str]:
+    port = free_metrics_port()
+    env = {
+        **filled.env(),
+        "FRICTIONWATCH_GROUP_ID": group,
+        "FRICTIONWATCH_TOPIC_WINDOWS": f"{group}.windows",
+        "FRICTIONWATCH_TOPIC_TOUCHES": f"{group}.customer-touches",
+    }
+    process = python_module(
+        "frictionwatch", "worker", "--bootstrap-servers", broker.bootstrap_servers,
+        "--metrics-port", str(port), "--log-level", "warning",
+        env=env, log=workdir / f"{name}.log",
+    )  # fmt: skip
+    return process, f"http://127.0.0.1:{port}/metrics"
+
+
+def _events_received(url: str) -> float:
+    return total(scrape(url), "frictionwatch_events_received_total")
+
+
+def run_workers(
+    broker: EmbeddedBroker, filled: Filled, count: int, label: str, workdir: Path, timeout: float = 120.0
+) -> dict[str, Any]:
+    """``count`` workers in a fresh group reading ``filled`` from the start; their combined rate."""
+    group = f"bench-{filled.prefix}-{count}w-{int(time.time())}"
+    started = [_worker(broker, filled, group, workdir, f"{group}-{index}") for index in range(count)]
+    processes = [process for process, _ in started]
+    urls = [url for _, url in started]
+
+    def read() -> float:
+        seen = 0.0
+        for url in urls:
+            with contextlib.suppress(OSError):  # not serving yet
+                seen += _events_received(url)
+        return seen
+
+    rss_end: list[int] = []
+    sessions = 0.0
+    try:
+        trace = follow(
+            read, filled.total_events, Progress(label), timeout=timeout,
+            alive=lambda: all(process.poll() is None for process in processes),
+        )  # fmt: skip
+        rss_end = [rss_bytes(process.pid) for process in processes]
+        for url in urls:
+            sessions += total(scrape(url), "frictionwatch_state", kind="sessions")
+    except BenchError as error:
+        logs = "\n".join(tail(workdir / f"{group}-{index}.log") for index in range(count))
+        raise BenchError(f"{error}\n{logs}") from None
+    finally:
+        for process in processes:
+            stop(process)
+    result = _result(trace, filled.total_events, filled.total_records)
+    result.update(workers=count, rss_bytes=rss_end, sessions_held=sessions)
+    Progress(label).done(_describe(result))
+    return result
+
+
+def run_empty_agent(broker: EmbeddedBroker, filled: Filled, workdir: Path, timeout: float = 120.0) -> dict[str, Any]:
+    """The empty Faust agent over ``filled``: records/s."""
+    group = f"bench-{filled.prefix}-empty-{int(time.time())}"
+    port = free_metrics_port()
+    url = f"http://127.0.0.1:{port}/metrics"
+    process = python_module(
+        "bench.empty_agent", "--bootstrap-servers", broker.bootstrap_servers, "--group-id", group,
+        "--metrics-port", str(port), "--topics", ",".join(filled.topics.values()),
+        log=workdir / f"{group}.log",
+    )  # fmt: skip
+    label = "empty Faust agent, single events"
+    try:
+        trace = follow(
+            lambda: total(scrape(url), "bench_records_consumed"), filled.total_records, Progress(label),
+            alive=lambda: process.poll() is None, timeout=timeout, unit="records",
+        )  # fmt: skip
+    except BenchError as error:
+        raise BenchError(f"{error}\n{tail(workdir / f'{group}.log')}") from None
+    finally:
+        stop(process)
+    result = _result(trace, filled.total_records, filled.total_records)
+    Progress(label).done(_describe(result))
+    return result
+
+
+def run_bare_consumer(broker: EmbeddedBroker, filled: Filled, timeout: float = 60.0) -> dict[str, Any]:
+    """confluent-kafka consume + orjson decode of every record of ``filled``; nothing else."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": broker.bootstrap_servers,
+            "group.id": f"bench-{filled.prefix}-bare-{int(time.time())}",
+            "session.timeout.ms": 6000,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": True,
+            "fetch.queue.backoff.ms": 10,
+        }
+    )
+    consumer.subscribe(list(filled.topics.values()))
+    label = "bare consumer (confluent-kafka + orjson), arrays"
+    progress = Progress(label)
+    trace = Trace()
+    events = records = 0
+    loads = orjson.loads
+    idle_since = time.monotonic()
+    next_point = 0.0
+    try:
+        while events < filled.total_events:
+            messages = consumer.consume(1000, 0.2)
+            now = time.monotonic()
+            for message in messages:
+                if message.error():
+                    continue
+                value = loads(message.value() or b"null")
+                events += len(value) if isinstance(value, list) else 1
+            records += len(messages)
+            if messages:
+                idle_since = now
+            elif now - idle_since > timeout:
+                raise BenchError(f"{label}: stuck at {events:,} of {filled.total_events:,} events")
+            if now >= next_point or events >= filled.total_events:
+                trace.add(time.monotonic(), float(events))
+                progress.update(f"{events:>11,} / {filled.total_events:,} events")
+                next_point = now + 0.05
+    finally:
+        consumer.close()
+    result = _result(trace, filled.total_events, filled.total_records)
+    progress.done(_describe(result))
+    return result
+
+
+def _result(trace: Trace, events: int, records: int) -> dict[str, Any]:
+    rates = trace.rates(float(events))
+    scale = records / events
+    return {
+        "events": events,
+        "records": records,
+        "events_per_second": rates["steady"],
+        "records_per_second": None if rates["steady"] is None else rates["steady"] * scale,
+        "first_to_last_events_per_second": rates["first_to_last"],
+        "seconds": rates["seconds"],
+    }
+
+
+def _describe(result: dict[str, Any]) -> str:
+    steady, whole = result["events_per_second"] or 0.0, result["first_to_last_events_per_second"] or 0.0
+    return f"{steady:,.0f} events/s steady ({whole:,.0f} first to last, {result['seconds'] or 0:.1f} s)"
+
+
+def ratio(value: float | None, baseline: float | None) -> float | None:
+    return None if not value or not baseline else value / baseline
+
+
+def run(broker: EmbeddedBroker, workdir: Path, *, events: int, batch: int, scale_out: bool) -> dict[str, Any]:
+    """Every throughput case on one broker; the JSON part of the report."""
+    say(f"throughput: topics pre-filled with {events:,} events each, {PARTITIONS} partitions")
+    single = prefill(broker, "single", events, 1, workdir, seed=7)
+    batched = prefill(broker, "batched", events, batch, workdir, seed=7)
+    empty = run_empty_agent(broker, single, workdir)
+    pipeline_single = run_workers(broker, single, 1, "frictionwatch worker, single events", workdir)
+    bare = run_bare_consumer(broker, batched)
+    pipeline_batched = run_workers(broker, batched, 1, f"frictionwatch worker, arrays of up to {batch}", workdir)
+    result: dict[str, Any] = {
+        "events": events,
+        "batch": batch,
+        "partitions": PARTITIONS,
+        "rate_of_event_time": RATE,
+        "single": {
+            "records": single.total_records,
+            "empty_agent": empty,
+            "pipeline": pipeline_single,
+            "ratio": ratio(pipeline_single["events_per_second"], empty["records_per_second"]),
+        },
+        "batched": {
+            "records": batched.total_records,
+            "bare_consumer": bare,
+            "pipeline": pipeline_batched,
+            "ratio": ratio(pipeline_batched["events_per_second"], bare["events_per_second"]),
+        },
+    }
+    if scale_out:
+        two = run_workers(broker, single, 2, "two frictionwatch workers, single events", workdir)
+        result["scale_out"] = {
+            "one": pipeline_single,
+            "two": two,
+            "ratio": ratio(two["events_per_second"], pipeline_single["events_per_second"]),
+        }
+    return result
