@@ -22,7 +22,7 @@ early flow ratio of purchase/payment on web is 0.05, expected 0.41 (band 0.30 to
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -74,6 +74,8 @@ class AlertTracker:
 
     settings: AlertSettings = field(default_factory=AlertSettings)
     active: dict[tuple[SeriesPlace, str], _Active] = field(default_factory=dict)
+    #: applied to every example id before it goes into an alert (a keyed hash: frictionwatch.pseudonym)
+    pseudonymise: Callable[[str], str] | None = None
 
     def update(
         self,
@@ -91,6 +93,8 @@ class AlertTracker:
             if finding.verdict.anomaly:
                 starts = current.alert["startsAt"] if current else _time(window_start)
                 ids = list((examples or {}).get(finding.place, ()))[:5]
+                if self.pseudonymise is not None:
+                    ids = [self.pseudonymise(example) for example in ids]
                 alert = self._alert(finding, starts, now, stages, ids)
                 self.active[key] = _Active(alert, now)
                 out.append(alert)

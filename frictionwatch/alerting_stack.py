@@ -58,8 +58,11 @@ class Server:
             self.process.wait()
 
 
-def start_alertmanager(directory: Path, webhook_url: str) -> Server:
-    """Alertmanager routing everything to ``webhook_url`` at once, resolved alerts included."""
+def start_alertmanager(directory: Path, webhook_url: str, port: int | None = None) -> Server:
+    """Alertmanager routing everything to ``webhook_url`` at once, resolved alerts included.
+
+    ``port`` (default: a free one) lets a test restart it where its clients expect it.
+    """
     config = {
         "route": {
             "receiver": "test", "group_by": ["alertname", "journey", "step", "channel", "queue", "source"],
@@ -69,7 +72,7 @@ def start_alertmanager(directory: Path, webhook_url: str) -> Server:
     }  # fmt: skip
     path = directory / "alertmanager.yml"
     path.write_text(yaml.safe_dump(config))
-    port = free_port()
+    port = port or free_port()
     command = [
         binary("prometheus-alertmanager"), f"--config.file={path}", f"--storage.path={directory / 'am-data'}",
         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",

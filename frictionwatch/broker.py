@@ -65,15 +65,24 @@ class EmbeddedBroker:
     """Runs Tansu on ``host:port`` (a free port by default) with in-memory storage.
 
     Its output goes to ``log_path`` (appended), or nowhere when that is None.
+    ``advertised`` (host:port) is the address the broker tells clients to connect to, when
+    that is not ``host:port`` (e.g. a proxy in front of it, as the outage tests use).
     """
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, *, start_timeout: float = 15.0, log_path: Path | None = None
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        start_timeout: float = 15.0,
+        log_path: Path | None = None,
+        advertised: str | None = None,
     ) -> None:
         self.host = host
         self.port = port or free_port(host)
         self.start_timeout = start_timeout
         self.log_path = log_path
+        self.advertised = advertised
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -86,7 +95,7 @@ class EmbeddedBroker:
             **os.environ,
             "STORAGE_ENGINE": "memory://tansu/",
             "LISTENER_URL": address,
-            "ADVERTISED_LISTENER_URL": address,
+            "ADVERTISED_LISTENER_URL": f"tcp://{self.advertised}" if self.advertised else address,
             "CLUSTER_ID": "frictionwatch",
             "RUST_LOG": os.environ.get("RUST_LOG", "warn"),
         }

@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
         worker,
         (
             "alertmanager_urls", "alert_resend_seconds", "alert_expiry_seconds", "alert_buffer_size",
-            "runbook_base_url", "dashboard_base_url",
+            "runbook_base_url", "dashboard_base_url", "pseudonym_key_file",
         ),
         "alerts",
     )  # fmt: skip

@@ -4,8 +4,9 @@ Each setting comes from, in order of precedence: a command-line flag, a
 ``FRICTIONWATCH_<NAME>`` environment variable, the config file (TOML, given by
 ``--config`` or ``FRICTIONWATCH_CONFIG``; keys are the setting names), then the default.
 
-Secrets (the SASL password) are read only from the environment or from a file named by
-``sasl_password_file``: never from flags (visible in ``ps``) and never printed.
+Secrets (the SASL password, the pseudonym key) are read only from the environment or from a
+file named by ``sasl_password_file`` / ``pseudonym_key_file``: never from flags (visible in
+``ps``) or the config file, and never printed.
 
 >>> settings = Settings.load(env={"FRICTIONWATCH_PARTITIONS": "8"}, cli={"metrics_port": 9500})
 >>> settings.partitions, settings.metrics_port, settings.metrics_host
@@ -90,6 +91,12 @@ class Settings:
         "https://github.com/frictionwatch/frictionwatch/blob/main/docs/runbooks", "where alerts' runbook_url points"
     )
     dashboard_base_url: str = _setting("http://127.0.0.1:3000", "Grafana's address, for alerts' dashboard_url")
+    pseudonym_key: str = _setting(
+        "",
+        "key of the HMAC pseudonyms of ids in alerts: env FRICTIONWATCH_PSEUDONYM_KEY only; empty = ids as-is",
+        secret=True,
+    )
+    pseudonym_key_file: str = _setting("", "file holding the pseudonym key (e.g. a mounted secret)")
     # Journey map and worker
     journey_map: str = _setting("", "journey map YAML file; empty = the shipped example")
     metrics_host: str = _setting("127.0.0.1", "address the /metrics endpoint binds to")
@@ -170,12 +177,13 @@ class Settings:
             if _is_secret(name):
                 raise SettingsError(f"{name} can't be given as a flag; set {ENV_PREFIX}{name.upper()} instead")
             values[name] = value
-        password_file = values.get("sasl_password_file")
-        if password_file and not values.get("sasl_password"):
-            try:
-                values["sasl_password"] = Path(password_file).read_text(encoding="utf-8").strip()
-            except OSError as error:
-                raise SettingsError(f"sasl_password_file {password_file}: {error.strerror}") from None
+        for secret in ("sasl_password", "pseudonym_key"):
+            secret_file = values.get(f"{secret}_file")
+            if secret_file and not values.get(secret):
+                try:
+                    values[secret] = Path(secret_file).read_text(encoding="utf-8").strip()
+                except OSError as error:
+                    raise SettingsError(f"{secret}_file {secret_file}: {error.strerror}") from None
         return cls(**values)
 
     def describe(self) -> list[tuple[str, str, str]]:
