@@ -200,8 +200,11 @@ def run_workers(broker: EmbeddedBroker, traffic: list[dict[str, Any]], tmp_path:
         if count > 1:
             processed = [total(w.samples(), "frictionwatch_events_processed_total") for w in workers]
             assert all(processed), f"every worker should have processed events: {processed}"
-        final = sum(total(w.samples(), "frictionwatch_windows_final_total", complete="true") for w in workers)
-        assert final > 0
+        # Stage 2 merges the partitions' windows after stage 1 counted them: wait for it too.
+        wait_until(
+            lambda: sum(total(w.samples(), "frictionwatch_windows_final_total", complete="true") for w in workers) > 0,
+            120, "stage 2 to make complete final windows",
+        )  # fmt: skip
     finally:
         for worker in workers:
             assert worker.stop() == 0, worker.tail()
