@@ -1,6 +1,6 @@
 """Score SeriesDetector on the Numenta Anomaly Benchmark, beside a Windowed Gaussian baseline.
 
-    .venv/bin/python bench/nab.py [--nab-dir ../shared/nab] [--jobs 1]
+    .venv/bin/python bench/nab.py [--nab-dir tests/data/nab] [--jobs 1]
 
 Runs both detectors over all 58 files (a fresh detector per file, one parameter set),
 scores them for NAB's three profiles with ``frictionwatch.detectors.nab`` and prints a
@@ -26,7 +26,7 @@ from typing import Any
 from frictionwatch.detectors import nab
 from frictionwatch.detectors.univariate import SeriesDetector
 
-DEFAULT_NAB_DIR = Path(__file__).resolve().parents[2] / "shared" / "nab"
+DEFAULT_NAB_DIR = Path(__file__).resolve().parents[1] / "tests" / "data" / "nab"
 
 # Published NAB v1.1 scoreboard (standard, reward_low_FP_rate, reward_low_FN_rate).
 SCOREBOARD: list[tuple[str, tuple[float, float, float]]] = [

@@ -169,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  frictionwatch generate --output day.jsonl --duration 24h --rate 30 --scenario s.yml --incidents t.jsonl\n"
         "  frictionwatch backtest day.jsonl --incidents t.jsonl --out report/\n"
         "  frictionwatch backtest day.jsonl --incidents t.jsonl --threshold 5 --consecutive 2\n"
-        "  frictionwatch backtest --nab ../shared/nab/data/realKnownCause/nyc_taxi.csv",
+        "  frictionwatch backtest --nab tests/data/nab/data/realKnownCause/nyc_taxi.csv \\\n"
+        "      --labels tests/data/nab/labels/combined_windows.json   # NAB corpus in a clone",
     )
     add_backtest_arguments(backtest)
     add_settings(backtest, BACKTEST_SETTINGS, "journey map and metric settings")

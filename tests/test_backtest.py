@@ -45,7 +45,7 @@ incidents:
     start: 19h
     duration: 20m
 """
-NAB_DIR = Path(os.environ.get("FRICTIONWATCH_NAB_DIR", Path(__file__).resolve().parents[2] / "shared" / "nab"))
+NAB_DIR = Path(os.environ.get("FRICTIONWATCH_NAB_DIR", Path(__file__).resolve().parent / "data" / "nab"))
 
 
 def parse(*argv: str) -> argparse.Namespace:

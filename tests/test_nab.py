@@ -1,7 +1,7 @@
 """Tests of the pure-Python NAB scorer (``frictionwatch.detectors.nab``).
 
-The corpus tests need the NAB corpus: ``$FRICTIONWATCH_NAB_DIR`` or, by
-default, ``<repo>/../shared/nab``.  If it is missing those tests fail (they
+The corpus tests read the NAB corpus kept in the repository, ``tests/data/nab``
+(``$FRICTIONWATCH_NAB_DIR`` overrides it).  If it is missing those tests fail (they
 are the proof that the scorer reproduces the published scoreboard).
 """
 
@@ -21,7 +21,7 @@ import pytest
 
 from frictionwatch.detectors import nab
 
-DEFAULT_NAB_DIR = Path(__file__).resolve().parents[2] / "shared" / "nab"
+DEFAULT_NAB_DIR = Path(__file__).resolve().parent / "data" / "nab"  # NAB v1.1 corpus, MIT (its LICENSE.txt)
 
 # Published NAB v1.1 scoreboard, Windowed Gaussian detector.
 PUBLISHED_WINDOWED_GAUSSIAN = {
@@ -50,8 +50,8 @@ def corpus() -> tuple[nab.Series, ...]:
     if not (root / "labels" / "combined_windows.json").is_file():
         pytest.fail(
             f"NAB corpus not found at {root} (expected labels/combined_windows.json "
-            "and data/). Set FRICTIONWATCH_NAB_DIR to the corpus directory or put "
-            "it at <repo>/../shared/nab.",
+            "and data/). It ships in the repository as tests/data/nab; "
+            "FRICTIONWATCH_NAB_DIR, when set, must name a copy of it.",
             pytrace=False,
         )
     return _load_corpus(root)

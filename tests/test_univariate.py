@@ -1,7 +1,7 @@
 """Tests of the univariate online detector (``frictionwatch.detectors.univariate``).
 
 All but the last test use synthetic series and take well under a second. The last one
-scores the detector on the NAB corpus (``$FRICTIONWATCH_NAB_DIR`` or ``<repo>/../shared/nab``,
+scores the detector on the NAB corpus (``tests/data/nab``, or ``$FRICTIONWATCH_NAB_DIR``,
 as in ``tests/test_nab.py``), a few seconds.
 """
 
@@ -22,7 +22,7 @@ from frictionwatch.detectors import nab, univariate
 from frictionwatch.detectors.base import Observation, Verdict
 from frictionwatch.detectors.univariate import SeriesDetector
 
-DEFAULT_NAB_DIR = Path(__file__).resolve().parents[2] / "shared" / "nab"
+DEFAULT_NAB_DIR = Path(__file__).resolve().parent / "data" / "nab"
 STEP = 600.0  # 10-minute windows
 DAY = 86400.0
 
@@ -182,7 +182,7 @@ def test_bad_configuration() -> None:
 def test_nab_corpus_beats_windowed_gaussian() -> None:
     root = Path(os.environ.get("FRICTIONWATCH_NAB_DIR", DEFAULT_NAB_DIR))
     if not (root / "labels" / "combined_windows.json").is_file():
-        pytest.fail(f"NAB corpus not found at {root}; set FRICTIONWATCH_NAB_DIR", pytrace=False)
+        pytest.fail(f"NAB corpus not found at {root} (it ships as tests/data/nab)", pytrace=False)
     corpus = nab.load_corpus(root)
     results = nab.evaluate_detector(SeriesDetector, corpus, [nab.STANDARD])
     assert results["standard"].normalized >= NAB_STANDARD_BOUND > 39.65 + 20
