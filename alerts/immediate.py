@@ -47,33 +47,75 @@ ALERT_NAMES: Mapping[str, str] = {
 UNITS = {"average_speed_of_answer": "s"}
 
 
+#: alerts.severity ordering: an incident takes the highest its metrics reached
+SEVERITY_RANK: Mapping[str, int] = {"info": 0, "warning": 1, "critical": 2}
+#: metrics whose evidence arrives long after the customer's moment: session-end metrics are
+#: final only when sessions time out (about 30 min), survey answers come minutes to hours later
+LATE_METRICS = frozenset({"step_conversion", "dropoff_ratio", "csat", "nps", "ces"})
+#: (journey, step, channel, queue): the labels Alertmanager groups by (alerts/alertmanager.yml)
+IncidentPlace = tuple[str, str, str, str]
+
+
 @dataclass(frozen=True, slots=True)
 class AlertSettings:
-    """How alerts are kept alive and where their links point.
+    """How alerts are kept alive, held and grouped into incidents, and where their links point.
 
     ``resend_seconds``: how often an active alert is sent again; ``expiry_seconds``: the
     ``endsAt`` given to a firing alert, after which Alertmanager resolves it by itself (so
     an alert from a worker that died does not fire forever); it must exceed resend_seconds.
+    ``hold_seconds``: an incident resolves once every metric of its touchpoint has been back
+    to normal this long; ``echo_seconds``: for this long after an incident resolved, late
+    evidence of it (:data:`LATE_METRICS`) is an echo: severity info, it pages no one.
     """
 
     resend_seconds: float = 60.0
     expiry_seconds: float = 300.0
+    hold_seconds: float = 300.0
+    echo_seconds: float = 2400.0
     runbook_base_url: str = "https://github.com/frictionwatch/frictionwatch/blob/main/docs/runbooks"
     dashboard_base_url: str = "http://127.0.0.1:3000"
 
 
 @dataclass(slots=True)
-class _Active:
+class _Member:
+    """One metric's alert within an incident."""
+
     alert: dict[str, Any]
     sent_at: float
+    normal_since: float | None = None  # when its evidence came back to normal; None while it deviates
+
+
+@dataclass(slots=True)
+class Incident:
+    """Everything that deviated at one touchpoint, from the first alert until all is normal for the hold time.
+
+    Every member alert carries the incident's severity (the highest any member reached), so
+    all of them take the same Alertmanager route and land in one group. An echo incident is
+    late evidence of one that already resolved: severity info until a metric that is not late
+    fires too (then the problem is back, and it pages).
+    """
+
+    severity: str
+    echo: bool = False
+    echo_of: str = ""  # startsAt of the resolved incident an echo belongs to
+    members: dict[tuple[SeriesPlace, str], _Member] = field(default_factory=dict)
+
+    def normal_since(self) -> float | None:
+        """Since when every member's evidence has been normal; None while one deviates."""
+        times = [member.normal_since for member in self.members.values()]
+        if not times or any(time is None for time in times):
+            return None
+        return max(time for time in times if time is not None)
 
 
 @dataclass
 class AlertTracker:
-    """One Alertmanager alert per firing (touchpoint, metric), from detector findings."""
+    """One incident per touchpoint, one Alertmanager alert per (touchpoint, metric) within it."""
 
     settings: AlertSettings = field(default_factory=AlertSettings)
-    active: dict[tuple[SeriesPlace, str], _Active] = field(default_factory=dict)
+    incidents: dict[IncidentPlace, Incident] = field(default_factory=dict)
+    #: touchpoint -> (when its last incident began, when it resolved): late evidence within echo_seconds is an echo
+    resolved: dict[IncidentPlace, tuple[str, float]] = field(default_factory=dict)
     #: applied to every example id before it goes into an alert (a keyed hash: frictionwatch.pseudonym)
     pseudonymise: Callable[[str], str] | None = None
 
@@ -85,36 +127,89 @@ class AlertTracker:
         stages: Mapping[tuple[str, str], str],
         examples: Mapping[Any, Sequence[str]] | None = None,  # by SeriesPlace (a Touchpoint is one)
     ) -> list[dict[str, Any]]:
-        """The alerts to send for one final window's findings: new, still firing, or resolved."""
-        out = []
+        """The alerts to send for one final window's findings: new, still firing, re-labelled or resolved."""
+        out: list[dict[str, Any]] = []
         for finding in findings:
+            place: IncidentPlace = finding.place[:4]
             key = (finding.place, finding.metric)
-            current = self.active.get(key)
+            incident = self.incidents.get(place)
             if finding.verdict.anomaly:
-                starts = current.alert["startsAt"] if current else _time(window_start)
+                severity = _severity(finding)
+                if incident is None:
+                    incident = self.incidents[place] = self._open(place, finding, severity, now)
+                elif incident.echo and finding.metric not in LATE_METRICS:
+                    incident.echo, incident.echo_of = False, ""  # the problem is back: it pages again
+                if not incident.echo and SEVERITY_RANK[severity] > SEVERITY_RANK[incident.severity]:
+                    out += self._relabel(incident, severity, now)
+                member = incident.members.get(key)
+                starts = member.alert["startsAt"] if member else _time(window_start)
                 ids = list((examples or {}).get(finding.place, ()))[:5]
                 if self.pseudonymise is not None:
                     ids = [self.pseudonymise(example) for example in ids]
-                alert = self._alert(finding, starts, now, stages, ids)
-                self.active[key] = _Active(alert, now)
+                alert = self._alert(finding, starts, now, stages, ids, incident)
+                incident.members[key] = _Member(alert, now)
                 out.append(alert)
-            elif current is not None:
-                del self.active[key]
-                out.append({**current.alert, "endsAt": _time(now)})
-        return out
+            elif incident is not None and key in incident.members:
+                member = incident.members[key]
+                if member.normal_since is None:
+                    member.normal_since = now
+                    annotations = {**member.alert["annotations"], "normal_since": _time(now)}
+                    member.alert = {**member.alert, "annotations": annotations}
+        return out + self._resolve_held(now)
 
     def due(self, now: float) -> list[dict[str, Any]]:
-        """Active alerts not sent for ``resend_seconds``, with a new ``endsAt`` (call every few seconds)."""
+        """Incidents whose hold time ran out (resolved), and active alerts not sent for ``resend_seconds``
+        with a new ``endsAt`` (call every few seconds)."""
+        out = self._resolve_held(now)
+        for incident in self.incidents.values():
+            for member in incident.members.values():
+                if now - member.sent_at >= self.settings.resend_seconds:
+                    member.alert = {**member.alert, "endsAt": _time(now + self.settings.expiry_seconds)}
+                    member.sent_at = now
+                    out.append(member.alert)
+        return out
+
+    def _open(self, place: IncidentPlace, finding: Finding, severity: str, now: float) -> Incident:
+        previous = self.resolved.get(place)
+        if previous is not None and finding.metric in LATE_METRICS and now - previous[1] <= self.settings.echo_seconds:
+            return Incident("info", echo=True, echo_of=previous[0])
+        return Incident(severity)
+
+    def _relabel(self, incident: Incident, severity: str, now: float) -> list[dict[str, Any]]:
+        """Raise the incident's severity: its alerts under the old labels resolve, and come back under the new."""
+        incident.severity = severity
         out = []
-        for active in self.active.values():
-            if now - active.sent_at >= self.settings.resend_seconds:
-                active.alert = {**active.alert, "endsAt": _time(now + self.settings.expiry_seconds)}
-                active.sent_at = now
-                out.append(active.alert)
+        for member in incident.members.values():
+            out.append({**member.alert, "endsAt": _time(now)})
+            labels = {**member.alert["labels"], "severity": severity}
+            member.alert = {**member.alert, "labels": labels, "endsAt": _time(now + self.settings.expiry_seconds)}
+            member.sent_at = now
+            out.append(member.alert)
+        return out
+
+    def _resolve_held(self, now: float) -> list[dict[str, Any]]:
+        """Resolve the incidents whose evidence has been normal for the hold time, all their alerts at once."""
+        out = []
+        for place, incident in list(self.incidents.items()):
+            normal_since = incident.normal_since()
+            if normal_since is not None and now - normal_since >= self.settings.hold_seconds:
+                del self.incidents[place]
+                out += [{**member.alert, "endsAt": _time(now)} for member in incident.members.values()]
+                began = min(member.alert["startsAt"] for member in incident.members.values())
+                self.resolved[place] = (incident.echo_of if incident.echo else began, now)
+        horizon = now - self.settings.echo_seconds
+        for place in [place for place, (_, at) in self.resolved.items() if at < horizon]:
+            del self.resolved[place]
         return out
 
     def _alert(
-        self, finding: Finding, starts: str, now: float, stages: Mapping[tuple[str, str], str], examples: list[str]
+        self,
+        finding: Finding,
+        starts: str,
+        now: float,
+        stages: Mapping[tuple[str, str], str],
+        examples: list[str],
+        incident: Incident,
     ) -> dict[str, Any]:
         journey, step, channel, queue, survey = finding.place
         verdict = finding.verdict
@@ -133,7 +228,7 @@ class AlertTracker:
         )
         labels = {
             "alertname": name,
-            "severity": verdict.severity if verdict.severity != "none" else "warning",
+            "severity": incident.severity,
             "journey": journey,
             "step": step,
             "stage": stages.get((journey, step), ""),
@@ -156,6 +251,12 @@ class AlertTracker:
             "score": f"{verdict.score:.1f} (threshold {finding.threshold:g})",
             "volume": "" if verdict.volume is None else f"{verdict.volume:.0f}",
             "started": starts,
+            "incident": _incident_text(incident, finding.metric),
+            "echo_of": (
+                f"late evidence of the incident here that began {incident.echo_of} and has resolved: info, pages no one"
+                if incident.echo
+                else ""
+            ),
             "examples": ", ".join(examples),
             "runbook_url": f"{self.settings.runbook_base_url}/{name}.md",
             "dashboard_url": f"{self.settings.dashboard_base_url}/d/{dashboard}",
@@ -167,6 +268,16 @@ class AlertTracker:
             "endsAt": _time(now + self.settings.expiry_seconds),
             "generatorURL": f"{self.settings.dashboard_base_url}/d/frictionwatch-detectors/detector-tuning",
         }
+
+
+def _severity(finding: Finding) -> str:
+    return finding.verdict.severity if finding.verdict.severity != "none" else "warning"
+
+
+def _incident_text(incident: Incident, metric: str) -> str:
+    """The metrics deviating at the touchpoint, for on-call reading one alert of the group."""
+    metrics = dict.fromkeys([*(key[1] for key in incident.members), metric])
+    return f"{len(metrics)} metric(s) at this touchpoint: " + ", ".join(name.replace("_", " ") for name in metrics)
 
 
 def _time(epoch: float) -> str:
