@@ -123,8 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_settings(
         worker,
         (
-            "alertmanager_urls", "alert_resend_seconds", "alert_expiry_seconds", "alert_buffer_size",
-            "runbook_base_url", "dashboard_base_url", "pseudonym_key_file",
+            "alertmanager_urls", "alert_resend_seconds", "alert_expiry_seconds", "alert_hold_seconds",
+            "alert_echo_seconds", "alert_buffer_size", "runbook_base_url", "dashboard_base_url", "pseudonym_key_file",
         ),
         "alerts",
     )  # fmt: skip

@@ -86,6 +86,12 @@ class Settings:
     alertmanager_urls: str = _setting("", "Alertmanager base URLs, comma-separated (an HA pair: both); empty = off")
     alert_resend_seconds: float = _setting(60.0, "how often a firing alert is sent again to Alertmanager")
     alert_expiry_seconds: float = _setting(300.0, "endsAt of a firing alert: Alertmanager resolves it if not re-sent")
+    alert_hold_seconds: float = _setting(
+        300.0, "an incident's alerts resolve once its touchpoint's evidence has been normal this long, seconds"
+    )
+    alert_echo_seconds: float = _setting(
+        2400.0, "late evidence (session ends, surveys) this soon after an incident resolved is an echo: info, no page"
+    )
     alert_buffer_size: int = _setting(10000, "alerts kept per Alertmanager while it can't be reached")
     runbook_base_url: str = _setting(
         "https://github.com/frictionwatch/frictionwatch/blob/main/docs/runbooks", "where alerts' runbook_url points"
@@ -126,6 +132,8 @@ class Settings:
             "broker_port must be 0 to 65535" if not 0 <= self.broker_port <= 65535 else "",
             "kafka_session_timeout must be 1 to 300 seconds" if not 1 <= self.kafka_session_timeout <= 300 else "",
             "window_size must be at least 1 second" if self.window_size < 1 else "",
+            "alert_hold_seconds must be >= 0" if self.alert_hold_seconds < 0 else "",
+            "alert_echo_seconds must be >= 0" if self.alert_echo_seconds < 0 else "",
             "allowed_lateness must be >= 0" if self.allowed_lateness < 0 else "",
             "window_wait must be > 0" if self.window_wait <= 0 else "",
             "rage_clicks must be at least 2" if self.rage_clicks < 2 else "",

@@ -433,6 +433,8 @@ def build_app(
         AlertSettings(
             resend_seconds=settings.alert_resend_seconds,
             expiry_seconds=settings.alert_expiry_seconds,
+            hold_seconds=settings.alert_hold_seconds,
+            echo_seconds=settings.alert_echo_seconds,
             runbook_base_url=settings.runbook_base_url,
             dashboard_base_url=settings.dashboard_base_url,
         ),

@@ -45,7 +45,7 @@ def shortened_rules(tmp_path: Path) -> list[Path]:
     """The shipped rule files with durations a test can wait for."""
     copies = []
     for rules in sorted((ROOT / "alerts" / "rules").glob("*.yml")):
-        text = re.sub(r"\bfor: \S+", "for: 15s", rules.read_text())
+        text = re.sub(r"\b(keep_firing_for|for): \S+", r"\1: 15s", rules.read_text())  # and the hold time
         copy = tmp_path / rules.name
         copy.write_text(text.replace("[5m]", "[1m]"))
         copies.append(copy)
@@ -65,7 +65,8 @@ def test_alerts_reach_on_call_through_both_paths_and_resolve(broker: EmbeddedBro
     alertmanager = start_alertmanager(tmp_path, receiver.url)
     worker = Worker(
         broker.bootstrap_servers, tmp_path, "--window-size", "30", "--early-flow-age", "60",
-        "--alertmanager-urls", alertmanager.url, "--alert-resend-seconds", "20", "--producer-max-batch-size", "1",
+        "--alertmanager-urls", alertmanager.url, "--alert-resend-seconds", "20", "--alert-hold-seconds", "20",
+        "--producer-max-batch-size", "1",
     )  # fmt: skip
     prometheus = start_prometheus(tmp_path, [f"127.0.0.1:{worker.port}"], shortened_rules(tmp_path), alertmanager)
     began = time.time()
