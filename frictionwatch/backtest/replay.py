@@ -244,6 +244,34 @@ def detect(
     return series
 
 
+class Replayer:
+    """Replay pushed events: :meth:`add` decoded events ``(topic kind, event object)`` in
+    event-time order, as :func:`replay_events` replays a file's lines (e.g. straight from
+    the generator, with no file between), then :meth:`finish`. No detector is run:
+    ``result.observed`` holds every final window's observations and
+    ``result.detect(journey_map)`` runs a detector bank over them."""
+
+    def __init__(
+        self, journey_map: JourneyMap, settings: StageSettings | None = None, source: str = "<events>"
+    ) -> None:
+        settings = settings or StageSettings()
+        self.result = ReplayResult(source, settings.window_size)
+        self._replay = _Replay(journey_map, settings, self.result)
+        self._started = time.monotonic()
+
+    def add(self, kind: str, value: Any) -> None:
+        """One event (or one malformed value, counted by rejection reason) of topic ``kind``."""
+        self._replay.element(kind, value)
+
+    def finish(self) -> ReplayResult:
+        """Close every window still open; the result."""
+        self._replay.finish()
+        result = self.result
+        result.lines = sum(result.events.values()) + result.malformed_total
+        result.wall_seconds = time.monotonic() - self._started
+        return result
+
+
 def replay_events(
     path: str | Path,
     journey_map: JourneyMap,

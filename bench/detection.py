@@ -1,0 +1,426 @@
+"""Detection benchmark: recall by incident size and touchpoint volume (a power curve), false
+alerts per simulated day and time to detect, for every contender side by side and against
+an oracle (a CUSUM that knows each incident's before and after, at the same false-alarm budget).
+
+    .venv/bin/python -m bench.detection                    # the full run: 7 days x 2 levels x 2 maps
+    .venv/bin/python -m bench.detection --quick            # the CI reduced sweep: 1 day, ~30 incidents
+    .venv/bin/python -m bench.detection --contenders shipped,sequential --levels 3
+
+How it works (bench/sweep.py, bench/power.py, bench/oracle.py say more):
+
+1. every traffic set (journey map x traffic level) is generated with ``--days`` of event time
+   and random incidents (``frictionwatch generate --random-incidents``) and replayed once
+   through the worker's stage-1/stage-2 code; the final windows are cached in
+   bench/results/cache/ (keyed by the parameters and the code), so a re-run only re-detects;
+2. every contender (a row of ``CONTENDERS`` in bench/sweep.py: detector settings in the
+   journey map) runs over the same windows (a pool of ``--jobs`` processes);
+3. the oracle runs per incident; alerts are scored against the ground truth.
+
+Writes the ``detection`` key of bench/results/latest.json (other keys kept), the table to
+bench/results/detection.md and the power curve to docs/images/power-curve.png; a full run
+(not --quick) also puts the table between the ``detection:begin``/``detection:end`` markers
+of docs/detectors.md and README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import power
+from bench.common import machine, machine_line
+from bench.sweep import (
+    BENCH_MAPS,
+    CACHE,
+    CONTENDERS,
+    MAPS,
+    ROOT,
+    Contender,
+    Replayed,
+    TrafficSet,
+    available,
+    replay_traffic,
+    run_contender,
+)
+
+RESULTS = ROOT / "bench" / "results"
+PNG = ROOT / "docs" / "images" / "power-curve.png"
+BEGIN = "<!-- detection:begin (written by `python -m bench.detection`; do not edit by hand) -->"
+END = "<!-- detection:end -->"
+QUICK_CONTENDERS = ("shipped", "sequential")
+
+
+@dataclass(slots=True)
+class Plan:
+    """What one run covers."""
+
+    maps: list[str]
+    levels: list[float]
+    days: float
+    incidents: int  # in all, split evenly over the traffic sets
+    seed: int
+    contenders: list[Contender]
+    burn_in: float
+    budget_days: float = 30.0
+    scenario: str = ""
+    jobs: int = 2
+    cache: Path = CACHE
+    quick: bool = False
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def traffic_sets(self) -> list[TrafficSet]:
+        count = len(self.maps) * len(self.levels)
+        each = math.ceil(self.incidents / count) if self.incidents else 0
+        return [
+            TrafficSet(name, level, self.days, self.seed + index, each, self.scenario)
+            for index, (name, level) in enumerate((name, level) for name in self.maps for level in self.levels)
+        ]
+
+
+def default_maps() -> list[str]:
+    """The example map and every map written for the benchmark (bench/maps/*.yml)."""
+    return ["example", *sorted(path.stem for path in BENCH_MAPS.glob("*.yml"))]
+
+
+def _replay(traffic: TrafficSet, cache: Path) -> Path:
+    return replay_traffic(traffic, cache)
+
+
+def _detect(path: Path, contender: Contender) -> tuple[list[Any], float, int]:
+    return run_contender(path, contender)
+
+
+def sweep(plan: Plan, say: Any = print) -> dict[str, Any]:
+    """Run the plan; the results (what goes under ``detection`` in latest.json)."""
+    began = time.monotonic()
+    info = machine()
+    sets = plan.traffic_sets()
+    say(f"detection benchmark on {machine_line(info)}; load average {info['load_average_at_start'][0]:.2f}")
+    say(
+        f"  {len(sets)} traffic set(s): "
+        + ", ".join(f"{t.label} ({t.days:g} d, {t.incidents} incidents)" for t in sets)
+    )
+    runnable: list[Contender] = []
+    for contender in plan.contenders:
+        why = available(contender, sets[0].map_path())
+        if why is None:
+            runnable.append(contender)
+        else:
+            plan.skipped[contender.name] = why
+            say(f"  contender {contender.name}: not available in this tree ({why})")
+    with ProcessPoolExecutor(max_workers=plan.jobs) as pool:
+        paths = list(pool.map(_replay, sets, [plan.cache] * len(sets)))
+        replay_seconds = time.monotonic() - began
+        say(f"  traffic replayed (or read from the cache) in {replay_seconds:.0f} s; {len(runnable)} contender(s)")
+        tasks = [(path, contender) for path in paths for contender in runnable]
+        futures = [pool.submit(_detect, path, contender) for path, contender in tasks]
+        done: dict[tuple[Path, str], tuple[list[Any], float, int]] = {}
+        for index, ((path, contender), future) in enumerate(zip(tasks, futures, strict=True), start=1):
+            done[(path, contender.name)] = future.result()
+            rows, seconds, observations = done[(path, contender.name)]
+            say(
+                f"  [{index}/{len(tasks)}] {contender.name} on {path.name.split('-')[0]}:"
+                f" {len(rows)} alerts, {seconds:.0f} s ({seconds / max(observations, 1) * 1e6:.0f} µs/window)"
+            )
+    all_cases: list[power.Case] = []
+    outcomes: dict[str, list[power.Outcome]] = {contender.name: [] for contender in runnable}
+    cost: dict[str, list[float]] = {contender.name: [0.0, 0.0] for contender in runnable}
+    traffic_info = []
+    for path in paths:
+        replayed = Replayed.load(path)
+        cases = power.cases_of(replayed, plan.burn_in)
+        power.run_oracle(replayed, cases, plan.budget_days)
+        all_cases.extend(cases)
+        for contender in runnable:
+            rows, seconds, observations = done[(path, contender.name)]
+            outcomes[contender.name].append(power.score(replayed, cases, rows, plan.burn_in))
+            cost[contender.name][0] += seconds
+            cost[contender.name][1] += observations
+        traffic_info.append(
+            {
+                "traffic": replayed.traffic.label, "days": round(replayed.days, 3), "events": replayed.events,
+                "observations": len(replayed.ts), "series": len(replayed.series),
+                "incidents": sum(1 for case in cases if not case.control),
+                "controls": sum(1 for case in cases if case.control),
+                "replay_seconds": round(replayed.seconds, 1),
+            }
+        )  # fmt: skip
+    table = [power.summary("oracle (CUSUM, knows before/after)", all_cases, [power.oracle_outcome(all_cases)])]
+    for contender in runnable:
+        row = power.summary(contender.name, all_cases, outcomes[contender.name])
+        spent, fed = cost[contender.name]
+        row["microseconds_per_window"] = spent / fed * 1e6 if fed else None
+        row["note"] = contender.note
+        table.append(row)
+    scored = [case for case in all_cases if not case.control and case.scored]
+    return {
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": info,
+        "quick": plan.quick,
+        "plan": {
+            "maps": plan.maps,
+            "levels": plan.levels,
+            "days": plan.days,
+            "incidents": plan.incidents,
+            "seed": plan.seed,
+            "burn_in_seconds": plan.burn_in,
+            "budget": f"1 false alarm per {plan.budget_days:g} days",
+            "scenario": plan.scenario,
+        },
+        "traffic": traffic_info,
+        "skipped": plan.skipped,
+        "incidents": {
+            "scored": len(scored),
+            "oracle_detectable": sum(case.oracle_status == "detected" for case in scored),
+            "oracle_undetectable": sum(case.oracle_status == "undetectable" for case in scored),
+            "no_data": sum(case.oracle_status == "no data" for case in scored),
+            "controls": sum(1 for case in all_cases if case.control),
+            "in_burn_in": sum(1 for case in all_cases if not case.control and not case.scored),
+        },
+        "contenders": table,
+        "cases": [
+            {
+                "name": case.name,
+                "kind": case.kind,
+                "shape": case.shape,
+                "size": case.size,
+                "volume_per_minute": case.volume_per_minute,
+                "oracle": case.oracle_status,
+                "oracle_delay": case.oracle_delay,
+                "caught": {
+                    name: next((o.caught[case.name] for o in outs if case.name in o.caught), None)
+                    for name, outs in outcomes.items()
+                },
+            }
+            for case in scored
+        ],
+        "seconds": round(time.monotonic() - began, 1),
+    }
+
+
+# -- output --------------------------------------------------------------------------------------
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0%}"
+
+
+def _s(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.0f} s"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The benchmark table (machine and date first)."""
+    info, plan, counts = results["machine"], results["plan"], results["incidents"]
+    levels = " and ".join(f"{level:g}" for level in plan["levels"])
+    lines = [
+        f"Measured {results['started'][:16].replace('T', ' ')} UTC on {machine_line(info)} (load average"
+        f" {info['load_average_at_start'][0]:.1f} at the start; shared); {plan['days']:g} simulated days x"
+        f" {len(plan['maps'])} map(s) ({', '.join(plan['maps'])}) x traffic {levels} events/s;"
+        f" {counts['scored']} incidents scored ({counts['oracle_detectable']} detectable by the oracle,"
+        f" {counts['oracle_undetectable']} undetectable, {counts['no_data']} without data; {counts['in_burn_in']} in"
+        f" the first {plan['burn_in_seconds'] / 3600:g} h not scored), {counts['controls']} controls;"
+        f" budget {plan['budget']} per series; the run took {results['seconds'] / 60:.0f} min"
+        + (" (**--quick**)" if results.get("quick") else "")
+        + ".",
+        "",
+        "| contender | recall | recall of oracle-detectable | false alerts / day (map) | median / p90 time to"
+        " detect | median vs oracle | µs / window |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in results["contenders"]:
+        oracle = row["name"].startswith("oracle")
+        false = "budget" if oracle else _f(row["false_per_day"], 2)
+        ratio = "1" if oracle else f"{_f(row['median_vs_oracle'], 2)} ({row['both_caught']} both)"
+        lines.append(
+            f"| {row['name']} | {_pct(row['recall'])} ({row['caught']}/{row['incidents']}) |"
+            f" {_pct(row['recall_of_detectable'])} ({row['caught_of_detectable']}/{row['oracle_detectable']}) |"
+            f" {false} | {_s(row['median_delay_seconds'])} / {_s(row['p90_delay_seconds'])} | {ratio} |"
+            f" {'—' if oracle else _f(row.get('microseconds_per_window'), 0)} |"
+        )
+    if results.get("skipped"):
+        lines += ["", "Not run (not in this tree yet): " + "; ".join(sorted(results["skipped"])) + "."]
+    lines += ["", "Recall by incident size (rows) and touchpoint volume (columns), caught/incidents:", ""]
+    volumes = [power.bucket_label(i, power.VOLUME_BUCKETS, "/min") for i in range(len(power.VOLUME_BUCKETS))]
+    sizes = [power.bucket_label(i, power.SIZE_BUCKETS, "x") for i in range(len(power.SIZE_BUCKETS))]
+    lines += ["| contender | size | " + " | ".join(volumes) + " |", "|---|---|" + "---:|" * len(volumes)]
+    for row in results["contenders"]:
+        for size in sizes:
+            cells = []
+            for volume in volumes:
+                caught, total = row["power"].get(volume, {}).get(size, [0, 0])
+                cells.append(f"{caught}/{total}" if total else "")
+            if any(cells):
+                lines.append(f"| {row['name'].split(' ')[0]} | {size} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _f(value: float | None, digits: int) -> str:
+    return "n/a" if value is None else f"{value:,.{digits}f}"
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    """The power curve: recall by size, one panel per volume bucket, a line per contender."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    volumes = [power.bucket_label(i, power.VOLUME_BUCKETS, "/min") for i in range(len(power.VOLUME_BUCKETS))]
+    sizes = [power.bucket_label(i, power.SIZE_BUCKETS, "x") for i in range(len(power.SIZE_BUCKETS))]
+    figure, axes = plt.subplots(1, len(volumes), figsize=(4 * len(volumes), 4), sharey=True)
+    for axis, volume in zip(axes, volumes, strict=True):
+        for row in results["contenders"]:
+            oracle = row["name"].startswith("oracle")
+            xs, ys = [], []
+            for index, size in enumerate(sizes):
+                caught, total = row["power"].get(volume, {}).get(size, [0, 0])
+                if total:
+                    xs.append(index)
+                    ys.append(caught / total)
+            style = {"color": "black", "linestyle": "--", "linewidth": 2} if oracle else {"marker": "o"}
+            axis.plot(xs, ys, label=row["name"].split(" ")[0], **style)
+        counts = [sum(results["contenders"][0]["power"].get(volume, {}).get(size, [0, 0])[1:]) for size in sizes]
+        axis.set_xticks(range(len(sizes)), [f"{size}\nn={n}" for size, n in zip(sizes, counts, strict=True)])
+        axis.set_title(f"touchpoint volume {volume}")
+        axis.set_ylim(-0.02, 1.02)
+        axis.grid(alpha=0.3)
+    axes[0].set_ylabel("recall")
+    axes[0].legend(fontsize=8, loc="lower right")
+    figure.suptitle(f"Power curve: recall by incident size (incident / normal), {results['started'][:10]}")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+def write(results: dict[str, Any], out: Path, docs: bool) -> str:
+    """latest.json's ``detection`` key (other keys kept), detection.md, the PNG, and the docs' table."""
+    document: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
+    document["detection"] = results
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(document, indent=2) + "\n")
+    table = markdown(results)
+    (out.parent / ("detection-quick.md" if results["quick"] else "detection.md")).write_text(table)
+    if docs:
+        plot(results, PNG)
+        for target in (ROOT / "docs" / "detectors.md", ROOT / "README.md"):
+            replace_between_markers(target, table)
+    return table
+
+
+def replace_between_markers(path: Path, table: str) -> bool:
+    """Put ``table`` between the detection markers of ``path``; False when it has none."""
+    text = path.read_text()
+    if BEGIN not in text or END not in text:
+        return False
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    path.write_text(f"{head}{BEGIN}\n{table}{END}{tail}")
+    return True
+
+
+def _levels(text: str) -> list[float]:
+    try:
+        levels = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--levels takes events per second separated by commas, got {text!r}"
+        ) from None
+    if not levels or any(level <= 0 for level in levels):
+        raise argparse.ArgumentTypeError(f"--levels must be > 0 events per second, got {text!r}")
+    return levels
+
+
+def _names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.detection", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--days", type=float, default=None, help="simulated days per traffic set (default 7)")
+    parser.add_argument(
+        "--levels", type=_levels, default=None, metavar="RATE[,RATE]",
+        help="traffic levels, mean events per second over the day (default 3,12: a quiet and a busier shop)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--maps", type=_names, default=None, metavar="NAME[,NAME]",
+        help="journey maps: 'example' (frictionwatch/examples/journey-map.yml) or a bench/maps/NAME.yml"
+        " (default: the example and every bench map)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--incidents", type=int, default=None, help="random incidents in all, split over the traffic sets (default 200)"
+    )
+    parser.add_argument("--seed", type=int, default=11, help="seed of the first traffic set (the others: +1, +2, ...)")
+    parser.add_argument(
+        "--contenders", type=_names, default=None, metavar="NAME[,NAME]",
+        help="which rows of bench/sweep.py CONTENDERS to run: " + ", ".join(c.name for c in CONTENDERS)
+        + " (default: all)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--burn-in", type=float, default=None, metavar="HOURS",
+        help="hours at the start not scored: the detectors' warm-up and first seasonal day (default 24; --quick 3)",
+    )  # fmt: skip
+    parser.add_argument("--budget-days", type=float, default=30.0, help="the oracle's budget: 1 false alarm per N days")
+    parser.add_argument("--scenario", default="", help="a scenario file of incidents and controls added to every set")
+    parser.add_argument("--jobs", type=int, default=2, help="processes (default 2: this machine has 2 cores)")
+    parser.add_argument("--cache", type=Path, default=CACHE, help=f"replay cache (default {CACHE.relative_to(ROOT)})")
+    parser.add_argument(
+        "--quick", action="store_true",
+        help="the CI reduced sweep: 1 day, example map, 5 events/s, 30 incidents, shipped and sequential",
+    )  # fmt: skip
+    parser.add_argument("--out", type=Path, default=RESULTS / "latest.json", help="results JSON (key 'detection')")
+    parser.add_argument(
+        "--docs", action=argparse.BooleanOptionalAction, default=None,
+        help="write the PNG and the table into docs/detectors.md and README.md (default: on for a full run)",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    quick = args.quick
+    names = args.contenders or (list(QUICK_CONTENDERS) if quick else [c.name for c in CONTENDERS])
+    by_name = {contender.name: contender for contender in CONTENDERS}
+    unknown = [name for name in names if name not in by_name]
+    if unknown:
+        parser.error(f"--contenders: unknown {', '.join(unknown)}; choose from {', '.join(by_name)}")
+    maps = args.maps or (["example"] if quick else default_maps())
+    for name in maps:
+        if name not in MAPS and not (BENCH_MAPS / f"{name}.yml").exists():
+            parser.error(f"--maps: no map {name!r} (example, or a file bench/maps/{name}.yml)")
+    plan = Plan(
+        maps=maps,
+        levels=args.levels or ([5.0] if quick else [3.0, 12.0]),
+        days=args.days or (1.0 if quick else 7.0),
+        incidents=args.incidents if args.incidents is not None else (30 if quick else 200),
+        seed=args.seed,
+        contenders=[by_name[name] for name in names],
+        burn_in=(args.burn_in if args.burn_in is not None else (3.0 if quick else 24.0)) * 3600.0,
+        budget_days=args.budget_days,
+        scenario=args.scenario,
+        jobs=max(1, args.jobs),
+        cache=args.cache,
+        quick=quick,
+    )
+
+    def say(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    results = sweep(plan, say)
+    table = write(results, args.out, docs=args.docs if args.docs is not None else not quick)
+    print(table)
+    say(f"results: {args.out} (key 'detection'); took {results['seconds'] / 60:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    sys.exit(main())

@@ -1,0 +1,343 @@
+"""Score contenders and the oracle on a replayed traffic set (pure computation, no I/O).
+
+Definitions (docs/detectors.md, "Detection benchmark", says the same):
+
+* **Incidents** are the ground truth's lines grouped by ``incident``; ``"control": true``
+  lines are controls (must not alert). Incidents and alerts in the first ``burn_in``
+  seconds (the detectors' warm-up and first seasonal day) are not scored.
+* **Caught**: an alert on any metric of the incident's touchpoint (issue 11 item 6: alerts of
+  different metrics at one touchpoint are one incident) starts within ``[from, until]``:
+  ``from`` is the start, or ``evidence_from`` for survey incidents whose answers arrive
+  late; ``until`` is the end (or ``evidence_until``) plus two windows. **Time to detect** =
+  first such alert's start (the end of its first flagged window) minus ``from``.
+* **False alerts** are counted in **episodes**: a touchpoint's alerts (any metric) merged
+  while each starts within ``EPISODE_GAP`` of the previous one's end. An episode is true
+  when one of its alerts matches an incident's touchpoint between two windows before its
+  start and ``ECHO`` after its end (late echoes: session-end metrics come a session timeout
+  later, a queue drains); every other episode is false, alerts during controls included.
+* **The oracle** (bench/oracle.py) runs for each incident on every series of its touchpoint
+  that its metrics move; its delay is the smallest. *Before* = pooled over the series' windows
+  in the two hours before ``from`` (windows inside another incident at the touchpoint left
+  out); *after* = pooled over ``[from, until]``. An incident whose oracle doesn't reach the
+  threshold by ``until`` is **undetectable** and reported apart.
+* **Buckets**: size = the largest ``max(m, 1/m)`` of the incident's ground-truth
+  ``magnitude`` values (incident / normal value; the oracle's measured after / before when
+  the ground truth has none); volume = the affected series' units (sessions, contacts,
+  answers) per minute before onset, the largest of them.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench import oracle
+from bench.sweep import AlertRow, Replayed
+
+PRE_SECONDS = 2 * 3600.0
+EPISODE_GAP = 30 * 60.0
+ECHO = 40 * 60.0  # a session timeout (30 min) plus the progress timeout and a few windows
+GRACE_WINDOWS = 2
+SIZE_BUCKETS = (1.0, 1.5, 2.0, 4.0)  # lower edges of max(m, 1/m)
+VOLUME_BUCKETS = (0.0, 1.0, 5.0, 20.0)  # lower edges, units per minute
+#: the series a ground-truth metric moves (other names: every series of the touchpoint)
+SERIES_OF = {
+    "step_conversion": ("step_conversion", "dropoff_ratio", "flow_ratio", "early_flow_ratio"),
+    "errors": ("errors_per_visit",),
+    "dwell_seconds": ("flow_ratio", "early_flow_ratio"),
+    "wait_seconds": ("average_speed_of_answer", "service_level", "abandonment_ratio"),
+    "abandonment_ratio": ("abandonment_ratio",),
+    "csat": ("csat",),
+    "nps": ("nps",),
+    "ces": ("ces",),
+}
+
+Place4 = tuple[str | None, str | None, str | None, str | None]  # journey, step, channel, queue (None: any)
+
+
+@dataclass(slots=True)
+class Case:
+    """One incident (or control) of a traffic set, and what the oracle made of it."""
+
+    name: str
+    kind: str
+    control: bool
+    start: float
+    end: float
+    places: list[Place4]
+    metrics: list[str]
+    magnitudes: list[float]
+    shape: str
+    detect_from: float
+    detect_until: float
+    traffic: str = ""
+    scored: bool = True
+    volume_per_minute: float | None = None
+    effect: float | None = None  # the oracle's after / before on its best series
+    oracle_delay: float | None = None
+    oracle_status: str = "no data"  # detected, undetectable, no data
+
+    def matches(self, place: Sequence[str]) -> bool:
+        """Whether a series at ``place`` (journey, step, channel, queue[, survey]) is this case's."""
+        if not self.places:
+            return True  # a control of the whole map
+        journey, step, channel, queue = place[0], place[1], place[2], place[3]
+        for want_journey, want_step, want_channel, want_queue in self.places:
+            if want_journey is not None:
+                if (journey, step) == (want_journey, want_step) and want_channel in (None, channel):
+                    return True
+            elif channel == want_channel and want_queue in (None, queue):
+                return True
+        return False
+
+    @property
+    def size(self) -> float | None:
+        sizes = [max(m, 1 / m) for m in self.magnitudes if m > 0 and math.isfinite(m)]
+        if sizes:
+            return max(sizes)
+        if self.effect is not None and self.effect > 0 and math.isfinite(self.effect):
+            return max(self.effect, 1 / self.effect)
+        return None
+
+
+def cases_of(replayed: Replayed, burn_in: float) -> list[Case]:
+    """The incidents and controls of a traffic set's ground truth."""
+    grace = GRACE_WINDOWS * replayed.window_size
+    cases: dict[str, Case] = {}
+    for line in replayed.truth:
+        name = f"{replayed.traffic.label}: {line['incident']}"
+        case = cases.get(name)
+        if case is None:
+            start, end = float(line["start"]), float(line["end"])
+            detect_from = float(line.get("evidence_from", start))
+            until = max(end, float(line.get("evidence_until", end))) + grace
+            case = cases[name] = Case(
+                name, str(line["kind"]), bool(line.get("control", False)), start, end, [], [], [],
+                str(line.get("shape", "step")), detect_from, until, replayed.traffic.label,
+                scored=start >= replayed.first_ts + burn_in,
+            )  # fmt: skip
+        else:
+            if "evidence_from" in line:
+                case.detect_from = min(case.detect_from, float(line["evidence_from"]))
+            if "evidence_until" in line:
+                case.detect_until = max(case.detect_until, float(line["evidence_until"]) + grace)
+        if line.get("journey") is not None or line.get("channel") is not None:
+            place: Place4 = (line.get("journey"), line.get("step"), line.get("channel"), line.get("queue"))
+            if place not in case.places:
+                case.places.append(place)
+        metric = str(line.get("survey") or line.get("metric", "*"))
+        if metric not in case.metrics:
+            case.metrics.append(metric)
+        magnitude = line.get("magnitude")
+        if isinstance(magnitude, int | float) and not isinstance(magnitude, bool):
+            case.magnitudes.append(float(magnitude))
+    return sorted(cases.values(), key=lambda case: (case.start, case.name))
+
+
+# -- the oracle ----------------------------------------------------------------------------------
+
+
+def run_oracle(replayed: Replayed, cases: list[Case], budget_days: float) -> None:
+    """Fill in each incident's oracle delay, status, effect and volume."""
+    windows = replayed.series_windows()
+    for case in cases:
+        if case.control:
+            continue
+        wanted = {series for metric in case.metrics for series in SERIES_OF.get(metric, ())}
+        best: tuple[float, float | None] | None = None  # (delay, effect)
+        reachable = False
+        volume = 0.0
+        others = [other for other in cases if other is not case]
+        for sid, (place, metric) in enumerate(replayed.series):
+            if sid not in windows or not case.matches(place) or (wanted and metric not in wanted):
+                continue
+            model = oracle.MODELS.get(metric)
+            if model is None:
+                continue
+            series = windows[sid]
+            times = [ts for ts, _, _ in series]
+            low = bisect.bisect_left(times, case.detect_from - PRE_SECONDS)
+            onset = bisect.bisect_right(times, case.detect_from)
+            high = bisect.bisect_right(times, case.detect_until)
+            before = [w for w in series[low:onset] if not _disturbed(w[0], place, others, replayed.window_size)]
+            after = series[onset:high]
+            volume = max(volume, sum(v for _, _, v in before) / (PRE_SECONDS / 60.0) if before else 0.0)
+            pooled_before = oracle.pooled(model, before)
+            pooled_after = oracle.pooled(model, after) if model in ("binomial", "poisson") else _mean(model, after)
+            if pooled_before is None or pooled_after is None:
+                continue
+            parameters = oracle.Parameters(model, pooled_before[0], pooled_after[0], pooled_before[1])
+            reachable = True
+            i0 = sum(oracle.divergence(parameters, v) for _, _, v in before) / len(before)
+            arl0 = budget_days * len(series) / max(replayed.days, 1e-9)
+            h = oracle.threshold(arl0, i0)
+            alarm, _ = oracle.cusum_alarm(parameters, after, h)
+            if alarm is not None and (best is None or alarm - case.detect_from < best[0]):
+                best = (alarm - case.detect_from, parameters.relative_change)
+        case.volume_per_minute = volume if reachable else None
+        if best is not None:
+            case.oracle_delay, case.effect, case.oracle_status = best[0], best[1], "detected"
+        elif reachable:
+            case.oracle_status = "undetectable"
+
+
+def _mean(model: oracle.Model, windows: Sequence[tuple[float, float, float]]) -> tuple[float, float] | None:
+    total = sum(volume for _, _, volume in windows if volume > 0)
+    if total <= 0:
+        return None
+    return sum(oracle.transform(model, value) * volume for _, value, volume in windows if volume > 0) / total, 1.0
+
+
+def _disturbed(ts: float, place: Sequence[str], cases: list[Case], window_size: float) -> bool:
+    """Whether the window ending at ``ts`` overlaps another incident at ``place`` (or its echo)."""
+    return any(
+        not case.control and case.matches(place) and case.start - window_size < ts <= case.end + ECHO for case in cases
+    )
+
+
+# -- contenders ----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Outcome:
+    """A contender on one traffic set."""
+
+    caught: dict[str, float] = field(default_factory=dict)  # incident -> time to detect
+    false_episodes: int = 0
+    false_in_controls: int = 0
+    false_by_series: dict[str, int] = field(default_factory=dict)
+    days: float = 0.0
+
+
+def score(replayed: Replayed, cases: list[Case], alerts: list[AlertRow], burn_in: float) -> Outcome:
+    """What a contender's alerts catch and how many false episodes they make."""
+    window = replayed.window_size
+    first_scored = replayed.first_ts + burn_in
+    last = replayed.last_ts + window
+    kept = sorted((row for row in alerts if first_scored <= row[2] <= last), key=lambda row: row[2])
+    outcome = Outcome(days=max(replayed.last_ts - first_scored, 0.0) / 86400.0)
+    incidents = [case for case in cases if not case.control]
+    for case in incidents:
+        if not case.scored:
+            continue
+        for place, _metric, start, _end, _ in kept:
+            if case.detect_from <= start <= case.detect_until and case.matches(place):
+                outcome.caught[case.name] = start - case.detect_from
+                break
+    episodes: dict[tuple[str, str, str, str], list[list[AlertRow]]] = {}
+    for row in kept:
+        touchpoint = (row[0][0], row[0][1], row[0][2], row[0][3])
+        runs = episodes.setdefault(touchpoint, [])
+        if runs and row[2] <= max(other[3] for other in runs[-1]) + EPISODE_GAP:
+            runs[-1].append(row)
+        else:
+            runs.append([row])
+    controls = [case for case in cases if case.control]
+    for runs in episodes.values():
+        for episode in runs:
+            if any(_explained(row, incidents, window) for row in episode):
+                continue
+            outcome.false_episodes += 1
+            first = episode[0]
+            name = "/".join(part for part in first[0] if part) + " " + first[1]
+            outcome.false_by_series[name] = outcome.false_by_series.get(name, 0) + 1
+            if any(case.start <= first[2] <= case.end + ECHO and case.matches(first[0]) for case in controls):
+                outcome.false_in_controls += 1
+    return outcome
+
+
+def _explained(row: AlertRow, incidents: list[Case], window: float) -> bool:
+    place, _, start = row[0], row[1], row[2]
+    return any(
+        case.start - GRACE_WINDOWS * window <= start <= max(case.end, case.detect_until) + ECHO and case.matches(place)
+        for case in incidents
+    )
+
+
+# -- summaries -----------------------------------------------------------------------------------
+
+
+def bucket(value: float | None, edges: Sequence[float]) -> int | None:
+    """Index of the bucket whose lower edge is the largest not above ``value``."""
+    if value is None or not math.isfinite(value):
+        return None if value is None or math.isnan(value) else len(edges) - 1
+    return max(0, bisect.bisect_right(edges, value) - 1)
+
+
+def bucket_label(index: int, edges: Sequence[float], unit: str) -> str:
+    low = edges[index]
+    if index + 1 < len(edges):
+        return f"{low:g}-{edges[index + 1]:g}{unit}"
+    return f">={low:g}{unit}"
+
+
+def quantile(values: Sequence[float], share: float) -> float | None:
+    """The ``share`` quantile (linear between order statistics); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = share * (len(ordered) - 1)
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def summary(name: str, cases: list[Case], outcomes: list[Outcome]) -> dict[str, Any]:
+    """One contender (or the oracle, given its own outcomes) over every traffic set."""
+    scored = [case for case in cases if not case.control and case.scored]
+    caught: dict[str, float] = {}
+    for outcome in outcomes:
+        caught.update(outcome.caught)
+    detectable = [case for case in scored if case.oracle_status == "detected"]
+    delays = [caught[case.name] for case in scored if case.name in caught]
+    both = [case for case in detectable if case.name in caught and case.oracle_delay is not None]
+    mine = quantile([caught[case.name] for case in both], 0.5)
+    theirs = quantile([case.oracle_delay for case in both if case.oracle_delay is not None], 0.5)
+    days = sum(outcome.days for outcome in outcomes)
+    false = sum(outcome.false_episodes for outcome in outcomes)
+    by_series: dict[str, int] = {}
+    for outcome in outcomes:
+        for series, count in outcome.false_by_series.items():
+            by_series[series] = by_series.get(series, 0) + count
+    grid: dict[str, dict[str, list[int]]] = {}
+    for case in scored:
+        size = bucket(case.size, SIZE_BUCKETS)
+        volume = bucket(case.volume_per_minute, VOLUME_BUCKETS)
+        if size is None or volume is None:
+            continue
+        cell = grid.setdefault(bucket_label(volume, VOLUME_BUCKETS, "/min"), {}).setdefault(
+            bucket_label(size, SIZE_BUCKETS, "x"), [0, 0]
+        )
+        cell[0] += case.name in caught
+        cell[1] += 1
+    return {
+        "name": name,
+        "incidents": len(scored),
+        "caught": len(delays),
+        "recall": len(delays) / len(scored) if scored else None,
+        "oracle_detectable": len(detectable),
+        "caught_of_detectable": sum(case.name in caught for case in detectable),
+        "recall_of_detectable": (sum(case.name in caught for case in detectable) / len(detectable))
+        if detectable
+        else None,
+        "median_delay_seconds": quantile(delays, 0.5),
+        "p90_delay_seconds": quantile(delays, 0.9),
+        "median_vs_oracle": (mine / theirs) if mine is not None and theirs else None,
+        "both_caught": len(both),
+        "false_episodes": false,
+        "false_in_controls": sum(outcome.false_in_controls for outcome in outcomes),
+        "scored_days": days,
+        "false_per_day": false / days if days else None,
+        "false_by_series": dict(sorted(by_series.items(), key=lambda item: -item[1])[:8]),
+        "power": grid,  # volume bucket -> size bucket -> [caught, incidents]
+    }
+
+
+def oracle_outcome(cases: list[Case]) -> Outcome:
+    """The oracle's catches, as an outcome (false alarms: by construction the budget)."""
+    return Outcome(
+        caught={case.name: case.oracle_delay for case in cases if case.scored and case.oracle_delay is not None}
+    )

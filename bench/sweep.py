@@ -1,0 +1,350 @@
+"""Traffic sets replayed once and cached, and contenders run over the cached windows.
+
+The costly part of the detection benchmark is turning events into final windows (the
+generator, then the worker's stage-1 and stage-2 code via
+:func:`frictionwatch.backtest.replay.replay_records`); the detectors are cheap. So each
+traffic set (journey map, traffic level, days, seed, incidents) is generated and replayed
+**once**, straight from the generator with no file between, and every final window's
+observations are kept in ``bench/results/cache/<key>.npz`` (git-ignored; the key hashes
+the generation parameters and the generator's and stages' source, so a code change makes
+a new replay). Every contender then runs over the same observations with
+:func:`frictionwatch.backtest.replay.detect` (a fresh ``DetectorBank``, fed window by
+window, as the worker's stage 2 feeds it).
+
+A **contender** is a row of :data:`CONTENDERS`: detector settings written as the journey
+map's ``detectors.defaults`` (the map's own overrides keep only ``enabled``, so every
+contender watches the same touchpoints); ``shipped`` is the map's own ``detectors:``
+section unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from frictionwatch.backtest.replay import Replayer, detect
+from frictionwatch.backtest.scoring import alerts_of
+from frictionwatch.detectors.base import Observation
+from frictionwatch.generator.config import GeneratorConfig
+from frictionwatch.generator.records import GeneratedRecord
+from frictionwatch.generator.sinks import Summary, run, write_ground_truth
+from frictionwatch.journeymap import JourneyMap, load_journey_map, parse_journey_map
+from frictionwatch.streams.windows import Touchpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / "bench" / "results" / "cache"
+MAPS = {"example": ROOT / "frictionwatch" / "examples" / "journey-map.yml"}
+BENCH_MAPS = ROOT / "bench" / "maps"
+START = 1_793_577_600.0  # 2026-11-02 00:00 UTC, a Monday: every traffic set starts there
+#: source whose change makes a cached replay stale
+CODE = ("frictionwatch/generator", "streams", "frictionwatch/contract.py", "frictionwatch/backtest/replay.py")
+
+
+@dataclass(frozen=True, slots=True)
+class Contender:
+    """One detector configuration in the race: ``settings`` become the map's detector defaults."""
+
+    name: str
+    settings: dict[str, Any] | None  # None: the map's own detectors section (today's shipped)
+    note: str
+
+
+#: the contenders, one line each (kinds this tree doesn't know are reported as unavailable)
+CONTENDERS: tuple[Contender, ...] = (
+    Contender("shipped", None, "today's window detectors (kind auto), the map's own detector settings"),
+    Contender("sequential", {"kind": "sequential", "false_alarms": "1 per 30d"}, "sequential LLR tests, budget 1/30d"),
+    Contender("river.PageHinkley", {"kind": "river.PageHinkley"}, "river PageHinkley on the window value"),
+    Contender("river.ADWIN", {"kind": "river.ADWIN"}, "river ADWIN on the window value"),
+    Contender("river.DDM", {"kind": "river.DDM"}, "river DDM on per-unit outcomes"),
+    Contender("river.HDDM_A", {"kind": "river.HDDM_A"}, "river HDDM_A on per-unit outcomes"),
+    Contender("river.HDDM_W", {"kind": "river.HDDM_W"}, "river HDDM_W on per-unit outcomes"),
+    Contender("river.GaussianScorer", {"kind": "river.GaussianScorer"}, "river GaussianScorer"),
+    Contender(
+        "river.PAD-HoltWinters",
+        {"kind": "river.PredictiveAnomalyDetection", "params": {"model": "HoltWinters"}},
+        "river PredictiveAnomalyDetection with HoltWinters",
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficSet:
+    """What one replay is generated from."""
+
+    map_name: str
+    rate: float  # events per second, mean over the day
+    days: float
+    seed: int
+    incidents: int  # random incidents asked of the generator (0: none)
+    scenario: str = ""  # a scenario file (relative to the repository) with more incidents and controls
+    start: float = START
+
+    @property
+    def label(self) -> str:
+        return f"{self.map_name} {self.rate:g} ev/s"
+
+    def map_path(self) -> Path:
+        return MAPS.get(self.map_name) or BENCH_MAPS / f"{self.map_name}.yml"
+
+    def key(self) -> str:
+        """The cache key: the parameters, the map's text and the code that turns them into windows."""
+        digest = hashlib.blake2b(json.dumps(asdict(self), sort_keys=True).encode(), digest_size=12)
+        digest.update(self.map_path().read_bytes())
+        if self.scenario:
+            digest.update((ROOT / self.scenario).read_bytes())
+        for source in sorted(path for name in CODE for path in _files(ROOT / name)):
+            digest.update(source.read_bytes())
+        return f"{self.map_name}-{self.rate:g}-{self.days:g}d-s{self.seed}-n{self.incidents}-{digest.hexdigest()}"
+
+
+def _files(path: Path) -> Iterator[Path]:
+    yield from (sorted(path.rglob("*.py")) + sorted(path.rglob("*.yml"))) if path.is_dir() else [path]
+
+
+def random_incidents_supported() -> bool:
+    """Whether this tree's generator draws random incidents (``--random-incidents``)."""
+    return "random_incidents" in GeneratorConfig.__dataclass_fields__
+
+
+def generator_config(traffic: TrafficSet) -> GeneratorConfig:
+    options: dict[str, Any] = {
+        "seed": traffic.seed,
+        "rate": traffic.rate,
+        "duration": traffic.days * 86400.0,
+        "start": traffic.start,
+    }
+    if traffic.scenario:
+        options["scenario"] = ROOT / traffic.scenario
+    if traffic.incidents and random_incidents_supported():
+        options["random_incidents"] = traffic.incidents
+    elif traffic.incidents:
+        raise RuntimeError(
+            "this tree's generator has no random incidents yet (GeneratorConfig.random_incidents);"
+            " the detection benchmark needs `frictionwatch generate --random-incidents N`"
+        )
+    return GeneratorConfig(**options)
+
+
+# -- replay once, cache --------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Replayed:
+    """Every final window's observations of one traffic set, column by column."""
+
+    traffic: TrafficSet
+    window_size: float
+    first_ts: float
+    last_ts: float
+    events: int
+    seconds: float  # generation and replay, wall
+    series: list[tuple[tuple[str, str, str, str, str], str]]  # (touchpoint labels, metric) by series id
+    window: np.ndarray  # per observation: index of its final window (feeding order)
+    series_id: np.ndarray
+    ts: np.ndarray
+    value: np.ndarray
+    volume: np.ndarray  # nan: no volume
+    truth: list[dict[str, Any]]  # the ground truth lines
+
+    @property
+    def days(self) -> float:
+        return (self.last_ts - self.first_ts) / 86400.0
+
+    def observed(self) -> list[list[tuple[Touchpoint, str, Observation]]]:
+        """The windows as :func:`frictionwatch.backtest.replay.detect` takes them."""
+        places = [(Touchpoint(*labels), metric) for labels, metric in self.series]
+        windows: list[list[tuple[Touchpoint, str, Observation]]] = []
+        current = -1
+        for window, series, ts, value, volume in zip(
+            self.window.tolist(), self.series_id.tolist(), self.ts.tolist(), self.value.tolist(),
+            self.volume.tolist(), strict=True,
+        ):  # fmt: skip
+            if window != current:
+                windows.append([])
+                current = window
+            place, metric = places[series]
+            windows[-1].append((place, metric, Observation(ts, value, None if volume != volume else volume)))
+        return windows
+
+    def series_windows(self) -> dict[int, list[tuple[float, float, float]]]:
+        """Per series id: its windows as (end ts, value, volume), in time order."""
+        out: dict[int, list[tuple[float, float, float]]] = {}
+        for series, ts, value, volume in zip(
+            self.series_id.tolist(), self.ts.tolist(), self.value.tolist(), self.volume.tolist(), strict=True
+        ):
+            out.setdefault(series, []).append((ts, value, 1.0 if volume != volume else volume))
+        return out
+
+    def save(self, path: Path) -> None:
+        meta = {
+            "traffic": asdict(self.traffic), "window_size": self.window_size, "first_ts": self.first_ts,
+            "last_ts": self.last_ts, "events": self.events, "seconds": self.seconds,
+            "series": [[list(labels), metric] for labels, metric in self.series], "truth": self.truth,
+        }  # fmt: skip
+        path.parent.mkdir(parents=True, exist_ok=True)
+        (path.parent / ".gitignore").write_text("*\n")  # a cache: never committed
+        partial = path.with_suffix(".tmp.npz")
+        np.savez(
+            partial, window=self.window, series_id=self.series_id, ts=self.ts, value=self.value, volume=self.volume,
+            meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
+        )  # fmt: skip
+        partial.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> Replayed:
+        with np.load(path) as data:
+            meta = json.loads(data["meta"].tobytes())
+            arrays = {name: data[name] for name in ("window", "series_id", "ts", "value", "volume")}
+        series = [
+            ((labels[0], labels[1], labels[2], labels[3], labels[4]), metric) for labels, metric in meta["series"]
+        ]
+        return cls(
+            TrafficSet(**meta["traffic"]), meta["window_size"], meta["first_ts"], meta["last_ts"], meta["events"],
+            meta["seconds"], series, truth=meta["truth"], **arrays,
+        )  # fmt: skip
+
+
+def cache_path(traffic: TrafficSet, cache: Path = CACHE) -> Path:
+    return cache / f"{traffic.key()}.npz"
+
+
+class _ReplaySink:
+    """A generator sink (``frictionwatch.generator.sinks.Sink``) that replays what it is given."""
+
+    def __init__(self, replayer: Replayer) -> None:
+        self.replayer = replayer
+        self.records: dict[str, int] = {}
+
+    def write(self, record: GeneratedRecord) -> None:
+        self.records[record.kind] = self.records.get(record.kind, 0) + 1
+        self.replayer.add(record.kind, record.value)
+
+    def idle(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def replay_traffic(traffic: TrafficSet, cache: Path = CACHE, *, report: bool = True) -> Path:
+    """Generate and replay ``traffic`` once (nothing to do when its cache file exists); the file."""
+    path = cache_path(traffic, cache)
+    if path.exists():
+        return path
+    journey_map = load_journey_map(traffic.map_path())
+    config = generator_config(traffic)
+    expected = traffic.rate * traffic.days * 86400.0
+
+    def progress(summary: Summary) -> None:
+        if report and summary.wall_seconds - printed[0] >= 15:
+            printed[0] = summary.wall_seconds
+            print(
+                f"  replay {traffic.label}: ~{summary.total / expected:.0%}, {summary.total:,} events,"
+                f" {summary.total / summary.wall_seconds:,.0f}/s",
+                file=sys.stderr, flush=True,
+            )  # fmt: skip
+
+    printed = [0.0]
+    began = time.monotonic()
+    replayer = Replayer(journey_map, source=traffic.label)
+    summary = run(journey_map, config, _ReplaySink(replayer), progress)
+    result = replayer.finish()
+    truth = io.BytesIO()
+    write_ground_truth(summary.incidents, truth)
+    end = traffic.start + traffic.days * 86400.0
+    series_ids: dict[tuple[tuple[str, str, str, str, str], str], int] = {}
+    window_index: list[int] = []
+    series_index: list[int] = []
+    ts: list[float] = []
+    value: list[float] = []
+    volume: list[float] = []
+    for index, window in enumerate(result.observed):
+        for place, metric, observation in window:
+            key = (tuple(place), metric)
+            sid = series_ids.setdefault(key, len(series_ids))  # type: ignore[arg-type]
+            window_index.append(index)
+            series_index.append(sid)
+            ts.append(observation.ts)
+            value.append(observation.value)
+            volume.append(np.nan if observation.volume is None else observation.volume)
+    replayed = Replayed(
+        traffic, result.window_size, result.first_ts or traffic.start, result.last_ts or end,
+        sum(result.events.values()), time.monotonic() - began, list(series_ids),
+        np.asarray(window_index, dtype=np.int32), np.asarray(series_index, dtype=np.int32),
+        np.asarray(ts), np.asarray(value), np.asarray(volume),
+        [json.loads(line) for line in truth.getvalue().splitlines() if line.strip()],
+    )  # fmt: skip
+    replayed.save(path)
+    if report:
+        print(
+            f"  replay {traffic.label}: {replayed.events:,} events, {len(replayed.ts):,} observations"
+            f" in {replayed.seconds:.0f} s",
+            file=sys.stderr, flush=True,
+        )  # fmt: skip
+    return path
+
+
+# -- contenders ----------------------------------------------------------------------------------
+
+
+def contender_map(journey_map_path: Path, contender: Contender) -> JourneyMap:
+    """The journey map with the contender's detector settings (ValueError when this tree
+    doesn't know them: an unknown kind or setting)."""
+    text = journey_map_path.read_text()
+    if contender.settings is None:
+        return parse_journey_map(text, str(journey_map_path))
+    document = yaml.safe_load(text)
+    overrides = (document.get("detectors") or {}).get("overrides") or []
+    kept = [
+        {"match": item["match"], "enabled": item["enabled"]}
+        for item in overrides
+        if isinstance(item, dict) and "enabled" in item and "match" in item
+    ]
+    document["detectors"] = {"defaults": dict(contender.settings), **({"overrides": kept} if kept else {})}
+    return parse_journey_map(yaml.safe_dump(document, sort_keys=False), f"{journey_map_path} ({contender.name})")
+
+
+def available(contender: Contender, journey_map_path: Path) -> str | None:
+    """None when this tree can run ``contender``, else why not."""
+    try:
+        journey_map = contender_map(journey_map_path, contender)
+        probe = [(Touchpoint("", "", "phone", "billing", ""), "abandonment_ratio", Observation(60.0, 0.1, 20.0))]
+        detect([probe], journey_map)
+    except (ValueError, TypeError, KeyError, ImportError) as error:
+        return f"{type(error).__name__}: {str(error).splitlines()[0][:160]}"
+    return None
+
+
+@lru_cache(maxsize=1)
+def _loaded(path: Path) -> tuple[Replayed, list[list[tuple[Touchpoint, str, Observation]]]]:
+    replayed = Replayed.load(path)
+    return replayed, replayed.observed()
+
+
+#: one alert of a contender: (touchpoint labels, metric, start, end, flagged windows)
+AlertRow = tuple[tuple[str, str, str, str, str], str, float, float, int]
+
+
+def run_contender(path: Path, contender: Contender) -> tuple[list[AlertRow], float, int]:
+    """The contender's alerts on a cached traffic set, the seconds it took and the observations fed."""
+    replayed, observed = _loaded(path)
+    journey_map = contender_map(replayed.traffic.map_path(), contender)
+    began = time.monotonic()
+    traces = detect(observed, journey_map)
+    seconds = time.monotonic() - began
+    rows: list[AlertRow] = []
+    for trace in traces.values():
+        for alert in alerts_of(trace, replayed.window_size):
+            rows.append((alert.place, alert.metric, alert.start, alert.end, alert.windows))
+    return rows, seconds, len(replayed.ts)
