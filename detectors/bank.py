@@ -53,6 +53,8 @@ def _merge(base: DetectorSettings, changes: DetectorSettings) -> DetectorSetting
     given = {
         spec.name: getattr(changes, spec.name) for spec in fields(changes) if getattr(changes, spec.name) is not None
     }
+    if changes.kind is not None and changes.params is None:
+        given["params"] = None  # a river detector's params go with its kind, never to another one
     return replace(base, **given)
 
 
@@ -67,6 +69,14 @@ def build(settings: DetectorSettings, kind: str, direction: Direction, season: S
         "consecutive": settings.consecutive,
         "season": season,
     }
+    if chosen.startswith("river."):
+        from frictionwatch.detectors.river_adapter import RiverDetector
+
+        river_options = {name: options[name] for name in ("direction", "min_volume", "warmup", "consecutive")}
+        detector = RiverDetector(chosen, settings.params, **river_options)
+        if detector.family == "outcomes" and kind != "ratio":
+            raise ValueError(f"{chosen} judges per-session outcomes: only ratio metrics have them")
+        return detector
     if chosen == "ratio":
         return RatioDetector(**options)
     if chosen == "mean":
@@ -120,7 +130,9 @@ class DetectorBank:
         for place, metric, observation in items:
             detector = self._detector(place, metric)
             if detector is not None:
-                threshold = self.settings_for(place, metric).sensitivity or DEFAULTS.sensitivity or 0.0
+                threshold = getattr(detector, "threshold", None)  # a river scorer's is in its own units
+                if threshold is None:
+                    threshold = self.settings_for(place, metric).sensitivity or DEFAULTS.sensitivity or 0.0
                 findings.append(Finding(place, metric, detector.update(observation), threshold))
         return findings
 
@@ -133,7 +145,7 @@ class DetectorBank:
         for (place, metric), old in previous.items():
             new = self._detector(place, metric)
             if old is not None and new is not None:
-                new.restore(old.state())
+                _carry_over(new, old.state())
             changed += repr(new) != repr(old)
         return changed
 
@@ -153,7 +165,15 @@ class DetectorBank:
             place: SeriesPlace = (parts[0], parts[1], parts[2], parts[3], parts[4])
             if metric in self.metric_kinds:
                 detector = self._detector(place, metric)
-                if detector is not None:
-                    detector.restore(learned)
+                if detector is not None and _carry_over(detector, learned):
                     restored += 1
         return restored
+
+
+def _carry_over(detector: Detector, state: dict[str, Any]) -> bool:
+    """Give ``detector`` a learned state; False when it is another kind's (the detector starts afresh)."""
+    try:
+        detector.restore(state)
+    except (TypeError, ValueError, KeyError):  # e.g. a ratio detector's state offered to a river one
+        return False
+    return True

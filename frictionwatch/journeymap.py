@@ -98,6 +98,7 @@ class DetectorSettings:
     warmup: int | None = None
     direction: str | None = None
     consecutive: int | None = None
+    params: Mapping[str, Any] | None = None  # a river detector's parameters (kind: river.<Name>)
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,6 +386,8 @@ class _Parser:
     ) -> tuple[DetectorSettings, tuple[DetectorOverride, ...]]:
         fields = self.mapping(node, "detectors", ("defaults", "overrides"))
         defaults = self.detector_settings(fields["defaults"], "detectors.defaults") if "defaults" in fields else None
+        if defaults is not None:
+            self.river_outcomes_need_a_ratio(defaults, {}, fields["defaults"], "detectors.defaults")
         overrides: list[DetectorOverride] = []
         if "overrides" in fields:
             for index, item in enumerate(self.sequence(fields["overrides"], "detectors.overrides")):
@@ -396,6 +399,7 @@ class _Parser:
                 match = self.override_match(item_fields.pop("match"), f"{path}.match", journeys, channels)
                 settings = self.detector_settings_from(item_fields, path)
                 if match is not None and settings is not None:
+                    self.river_outcomes_need_a_ratio(settings, match, item, path)
                     overrides.append(DetectorOverride(match, settings, item.start_mark.line + 1))
         return defaults or DetectorSettings(), tuple(overrides)
 
@@ -429,9 +433,14 @@ class _Parser:
                 values[key] = self.boolean(node, where)
             elif key == "kind":
                 kind = self.scalar(node, where)
-                if kind not in DETECTOR_KINDS:
-                    self.problem(node, where, f"{kind!r} is not one of: {', '.join(DETECTOR_KINDS)}")
-                values[key] = kind if kind in DETECTOR_KINDS else None
+                known = kind in DETECTOR_KINDS or (isinstance(kind, str) and kind.startswith("river."))
+                if not known:
+                    self.problem(node, where, f"{kind!r} is not one of: {', '.join(DETECTOR_KINDS)}, river.<Name>")
+                values[key] = kind if known else None
+            elif key == "params":
+                if not isinstance(node, yaml.MappingNode):
+                    self.problem(node, where, "expected a mapping of the river detector's parameters")
+                values[key] = yaml.safe_load(yaml.serialize(node)) if isinstance(node, yaml.MappingNode) else None
             elif key == "direction":
                 value = self.scalar(node, where)
                 if value not in DIRECTIONS:
@@ -443,7 +452,55 @@ class _Parser:
                 minimum = 1.0 if key == "consecutive" else 0.0
                 number = self.number(node, where, integer=True, minimum=minimum)
                 values[key] = None if number is None else int(number)
+        if "params" in fields or str(values.get("kind")).startswith("river."):
+            self.river_detector(fields, values, path)
         return DetectorSettings(**values)
+
+    def river_detector(self, fields: dict[str, yaml.Node], values: dict[str, Any], path: str) -> None:
+        """Build a river detector once, so an unknown class or parameter is reported at load time."""
+        kind = values.get("kind")
+        if not (isinstance(kind, str) and kind.startswith("river.")):
+            if "kind" not in fields or kind is not None:  # (an unknown kind is reported already)
+                self.problem(
+                    fields["params"],
+                    f"{path}.params",
+                    "params belong to a river detector: give its kind: river.<Name> here",
+                )
+            values["params"] = None
+            return
+        from frictionwatch.detectors.river_adapter import RiverConfigError, RiverDetector
+
+        try:
+            RiverDetector(kind, values.get("params") or {})
+        except RiverConfigError as error:
+            if error.field and "params" in fields:
+                node = fields["params"]
+                for part in error.field.split("."):  # the line of the parameter at fault, as deep as it goes
+                    found = [value for key, value in getattr(node, "value", ()) if getattr(key, "value", None) == part]
+                    node = found[0] if found and isinstance(node, yaml.MappingNode) else node
+                self.problem(node, f"{path}.params.{error.field}", error.message)
+            else:
+                self.problem(fields["kind"], f"{path}.kind", error.message)
+            values["kind"] = values["params"] = None
+
+    def river_outcomes_need_a_ratio(
+        self, settings: DetectorSettings, match: Mapping[str, str], node: yaml.Node, path: str
+    ) -> None:
+        """River's binary drift detectors judge per-session outcomes, which only ratio metrics have."""
+        if not (settings.kind or "").startswith("river."):
+            return
+        from frictionwatch.detectors.river_adapter import RiverDetector
+        from frictionwatch.streams.series import MONITORED
+
+        if RiverDetector(settings.kind or "", settings.params).family != "outcomes":
+            return
+        ratios = [metric.name for metric in MONITORED if metric.kind == "ratio"]
+        if match.get("metric") not in ratios:
+            self.problem(
+                next((value for key, value in node.value if key.value == "kind"), node),
+                f"{path}.kind",
+                f"{settings.kind} judges per-session outcomes of a ratio: match a ratio metric ({', '.join(ratios)})",
+            )
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
