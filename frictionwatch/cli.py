@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         (
             "window_size", "allowed_lateness", "window_wait", "touch_lateness", "rage_clicks", "rage_seconds",
             "progress_timeout", "early_flow_age", "flow_cold_start", "short_abandon_seconds", "service_level_seconds",
-            "repeat_contact_horizon",
+            "repeat_contact_horizon", "contact_timeout",
         ),
         "friction metrics",
     )  # fmt: skip

@@ -82,6 +82,9 @@ class Settings:
     short_abandon_seconds: float = _setting(5.0, "abandons after a shorter wait are short: left out of the ratio")
     service_level_seconds: float = _setting(20.0, "answered within this wait counts toward the service level")
     repeat_contact_horizon: float = _setting(86400.0, "a contact within this long of the last is a repeat, seconds")
+    contact_timeout: float = _setting(
+        4 * 3600.0, "a contact's state is forgotten this long (event time) after its latest event, seconds"
+    )
     # Alerts (the immediate path)
     alertmanager_urls: str = _setting("", "Alertmanager base URLs, comma-separated (an HA pair: both); empty = off")
     alert_resend_seconds: float = _setting(60.0, "how often a firing alert is sent again to Alertmanager")
@@ -130,12 +133,37 @@ class Settings:
             "max_record_bytes must be at least 1024" if self.max_record_bytes < 1024 else "",
             "metrics_port must be 0 to 65535" if not 0 <= self.metrics_port <= 65535 else "",
             "broker_port must be 0 to 65535" if not 0 <= self.broker_port <= 65535 else "",
-            "kafka_session_timeout must be 1 to 300 seconds" if not 1 <= self.kafka_session_timeout <= 300 else "",
+            (
+                "kafka_session_timeout must be 0 (automatic) or 1 to 300 seconds"
+                if self.kafka_session_timeout != 0 and not 1 <= self.kafka_session_timeout <= 300
+                else ""
+            ),
+            (
+                f"broker_quirks {self.broker_quirks!r} is not one of: tansu, or empty"
+                if self.broker_quirks not in ("", "tansu")
+                else ""
+            ),
+            (
+                f"broker_engine {self.broker_engine!r} is not one of tansu, kafka"
+                if self.broker_engine not in ("tansu", "kafka")
+                else ""
+            ),
+            (
+                f"processing_guarantee {self.processing_guarantee!r} is not one of at_least_once, exactly_once"
+                if self.processing_guarantee not in ("at_least_once", "exactly_once")
+                else ""
+            ),
+            (
+                "processing_guarantee exactly_once needs transactions, which the embedded broker (tansu) lacks"
+                if self.processing_guarantee == "exactly_once" and self.broker_quirks == "tansu"
+                else ""
+            ),
             "window_size must be at least 1 second" if self.window_size < 1 else "",
             "alert_hold_seconds must be >= 0" if self.alert_hold_seconds < 0 else "",
             "alert_echo_seconds must be >= 0" if self.alert_echo_seconds < 0 else "",
             "allowed_lateness must be >= 0" if self.allowed_lateness < 0 else "",
             "window_wait must be > 0" if self.window_wait <= 0 else "",
+            "contact_timeout must be > 0" if not self.contact_timeout > 0 else "",
             "rage_clicks must be at least 2" if self.rage_clicks < 2 else "",
             "rage_seconds must be > 0" if self.rage_seconds <= 0 else "",
             (

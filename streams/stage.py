@@ -41,6 +41,7 @@ class StageSettings:
     short_abandon_seconds: float = 5.0
     service_level_seconds: float = 20.0
     repeat_contact_horizon: float = 86400.0
+    contact_timeout: float = 4 * 3600.0
     touch_lateness: float = 300.0  # touches come from several topics whose partitions progress unevenly
     dedup_horizon: float = 600.0
     dedup_max_ids: int = 200_000
@@ -59,6 +60,7 @@ class StageSettings:
             short_abandon_seconds=settings.short_abandon_seconds,
             service_level_seconds=settings.service_level_seconds,
             repeat_contact_horizon=settings.repeat_contact_horizon,
+            contact_timeout=settings.contact_timeout,
             touch_lateness=settings.touch_lateness,
             dedup_horizon=settings.dedup_horizon,
             dedup_max_ids=settings.dedup_max_ids,
@@ -167,7 +169,9 @@ class ClickState(PartitionState):
 class ContactState(PartitionState):
     def __init__(self, settings: StageSettings) -> None:
         super().__init__(WindowedCounts(settings.window_size, settings.allowed_lateness))
-        self.centre = ContactCentre(settings.short_abandon_seconds, settings.service_level_seconds)
+        self.centre = ContactCentre(
+            settings.short_abandon_seconds, settings.service_level_seconds, settings.contact_timeout
+        )
 
     def add(self, events: Sequence[Event], out: Output) -> None:
         centre, windows = self.centre, self.windows

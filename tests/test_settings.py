@@ -73,3 +73,17 @@ def test_defaults_bind_to_loopback() -> None:
     settings = Settings.load(env={})
     assert settings.metrics_host == "127.0.0.1" and settings.broker_host == "127.0.0.1"
     assert settings.web_port == 0
+
+
+def test_contact_timeout_is_a_setting_that_reaches_the_contact_centre(tmp_path: Path) -> None:
+    from frictionwatch.streams.stage import ContactState, StageSettings
+
+    config = tmp_path / "fw.toml"
+    config.write_text("contact_timeout = 900\n")
+    assert Settings.load(env={}, config_file=config).contact_timeout == 900.0
+    assert Settings.load(env={"FRICTIONWATCH_CONTACT_TIMEOUT": "600"}, config_file=config).contact_timeout == 600.0
+    settings = Settings.load(cli={"contact_timeout": 300.0}, env={"FRICTIONWATCH_CONTACT_TIMEOUT": "600"})
+    assert ContactState(StageSettings.from_settings(settings)).centre.contact_timeout == 300.0
+    assert ContactState(StageSettings.from_settings(Settings())).centre.contact_timeout == 4 * 3600.0
+    with pytest.raises(SettingsError, match="contact_timeout must be > 0"):
+        Settings.load(env={"FRICTIONWATCH_CONTACT_TIMEOUT": "0"})

@@ -42,6 +42,7 @@ BACKTEST_SETTINGS = (
     "flow_cold_start",
     "short_abandon_seconds",
     "service_level_seconds",
+    "contact_timeout",
 )
 
 
