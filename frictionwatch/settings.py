@@ -133,31 +133,7 @@ class Settings:
             "max_record_bytes must be at least 1024" if self.max_record_bytes < 1024 else "",
             "metrics_port must be 0 to 65535" if not 0 <= self.metrics_port <= 65535 else "",
             "broker_port must be 0 to 65535" if not 0 <= self.broker_port <= 65535 else "",
-            (
-                "kafka_session_timeout must be 0 (automatic) or 1 to 300 seconds"
-                if self.kafka_session_timeout != 0 and not 1 <= self.kafka_session_timeout <= 300
-                else ""
-            ),
-            (
-                f"broker_quirks {self.broker_quirks!r} is not one of: tansu, or empty"
-                if self.broker_quirks not in ("", "tansu")
-                else ""
-            ),
-            (
-                f"broker_engine {self.broker_engine!r} is not one of tansu, kafka"
-                if self.broker_engine not in ("tansu", "kafka")
-                else ""
-            ),
-            (
-                f"processing_guarantee {self.processing_guarantee!r} is not one of at_least_once, exactly_once"
-                if self.processing_guarantee not in ("at_least_once", "exactly_once")
-                else ""
-            ),
-            (
-                "processing_guarantee exactly_once needs transactions, which the embedded broker (tansu) lacks"
-                if self.processing_guarantee == "exactly_once" and self.broker_quirks == "tansu"
-                else ""
-            ),
+            "kafka_session_timeout must be 1 to 300 seconds" if not 1 <= self.kafka_session_timeout <= 300 else "",
             "window_size must be at least 1 second" if self.window_size < 1 else "",
             "alert_hold_seconds must be >= 0" if self.alert_hold_seconds < 0 else "",
             "alert_echo_seconds must be >= 0" if self.alert_echo_seconds < 0 else "",
