@@ -27,6 +27,7 @@ unknown_step step
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -41,6 +42,11 @@ SURVEY_RANGES: Final = {"csat": (1, 5), "nps": (0, 10), "ces": (1, 7)}
 MAX_ID_LENGTH: Final = 200
 MAX_TEXT_LENGTH: Final = 512
 MAX_WAIT_SECONDS: Final = 7 * 86400.0
+# RFC 3339's date-time (section 5.6; a space for the "T" as its note allows), as the JSON Schema's pattern.
+RFC3339: Final = re.compile(
+    r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}):(\d{2})(\.\d+)?([Zz]|[+-](?:[01]\d|2[0-3]):[0-5]\d)", re.ASCII
+)
+RFC3339_HINT: Final = "YYYY-MM-DDThh:mm:ss[.fraction] then Z or +hh:mm/-hh:mm, e.g. 2026-11-24T10:00:00Z"
 
 
 class Reason(StrEnum):
@@ -338,10 +344,18 @@ class EventValidator:
 
 
 def parse_ts(value: object) -> float:
-    """Event time in epoch seconds from a number or an RFC 3339 string with an offset.
+    """Event time in epoch seconds from a number or an RFC 3339 date-time (with its offset).
 
-    >>> parse_ts(1700000000), parse_ts("2023-11-14T22:13:20.5+00:00")
-    (1700000000.0, 1700000000.5)
+    Other ISO 8601 forms (a date alone, no seconds, no offset, +0100, week dates) are refused
+    with the form expected; a leap second (``23:59:60Z``) is the next day's first instant.
+
+    >>> parse_ts(1700000000), parse_ts("2023-11-14T22:13:20.5+00:00"), parse_ts("2023-11-14t22:13:20z")
+    (1700000000.0, 1700000000.5, 1700000000.0)
+    >>> parse_ts("2023-11-14T22:13+00:00")
+    Traceback (most recent call last):
+    ...
+    frictionwatch.contract.InvalidEvent: invalid_value: '2023-11-14T22:13+00:00' is not an RFC 3339 time \
+(YYYY-MM-DDThh:mm:ss[.fraction] then Z or +hh:mm/-hh:mm, e.g. 2026-11-24T10:00:00Z)
     """
     if value is None:
         raise InvalidEvent(Reason.MISSING_FIELD, "ts", "missing required field 'ts'")
@@ -354,14 +368,24 @@ def parse_ts(value: object) -> float:
     if isinstance(value, str):
         if len(value) > 40:
             raise InvalidEvent(Reason.INVALID_VALUE, "ts", "too long for an RFC 3339 time")
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            raise InvalidEvent(Reason.INVALID_VALUE, "ts", f"{value!r} is not an RFC 3339 time") from None
-        if parsed.tzinfo is None:
-            raise InvalidEvent(Reason.INVALID_VALUE, "ts", f"{value!r} has no UTC offset (add Z or +hh:mm)")
-        return parsed.timestamp()
+        return _parse_rfc3339(value)
     raise InvalidEvent(Reason.WRONG_TYPE, "ts", f"expected epoch seconds or an RFC 3339 string, got {_kind(value)}")
+
+
+def _parse_rfc3339(text: str) -> float:
+    match = RFC3339.fullmatch(text)
+    if match is None:
+        if RFC3339.fullmatch(text + "Z"):
+            raise InvalidEvent(Reason.INVALID_VALUE, "ts", f"{text!r} has no UTC offset (add Z or +hh:mm)")
+        raise InvalidEvent(Reason.INVALID_VALUE, "ts", f"{text!r} is not an RFC 3339 time ({RFC3339_HINT})")
+    date, hour_minute, second, fraction, offset = match.groups()
+    leap = second == "60"
+    offset = "+00:00" if offset in ("Z", "z") else offset
+    try:
+        parsed = datetime.fromisoformat(f"{date}T{hour_minute}:{'59' if leap else second}{fraction or ''}{offset}")
+    except ValueError as error:
+        raise InvalidEvent(Reason.INVALID_VALUE, "ts", f"{text!r} is not a valid time: {error}") from None
+    return parsed.timestamp() + (1.0 if leap else 0.0)
 
 
 def _check_schema(obj: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ element: ``"processed"`` or the dead-letter reason (docs/events.md). Times are r
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import orjson
@@ -35,6 +36,14 @@ class Case:
     @property
     def topic(self) -> str:
         return TOPICS[self.kind]
+
+
+BAD_TS: Final = ("invalid_value",)
+
+
+def _iso(now: float, pattern: str) -> str:
+    """``now - 30`` (the corpus's event time) written with ``pattern`` in UTC."""
+    return datetime.fromtimestamp(now - 30, UTC).strftime(pattern)
 
 
 def click(now: float, **changes: Any) -> dict[str, Any]:
@@ -143,6 +152,12 @@ def corpus(now: float, *, huge: bool = True) -> list[Case]:
             "clicks", "ts without offset", click(now, event_id="hc-t7", ts="2026-11-24T10:00:00"), ("invalid_value",)
         ),
         _record("clicks", "ts as words", click(now, event_id="hc-t8", ts="yesterday"), ("invalid_value",)),
+        # ISO 8601 but not RFC 3339 (Python's fromisoformat takes both): dead-lettered, not processed
+        _record("clicks", "ts without seconds", click(now, event_id="hc-t12", ts=_iso(now, "%Y-%m-%dT%H:%MZ")), BAD_TS),
+        _record(
+            "clicks", "ts offset +0000", click(now, event_id="hc-t13", ts=_iso(now, "%Y-%m-%dT%H:%M:%S+0000")), BAD_TS
+        ),
+        _record("clicks", "ts basic format", click(now, event_id="hc-t14", ts=_iso(now, "%Y%m%dT%H%M%SZ")), BAD_TS),
         _record("clicks", "ts a huge integer", click(now, event_id="hc-t10", ts=2**64 - 1), ("ts_in_future",)),
         _record("clicks", "ts missing", click(now, event_id="hc-t11", ts=...), ("missing_field",)),
         # huge strings where labels come from

@@ -26,6 +26,12 @@ CLICK_CASES = [
     (click(ts=-1), Reason.INVALID_VALUE, "ts"),
     (click(ts="yesterday"), Reason.INVALID_VALUE, "ts"),
     (click(ts="2026-11-24T10:00:00"), Reason.INVALID_VALUE, "ts"),
+    (click(ts="2026-11-24T10:00Z"), Reason.INVALID_VALUE, "ts"),  # ISO 8601, not RFC 3339: no seconds
+    (click(ts="2026-11-24T10:00:00+0100"), Reason.INVALID_VALUE, "ts"),  # offset without a colon
+    (click(ts="2026-11-24T10:00:00+01"), Reason.INVALID_VALUE, "ts"),  # offset without minutes
+    (click(ts="20261124T100000Z"), Reason.INVALID_VALUE, "ts"),  # basic format
+    (click(ts="2026-W48-2T10:00:00Z"), Reason.INVALID_VALUE, "ts"),  # week date
+    (click(ts="2026-11-24"), Reason.INVALID_VALUE, "ts"),  # a date alone
     (click(ts=NOW * 1000), Reason.TS_IN_FUTURE, "ts"),
     (click(ts=NOW + 301), Reason.TS_IN_FUTURE, "ts"),
     (click(ts=0), Reason.TS_TOO_OLD, "ts"),
@@ -151,6 +157,38 @@ def test_rfc3339_times() -> None:
     assert parse_ts("2026-11-24T10:00:00Z") == NOW
     assert parse_ts("2026-11-24T11:30:00+01:30") == NOW
     assert parse_ts("2026-11-24T10:00:00.250Z") == NOW + 0.25
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("2026-11-24t10:00:00z", 0.0),  # RFC 3339 allows lower case
+        ("2026-11-24 10:00:00Z", 0.0),  # and a space for the T (its section 5.6 note)
+        ("2026-11-24T10:00:00.123456789-00:00", 0.123456),  # any number of fraction digits
+        ("2026-11-24T09:59:60Z", 0.0),  # a leap second is the next second
+    ],
+)
+def test_rfc3339_variants_are_accepted(text: str, seconds: float) -> None:
+    assert parse_ts(text) == pytest.approx(NOW + seconds, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("text", "detail"),
+    [
+        ("2026-11-24T10:00", "is not an RFC 3339 time (YYYY-MM-DDThh:mm:ss[.fraction] then Z or +hh:mm/-hh:mm"),
+        ("2026-11-24T10:00:00+0100", "is not an RFC 3339 time"),
+        ("2026-11-24T10:00:00+24:00", "is not an RFC 3339 time"),
+        ("2026-11-24T10:00:00", "has no UTC offset (add Z or +hh:mm)"),
+        ("2026-02-30T10:00:00Z", "is not a valid time: day is out of range for month"),
+        ("2026-11-24T24:00:00Z", "is not a valid time: hour must be in 0..23"),
+    ],
+)
+def test_times_that_are_not_rfc3339_are_dead_lettered_with_the_form_expected(
+    validator: EventValidator, text: str, detail: str
+) -> None:
+    error = reject(validator.click, click(ts=text))
+    assert (error.reason, error.field) == (Reason.INVALID_VALUE, "ts")
+    assert detail in error.detail, error.detail
 
 
 def test_millisecond_timestamps_get_a_hint(validator: EventValidator) -> None:
