@@ -58,12 +58,15 @@ class Server:
             self.process.wait()
 
 
-def start_alertmanager(directory: Path, webhook_url: str, port: int | None = None) -> Server:
+def start_alertmanager(
+    directory: Path, webhook_url: str, port: int | None = None, config: dict[str, Any] | None = None
+) -> Server:
     """Alertmanager routing everything to ``webhook_url`` at once, resolved alerts included.
 
-    ``port`` (default: a free one) lets a test restart it where its clients expect it.
+    ``port`` (default: a free one) lets a test restart it where its clients expect it;
+    ``config`` replaces that catch-all configuration (e.g. the shipped alerts/alertmanager.yml).
     """
-    config = {
+    config = config or {
         "route": {
             "receiver": "test", "group_by": ["alertname", "journey", "step", "channel", "queue", "source"],
             "group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h",
@@ -99,13 +102,15 @@ def start_prometheus(directory: Path, targets: list[str], rule_files: list[Path]
 
 
 class WebhookReceiver:
-    """Collects what Alertmanager posts; ``alerts`` lists (received_at, alert) in arrival order.
+    """Collects what Alertmanager posts; ``alerts`` lists (received_at, alert) in arrival order,
+    ``notifications`` (received_at, path, webhook body) with the receiver and groupKey.
 
     ``on_alert`` (if given) is called with each alert as it arrives, e.g. to print it.
     """
 
     def __init__(self, on_alert: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.alerts: list[tuple[float, dict[str, Any]]] = []
+        self.notifications: list[tuple[float, str, dict[str, Any]]] = []
         self.lock = threading.Lock()
         receiver = self
 
@@ -114,6 +119,7 @@ class WebhookReceiver:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with receiver.lock:
                     receiver.alerts += [(time.time(), alert) for alert in body["alerts"]]
+                    receiver.notifications.append((time.time(), self.path, body))
                 if on_alert is not None:
                     for alert in body["alerts"]:
                         on_alert(alert)
