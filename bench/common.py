@@ -12,15 +12,15 @@ import re
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from frictionwatch.broker import free_port
+from frictionwatch.metrics_page import Samples as Samples  # scrape and total: the project's one /metrics reader
+from frictionwatch.metrics_page import scrape as scrape
+from frictionwatch.metrics_page import total as total
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -147,25 +147,6 @@ def tail(path: Path, lines: int = 30) -> str:
 
 
 # -- /metrics ------------------------------------------------------------------------------------
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def scrape(url: str, timeout: float = 5.0) -> Samples:
-    """Every sample of a /metrics page: {(name, labels): value}."""
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        text = response.read().decode()
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def total(samples: Samples, name: str, **labels: str) -> float:
-    """Sum of the samples of ``name`` whose labels include ``labels``."""
-    wanted = set(labels.items())
-    return sum(value for (sample, found), value in samples.items() if sample == name and wanted <= found)
 
 
 def free_metrics_port() -> int:

@@ -13,14 +13,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from prometheus_client.parser import text_string_to_metric_families
-
+from frictionwatch import metrics_page
 from frictionwatch.alerting_stack import Server, StackError, WebhookReceiver, start_alertmanager, start_prometheus
 from frictionwatch.broker import BrokerError, EmbeddedBroker, free_port, wait_for_port
 from frictionwatch.generator import GeneratorConfig, Incident, KafkaSink, Summary, incidents, run
@@ -53,25 +51,17 @@ class WorkerCounts:
     @classmethod
     def scrape(cls, url: str) -> WorkerCounts | None:
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                text = response.read().decode()
+            samples = metrics_page.scrape(url, timeout=2)
         except OSError:
             return None
-        counts = cls()
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == "frictionwatch_events_received_total":
-                    counts.received += sample.value
-                elif sample.name == "frictionwatch_events_processed_total":
-                    counts.processed += sample.value
-                elif sample.name == "frictionwatch_events_deadlettered_total":
-                    counts.deadlettered += sample.value
-                elif (sample.labels.get("journey"), sample.labels.get("step")) == WATCHED:
-                    if sample.name == "frictionwatch_step_early_progressed_total":
-                        counts.early_progressed += sample.value
-                    elif sample.name == "frictionwatch_step_early_waiting_total":
-                        counts.early_waiting += sample.value
-        return counts
+        watched = {"journey": WATCHED[0], "step": WATCHED[1]}
+        return cls(
+            received=metrics_page.total(samples, "frictionwatch_events_received_total"),
+            processed=metrics_page.total(samples, "frictionwatch_events_processed_total"),
+            deadlettered=metrics_page.total(samples, "frictionwatch_events_deadlettered_total"),
+            early_progressed=metrics_page.total(samples, "frictionwatch_step_early_progressed_total", **watched),
+            early_waiting=metrics_page.total(samples, "frictionwatch_step_early_waiting_total", **watched),
+        )
 
 
 class StatusLine:

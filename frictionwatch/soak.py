@@ -31,16 +31,15 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import orjson
-from prometheus_client.parser import text_string_to_metric_families
 
 from frictionwatch.broker import EmbeddedBroker, free_port
 from frictionwatch.journeymap import example_path
+from frictionwatch.metrics_page import Samples, scrape, total
 
 MIB = 1024 * 1024
 
@@ -67,30 +66,23 @@ class Check:
     detail: str
 
 
-def parse_sample(text: str, at: float, inputs: Sequence[str]) -> Sample:
-    values: dict[str, float] = {}
-    lag = processed = 0.0
-    state: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name in ("process_resident_memory_bytes", "process_open_fds", "frictionwatch_asyncio_tasks"):
-                values[sample.name] = sample.value
-            elif sample.name == "frictionwatch_consumer_lag" and sample.labels.get("topic") in inputs:
-                lag += max(0.0, sample.value)
-            elif sample.name == "frictionwatch_events_processed_total":
-                processed += sample.value
-            elif sample.name == "frictionwatch_state_size":
-                state[sample.labels["kind"]] = sample.value
+def parse_sample(samples: Samples, at: float, inputs: Sequence[str]) -> Sample:
+    """The soak's view of one scrape; lag summed over the ``inputs`` topics' partitions."""
+    lag = sum(
+        max(0.0, value)
+        for (name, labels), value in samples.items()
+        if name == "frictionwatch_consumer_lag" and dict(labels).get("topic") in inputs
+    )
     return Sample(
         at,
-        values.get("process_resident_memory_bytes", 0.0),
-        values.get("process_open_fds", 0.0),
-        values.get("frictionwatch_asyncio_tasks", 0.0),
+        total(samples, "process_resident_memory_bytes"),
+        total(samples, "process_open_fds"),
+        total(samples, "frictionwatch_asyncio_tasks"),
         lag,
-        processed,
-        state.get("sessions", 0.0),
-        state.get("contacts", 0.0),
-        state.get("customers", 0.0),
+        total(samples, "frictionwatch_events_processed_total"),
+        total(samples, "frictionwatch_state_size", kind="sessions"),
+        total(samples, "frictionwatch_state_size", kind="contacts"),
+        total(samples, "frictionwatch_state_size", kind="customers"),
     )
 
 
@@ -202,11 +194,10 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
                     print(f"soak: the worker exited with {worker.returncode}; see {workdir / 'worker.log'}")
                     return 1
                 try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-                        text = response.read().decode()
+                    scraped = scrape(f"http://127.0.0.1:{port}/metrics", timeout=10)
                 except OSError:
                     continue  # not serving yet (start-up)
-                sample = parse_sample(text, time.monotonic() - began, inputs)
+                sample = parse_sample(scraped, time.monotonic() - began, inputs)
                 samples.append(sample)
                 print(
                     f"{sample.at:6.0f}s {sample.rss / MIB:8.1f} {sample.fds:5.0f} {sample.tasks:6.0f}"

@@ -11,17 +11,15 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from frictionwatch.broker import free_port
+from frictionwatch.metrics_page import Samples, scrape
+from frictionwatch.metrics_page import total as total  # for the tests: the project's one /metrics reader
 
 T = TypeVar("T")
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 def wait_until(condition: Callable[[], T], timeout: float, what: str, poll: float = 0.2) -> T:
@@ -34,23 +32,6 @@ def wait_until(condition: Callable[[], T], timeout: float, what: str, poll: floa
         time.sleep(poll)  # polling an external process: there is no event to wait on
         last = condition()
     return last
-
-
-def scrape(url: str) -> Samples:
-    """Every sample of a /metrics page: {(name, labels): value}."""
-    with urllib.request.urlopen(url, timeout=5) as response:
-        text = response.read().decode()
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def total(samples: Samples, name: str, **labels: str) -> float:
-    """Sum of the samples of ``name`` whose labels include ``labels``."""
-    wanted = set(labels.items())
-    return sum(value for (sample, found), value in samples.items() if sample == name and wanted <= found)
 
 
 class Worker:
