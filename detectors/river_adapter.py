@@ -227,6 +227,9 @@ class RiverDetector:
             an anomaly is critical rather than a warning; None: always a warning.
         recent: windows in the recent mean a drift is judged by.
         hold: the most windows a drift alert lasts.
+        max_outcomes: the most outcomes a binary detector is fed per window: a larger window is
+            scaled down to it, keeping its ratio (river's binary detectors cost 1-100 µs per
+            outcome; see bench/river_blocks.py).
     """
 
     def __init__(
@@ -241,11 +244,12 @@ class RiverDetector:
         critical: float | None = None,
         recent: int = 10,
         hold: int = 30,
+        max_outcomes: int = 1000,
     ) -> None:
         if direction not in ("up", "down", "both"):
             raise ValueError(f"direction must be up, down or both, not {direction!r}")
-        if consecutive < 1 or warmup < 0 or min_volume < 0 or recent < 1 or hold < 1:
-            raise ValueError("consecutive, recent, hold >= 1 and warmup, min_volume >= 0 are required")
+        if consecutive < 1 or warmup < 0 or min_volume < 0 or recent < 1 or hold < 1 or max_outcomes < 1:
+            raise ValueError("consecutive, recent, hold, max_outcomes >= 1 and warmup, min_volume >= 0 are required")
         self.estimator = estimator
         self.params = dict(params or {})
         self.direction = direction
@@ -255,6 +259,7 @@ class RiverDetector:
         self.critical = critical
         self.recent = recent
         self.hold = hold
+        self.max_outcomes = max_outcomes
         self.model: Any = make_estimator(estimator, self.params)
         self.family = family(self.model)
         name = type(_unwrapped(self.model)).__name__
@@ -306,7 +311,7 @@ class RiverDetector:
     def _drift(self, observation: Observation, warm: bool) -> Verdict:
         value = observation.value
         if self.family == "outcomes":
-            drifted = self._feed_outcomes(value, round(observation.volume or 0.0))
+            drifted = self._feed_outcomes(value, min(round(observation.volume or 0.0), self.max_outcomes))
         else:
             self.model.update(value)
             drifted = bool(self.model.drift_detected)

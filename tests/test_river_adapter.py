@@ -113,6 +113,9 @@ def test_binary_detectors_see_one_outcome_per_session() -> None:
     detector = RiverDetector("river.DDM", {}, direction="down", warmup=30)
     detector.update(Observation(0.0, 0.75, 40))  # 30 of 40 sessions progressed: 10 bad outcomes
     assert detector.model._p.n == 40 and detector.model._p.get() == pytest.approx(10 / 40)
+    capped = RiverDetector("river.DDM", {}, direction="down", max_outcomes=100)
+    capped.update(Observation(0.0, 0.75, 4000))  # a big window is scaled down, keeping its ratio
+    assert capped.model._p.n == 100 and capped.model._p.get() == pytest.approx(0.25)
     rng = random.Random(3)
     verdicts = feed(detector, ratio_windows(rng, 0.9, 40, 100) + ratio_windows(rng, 0.6, 40, 10), start=1)
     assert not any(v.anomaly for v in verdicts[:100])
