@@ -16,6 +16,9 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from frictionwatch.alerts.immediate import ALERT_NAMES, AlertTracker
+from frictionwatch.detectors.bank import Finding
+from frictionwatch.detectors.base import Verdict
 from frictionwatch.journeymap import load_journey_map
 from frictionwatch.streams.exposition import FrictionMetrics
 from frictionwatch.streams.metrics import IngestMetrics
@@ -101,6 +104,9 @@ def test_amtool_check_config() -> None:
         ({"alertname": "FeedbackScoreDrop", "severity": "info", "source": "detector", "journey": "purchase"},
          "product-teams"),
         ({"alertname": "JourneyStepErrors", "source": "detector", "journey": "purchase"}, "product-teams"),
+        # a late echo of an incident that has resolved: the worker sends it as info, it pages no one
+        ({"alertname": "JourneyStepDropOff", "severity": "info", "source": "detector", "journey": "purchase",
+          "step": "payment", "channel": "web", "metric": "dropoff_ratio"}, "product-teams"),
         ({"alertname": "SomethingElse"}, "ops"),
     ],
 )  # fmt: skip
@@ -110,6 +116,39 @@ def test_alertmanager_routes(labels: dict[str, str], receivers: str) -> None:
         f"--verify.receivers={receivers}", *(f"{key}={value}" for key, value in labels.items()),
     )  # fmt: skip
     assert receivers in output
+
+
+def seconds(duration: str) -> float:
+    """An Alertmanager duration such as 1s, 30s, 5m, 1h (one unit)."""
+    match = re.fullmatch(r"(\d+)(ms|s|m|h)", duration)
+    assert match, f"unexpected duration {duration!r}"
+    return int(match[1]) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[match[2]]
+
+
+def test_critical_alerts_wait_at_most_a_few_seconds_for_their_group() -> None:
+    """group_wait is added to every page's delay (detector fired -> webhook received)."""
+    routes = yaml.safe_load(ALERTMANAGER.read_text())["route"]["routes"]
+    (critical,) = [route for route in routes if route.get("matchers") == ['severity="critical"']]
+    assert seconds(critical["group_wait"]) <= 5
+
+
+def test_rule_and_detector_alerts_of_one_touchpoint_share_the_group_labels() -> None:
+    """A rule's `by` labels and the worker's labels put one touchpoint's alerts in one group."""
+    group_by = set(yaml.safe_load(ALERTMANAGER.read_text())["route"]["group_by"])
+    assert group_by == {"journey", "step", "channel", "queue"}
+    verdict = Verdict(0, 0.1, 0.4, 0.3, 0.5, 9.0, 120, True, "critical")
+    detector: dict[str, set[str]] = {}
+    for metric, name in ALERT_NAMES.items():
+        place = (
+            ("purchase", "payment", "web", "", "") if name.startswith("Journey") else ("", "", "phone", "billing", "")
+        )
+        (alert,) = AlertTracker().update([Finding(place, metric, verdict, 4.0)], 0, 60, {})
+        detector[name] = group_by & set(alert["labels"])
+    shared = [rule for rule in alert_rules() if rule["alert"] in detector]
+    assert {rule["alert"] for rule in shared} >= {"JourneyStepFlowDrop", "ContactAbandonmentHigh"}
+    for rule in shared:
+        by = {label.strip() for labels in re.findall(r"\bby \(([^)]*)\)", rule["expr"]) for label in labels.split(",")}
+        assert group_by & by == detector[rule["alert"]], f"{rule['alert']}: rule groups by {group_by & by}"
 
 
 def test_every_alert_is_complete() -> None:
