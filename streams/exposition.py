@@ -316,6 +316,14 @@ class FrictionMetrics:
         self.partition_progress(topic, partition, -math.inf)
         self._partition_children[topic, partition][2].set(lag)
 
+    def forget_partition(self, topic: str, partition: int) -> None:
+        """Drop the partition's watermark, watermark delay and lag series: another worker owns it now,
+        and a frozen value left here would be summed with the owner's (lag) or read as a stall."""
+        if self._partition_children.pop((topic, partition), None) is None:
+            return
+        for gauge in (self.watermark, self.watermark_delay, self.lag):
+            gauge.remove(topic, str(partition))
+
     # -- detectors ---------------------------------------------------------------------------
 
     def findings(self, findings: list[Finding]) -> None:

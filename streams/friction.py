@@ -186,9 +186,10 @@ class Friction:
         return outbound
 
     def revoke(self, topic: str, partition: int) -> None:
-        """Forget a partition this worker no longer owns."""
+        """Forget a partition this worker no longer owns, and its per-partition gauges."""
         self.states.pop((topic, partition), None)
         self.recent.pop((topic, partition), None)
+        self.metrics.forget_partition(topic, partition)
 
     def state_sizes(self) -> dict[str, int]:
         sizes = {"sessions": 0, "contacts": 0, "customers": 0}

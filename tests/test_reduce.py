@@ -158,3 +158,26 @@ def test_touches_packed_per_partition_read_back_whole() -> None:
     packed = b"[" + b",".join(touch.to_json() for touch in touches) + b"]"
     assert Touch.many_from_json(packed) == touches
     assert Touch.many_from_json(touches[0].to_json()) == touches[:1]
+
+
+def test_a_revoked_partition_leaves_no_watermark_or_lag_series(journey_map: JourneyMap) -> None:
+    registry, now = CollectorRegistry(), [1000.0]
+    friction = build(journey_map, registry, now)
+    friction.events("journey.clicks", 0, [click(500, "a", "cart")])
+    friction.events("journey.contacts", 0, [])
+    friction.metrics.consumer_lag("journey.clicks", 0, 42)
+    friction.metrics.consumer_lag("journey.contacts", 0, 7)
+    clicks, contacts = {"topic": "journey.clicks", "partition": "0"}, {"topic": "journey.contacts", "partition": "0"}
+    assert registry.get_sample_value("frictionwatch_watermark_timestamp_seconds", clicks) == 500
+    assert registry.get_sample_value("frictionwatch_watermark_delay_seconds", clicks) == 500
+    assert registry.get_sample_value("frictionwatch_consumer_lag", clicks) == 42
+
+    friction.revoke("journey.clicks", 0)
+    for name in ("frictionwatch_watermark_timestamp_seconds", "frictionwatch_watermark_delay_seconds"):
+        assert registry.get_sample_value(name, clicks) is None
+    assert registry.get_sample_value("frictionwatch_consumer_lag", clicks) is None
+    assert registry.get_sample_value("frictionwatch_consumer_lag", contacts) == 7  # still owned: kept
+    friction.revoke("journey.clicks", 0)  # revoked twice (or never seen): nothing to remove, no error
+
+    friction.events("journey.clicks", 0, [click(600, "b", "cart")])  # assigned again: the series come back
+    assert registry.get_sample_value("frictionwatch_watermark_timestamp_seconds", clicks) == 600
