@@ -272,6 +272,8 @@ class RiverDetector:
                     f"params: {{anomaly_detector: {{kind: {estimator}}}, threshold: 0.9}}",
                 )
             threshold = DEFAULT_THRESHOLDS[name]
+        if self.filtered and threshold is None:
+            threshold = getattr(self.model, "threshold", None)  # ThresholdFilter's (QuantileFilter's moves)
         self.threshold = threshold
         self._reset()
 

@@ -242,3 +242,25 @@ def test_changing_a_river_detector_starts_it_afresh() -> None:
     assert isinstance(detector, RiverDetector) and detector.model.threshold == 20 and detector.seen == 0
     assert bank.reconfigure(parse_journey_map(map_text().split("detectors:")[0])) >= 1  # back to the default kind
     assert not isinstance(bank.detectors[(place, "errors_per_visit")], RiverDetector)
+
+
+def test_the_documented_example_loads() -> None:
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "detectors.md").read_text()
+    section = docs.split("### River detectors", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    head = "version: 1\njourneys:\n  purchase:\n    steps:\n"
+    steps = "".join(f"      - {{name: {name}, stage: purchase, channels: [web]}}\n" for name in ("checkout", "payment"))
+    contact = "      - {name: paid, stage: purchase, channels: [web], goal: true}\ncontact_centre:\n"
+    queues = "  phone: {queues: [billing]}\n  email: {queues: [general]}\n"
+    journey_map = parse_journey_map(head + steps + contact + queues + example)
+    kinds_used = [override.settings.kind for override in journey_map.detector_overrides]
+    assert kinds_used == [
+        "river.HDDMA",
+        "river.PageHinkley",
+        "river.PredictiveAnomalyDetection",
+        "river.ThresholdFilter",
+    ]
+    bank = DetectorBank(journey_map)
+    place = ("purchase", "checkout", "web", "", "")
+    (finding,) = bank.observe([(place, "errors_per_visit", Observation(0.0, 0.2, 50))])
+    assert isinstance(bank.detectors[(place, "errors_per_visit")], RiverDetector) and finding.threshold == 0.9
