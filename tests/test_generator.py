@@ -358,6 +358,9 @@ def test_ground_truth_of_incidents(journey_map: JourneyMap, scenario_path: Path,
         "metric": "step_conversion",
         "start": NOON + 600,
         "end": NOON + 1500,
+        "magnitude": pytest.approx(0.1 / 0.9, abs=1e-6),  # continuation 0.1 where 0.9 of the sessions move on
+        "shape": "step",
+        "control": False,
     } in lines
     assert {(line["incident"], line["metric"]) for line in lines} >= {
         ("chat_orders_short", "wait_seconds"),

@@ -71,6 +71,8 @@ def load_incidents(path: str | Path) -> list[TruthIncident]:
             raise BacktestInputError(f"{where}: not a JSON line ({error})") from None
         if not isinstance(doc, dict):
             raise BacktestInputError(f"{where}: expected a JSON object")
+        if doc.get("control") is True:
+            continue  # a control (generator, metric "*"): nothing to find; alerts during it count as false
         for key in ("incident", "kind", "metric"):
             if not isinstance(doc.get(key), str) or not doc[key]:
                 raise BacktestInputError(f"{where}: missing or empty {key!r}")

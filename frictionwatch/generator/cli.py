@@ -53,7 +53,20 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     what.add_argument("--start", type=_epoch, default=None, help="event time of the start (epoch or RFC 3339)")
     what.add_argument("--flat", action="store_true", help="constant rate instead of the daily curve")
-    what.add_argument("--scenario", type=Path, default=None, help="YAML file of incidents to inject")
+    what.add_argument(
+        "--scenario", type=Path, default=None,
+        help="YAML file of incidents and controls to inject (format and kinds: frictionwatch/generator/scenario.py)",
+    )  # fmt: skip
+    what.add_argument(
+        "--random-incidents", type=int, default=0, metavar="N",
+        help="also inject N incidents drawn from --seed: kind, touchpoint, magnitude (log-uniform, tiny to "
+        "huge), shape, 5-60 min, any time of day, apart per touchpoint (needs --duration; see --incidents)",
+    )  # fmt: skip
+    what.add_argument(
+        "--random-controls", type=int, default=0, metavar="M",
+        help="also inject M controls that must not alert (traffic surge, late batch, campaign mix; "
+        "holiday and slow drift from 2 days on), drawn from --seed",
+    )  # fmt: skip
     what.add_argument("--malformed-rate", type=float, default=0.0, help="share of records made malformed on purpose")
     out = parser.add_argument_group("output")
     out.add_argument(
@@ -110,6 +123,7 @@ def run_generate_command(args: argparse.Namespace, settings: Settings) -> int:
         config = GeneratorConfig(
             seed=args.seed, rate=args.rate, duration=duration, count=args.count, time_mode=args.time_mode,
             start=args.start, malformed_rate=args.malformed_rate, scenario=args.scenario, daily_pattern=not args.flat,
+            random_incidents=args.random_incidents, random_controls=args.random_controls,
         )  # fmt: skip
         sink = _sink(args, settings)
     except (ValueError, OSError) as error:  # JourneyMapError and ScenarioError are ValueErrors
@@ -118,6 +132,9 @@ def run_generate_command(args: argparse.Namespace, settings: Settings) -> int:
     progress = None if args.quiet else Progress(config, sys.stderr)
     try:
         summary = run(journey_map, config, sink, progress)
+    except ValueError as error:  # a bad scenario, or random incidents that don't fit the span
+        print(f"frictionwatch generate: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("\ninterrupted; records generated so far were flushed", file=sys.stderr)
         return 130

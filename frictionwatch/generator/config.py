@@ -27,6 +27,8 @@ class GeneratorConfig:
     * ``malformed_rate``: share of emitted records replaced by realistic bad input.
     * ``scenario``: a YAML file of incidents (and baseline tuning) to inject.
     * ``daily_pattern``: False makes the rate constant (benchmarks, load tests).
+    * ``random_incidents`` / ``random_controls``: that many incidents / controls drawn from
+      the seed (:mod:`~frictionwatch.generator.draw`), besides the scenario's; needs a duration.
 
     Raises ValueError naming the command-line option on a bad value.
     """
@@ -40,6 +42,8 @@ class GeneratorConfig:
     malformed_rate: float = 0.0
     scenario: Path | None = None
     daily_pattern: bool = True
+    random_incidents: int = 0
+    random_controls: int = 0
 
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
@@ -62,6 +66,14 @@ class GeneratorConfig:
             raise ValueError(f"--start must be an epoch time in seconds, got {self.start!r}")
         if not _is_number(self.malformed_rate) or not 0.0 <= self.malformed_rate < 1.0:
             raise ValueError(f"--malformed-rate must be >= 0 and < 1, got {self.malformed_rate!r}")
+        for option, value in (
+            ("--random-incidents", self.random_incidents),
+            ("--random-controls", self.random_controls),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{option} must be a whole number >= 0, got {value!r}")
+            if value and self.duration is None:
+                raise ValueError(f"{option} needs --duration: the incidents are spread over the run's span")
         if self.scenario is not None and not isinstance(self.scenario, Path):
             object.__setattr__(self, "scenario", Path(self.scenario))
 

@@ -7,6 +7,8 @@ load a = lambda/mu; the planner staffs the fewest agents whose Erlang C average 
 answer is at most ``TARGET_ANSWER_SECONDS`` and whose occupancy stays under
 ``MAX_OCCUPANCY``, then breaks (lunch) and a thin evening shift take some of them away
 (:func:`availability`). An ``understaffed`` incident divides the agents by its factor.
+The forecast follows :class:`~frictionwatch.generator.volume.Volume`: surges, holidays and
+campaign visitors are planned for (they are controls, not friction).
 
 Per caller, with the Erlang C chance of waiting the wait is exponential with mean
 1/(c mu - lambda), capped at the channel's mean patience (abandonment keeps real queues
@@ -14,7 +16,9 @@ from growing without bound); at or above full load (rho >= 1) every caller waits
 patience x ln(rho) more (the fluid approximation of Erlang A), so abandonment climbs.
 Otherwise the contact is answered after a few seconds of ringing. Patience is
 exponential per caller (mean per channel, e.g. 110 s on the phone) and 3% of callers
-give up within 5 s. Email never abandons but waits for a backlog of about 45 minutes.
+give up within 5 s; an ``abandonment_spike`` divides the patience (and multiplies the
+quick give-ups) by its factor, leaving the waits alone. Email never abandons but waits
+for a backlog of about 45 minutes.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from random import Random
 
-from frictionwatch.generator.curves import DAY, HOUR, TrafficPattern
+from frictionwatch.generator.curves import DAY, HOUR
 from frictionwatch.generator.model import QueueModel, TrafficModel
 from frictionwatch.generator.scenario import Incident
+from frictionwatch.generator.volume import Volume
 
 INTERVAL_SECONDS = 900.0
 TARGET_ANSWER_SECONDS = 15.0
@@ -102,35 +107,43 @@ class ContactCentre:
     def __init__(
         self,
         model: TrafficModel,
-        pattern: TrafficPattern,
+        volume: Volume,
         session_rate: float,
         contacts_per_session: Sequence[float] | None,
         incidents: Sequence[Incident] = (),
     ) -> None:
         self.queues = model.queues
-        self.pattern = pattern
+        self.volume = volume
         self.session_rate = session_rate
         self.contacts_per_session = contacts_per_session
         self.incidents = [
             tuple(i for i in incidents if i.kind == "understaffed" and i.channel == q.channel and q.queue in i.queues)
             for q in model.queues
         ]
+        self.spikes = [
+            tuple(
+                i for i in incidents if i.kind == "abandonment_spike" and i.channel == q.channel and q.queue in i.queues
+            )
+            for q in model.queues
+        ]
         self.channel_queues: dict[str, list[QueueModel]] = {}
         for queue in model.queues:
             self.channel_queues.setdefault(queue.channel, []).append(queue)
-        self._intervals: dict[tuple[int, int, float], tuple[float, float, float]] = {}
+        self._intervals: dict[tuple[int, int, float, float], tuple[float, float, float]] = {}
 
-    def forecast(self, queue: QueueModel, t: float) -> float:
-        """Expected contacts per second arriving at ``queue`` around ``t`` (0 before calibration)."""
+    def forecast(self, queue: QueueModel, t: float, multiplier: float = 1.0) -> float:
+        """Expected contacts per second arriving at ``queue`` around ``t`` (0 before calibration);
+        ``multiplier``: the volume's reshaping (surges, holidays, campaigns) at the time."""
         if self.contacts_per_session is None:
             return 0.0
-        return self.session_rate * self.pattern.level(t) * self.contacts_per_session[queue.uid]
+        level = self.volume.pattern.level(t) * multiplier
+        return self.session_rate * level * self.contacts_per_session[queue.uid]
 
-    def agents(self, queue: QueueModel, t: float) -> int:
+    def agents(self, queue: QueueModel, t: float, multiplier: float = 1.0) -> int:
         """Agents on ``queue`` at ``t``: planned for the interval's forecast, minus breaks and incidents."""
         middle = (math.floor(t / INTERVAL_SECONDS) + 0.5) * INTERVAL_SECONDS
         service_rate = 1.0 / _lognormal_mean(queue.profile.handle_median, HANDLE_SIGMA)
-        load = self.forecast(queue, middle) / service_rate
+        load = self.forecast(queue, middle, multiplier) / service_rate
         servers = max(servers_for(load, service_rate, TARGET_ANSWER_SECONDS), math.ceil(load / MAX_OCCUPANCY))
         planned = math.ceil(servers / queue.profile.concurrency)
         agents = max(1, round(planned * availability(middle)))
@@ -174,10 +187,11 @@ class ContactCentre:
             wait += profile.backlog_median * math.exp(BACKLOG_SIGMA * rng.gauss(0.0, 1.0))
         patience = math.inf
         if profile.patience_mean is not None:
-            if rng.random() < SHORT_ABANDON:
+            impatience = self._impatience(queue, t)
+            if rng.random() < SHORT_ABANDON * impatience:
                 patience = rng.uniform(*SHORT_ABANDON_SECONDS)
             else:
-                patience = rng.expovariate(1.0 / profile.patience_mean)
+                patience = rng.expovariate(impatience / profile.patience_mean)
         abandoned = patience < wait
         handle = profile.handle_median * math.exp(HANDLE_SIGMA * rng.gauss(0.0, 1.0))
         transferred = not abandoned and len(self.channel_queues[queue.channel]) > 1 and rng.random() < TRANSFER
@@ -196,27 +210,38 @@ class ContactCentre:
         )
 
     def _understaffing(self, queue: QueueModel, t: float) -> float:
+        """Agents are divided by this at ``t`` (ramps rounded to 1% so queue states can be cached)."""
         factor = 1.0
         for incident in self.incidents[queue.uid]:
             if incident.start <= t < incident.end:
-                factor *= incident.parameter("factor")
+                factor *= incident.scaled("factor", 1.0, t)
+        return round(factor, 2)
+
+    def _impatience(self, queue: QueueModel, t: float) -> float:
+        """Callers' patience is divided by this at ``t`` (abandonment spikes)."""
+        factor = 1.0
+        for incident in self.spikes[queue.uid]:
+            if incident.start <= t < incident.end:
+                factor *= incident.scaled("factor", 1.0, t)
         return factor
 
     def _queue_state(self, queue: QueueModel, t: float) -> tuple[float, float, float]:
         """(chance of waiting, mean wait of those who wait, extra wait above full load) at ``t``."""
-        key = (queue.uid, math.floor(t / INTERVAL_SECONDS), self._understaffing(queue, t))
+        volume = self.volume
+        multiplier = 1.0 if volume.plain and not volume.campaigns else round(volume.contact_multiplier(t), 2)
+        key = (queue.uid, math.floor(t / INTERVAL_SECONDS), self._understaffing(queue, t), multiplier)
         state = self._intervals.get(key)
         if state is None:
-            state = self._compute_state(queue, t)
+            state = self._compute_state(queue, t, multiplier)
             self._intervals[key] = state
         return state
 
-    def _compute_state(self, queue: QueueModel, t: float) -> tuple[float, float, float]:
+    def _compute_state(self, queue: QueueModel, t: float, multiplier: float) -> tuple[float, float, float]:
         profile = queue.profile
         middle = (math.floor(t / INTERVAL_SECONDS) + 0.5) * INTERVAL_SECONDS
-        arrival_rate = self.forecast(queue, middle)
+        arrival_rate = self.forecast(queue, middle, multiplier)
         service_rate = 1.0 / _lognormal_mean(profile.handle_median, HANDLE_SIGMA)
-        servers = self.agents(queue, t) * profile.concurrency
+        servers = self.agents(queue, t, multiplier) * profile.concurrency
         load = arrival_rate / service_rate
         patience = profile.patience_mean if profile.patience_mean is not None else WAIT_CAP_SECONDS
         if load <= 0.0:

@@ -109,13 +109,6 @@ _PURCHASE_WORDS = ("purchase", "buy", "order", "checkout", "shop")
 
 # Session entry channels and their devices.
 _ENTRY_CHANNEL_WEIGHTS = {"web": 0.55, "app": 0.38, "kiosk": 0.04, "store": 0.03}
-# Devices per channel, with cumulative weights (for :func:`pick`).
-DEVICES: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
-    "web": (("desktop", "mobile", "tablet"), (0.48, 0.92, 1.0)),
-    "app": (("ios", "android"), (0.52, 1.0)),
-    "kiosk": (("kiosk",), (1.0,)),
-    "store": (("store_tablet",), (1.0,)),
-}
 
 
 @dataclass(frozen=True, slots=True)

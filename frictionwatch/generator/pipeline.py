@@ -19,6 +19,8 @@ from random import Random
 
 from frictionwatch.generator.config import GeneratorConfig
 from frictionwatch.generator.curves import TrafficPattern
+from frictionwatch.generator.draw import draw
+from frictionwatch.generator.magnitude import measured
 from frictionwatch.generator.malformed import corrupt
 from frictionwatch.generator.model import TrafficModel, build_model
 from frictionwatch.generator.records import GeneratedRecord
@@ -55,6 +57,7 @@ def plan(journey_map: JourneyMap, config: GeneratorConfig) -> Plan:
     assert config.start is not None
     scenario = load_scenario(config.scenario, journey_map) if config.scenario is not None else Scenario()
     model = build_model(journey_map, scenario.baseline)
+    placed = _placed(journey_map, config, scenario, model)
     calibration = calibrate(model)
     digest = hashlib.blake2b(f"{config.seed}/{config.start:.3f}".encode(), digest_size=4).hexdigest()
     return Plan(
@@ -62,7 +65,7 @@ def plan(journey_map: JourneyMap, config: GeneratorConfig) -> Plan:
         scenario=scenario,
         model=model,
         calibration=calibration,
-        incidents=scenario.resolve(config.start),
+        incidents=placed,
         session_rate=config.rate / calibration.events_per_session,
         id_prefix=digest,
     )
@@ -74,10 +77,24 @@ def incidents(journey_map: JourneyMap, config: GeneratorConfig) -> list[Incident
     known end; :func:`~frictionwatch.generator.sinks.run` clips to the last event."""
     config = config.pinned()
     assert config.start is not None
-    if config.scenario is None:
+    if config.scenario is None and not config.random_incidents and not config.random_controls:
         return []
-    placed = load_scenario(config.scenario, journey_map).resolve(config.start)
+    scenario = load_scenario(config.scenario, journey_map) if config.scenario is not None else Scenario()
+    placed = _placed(journey_map, config, scenario, build_model(journey_map, scenario.baseline))
     return clip(placed, config.start, config.end)
+
+
+def _placed(
+    journey_map: JourneyMap, config: GeneratorConfig, scenario: Scenario, model: TrafficModel
+) -> tuple[Incident, ...]:
+    """The scenario's incidents and the random ones, placed in event time and measured."""
+    assert config.start is not None
+    placed = scenario.resolve(config.start)
+    if config.random_incidents or config.random_controls:
+        drawn = draw(model, config.seed, config.start, config.end, config.random_incidents,
+                     config.random_controls, taken=placed)  # fmt: skip
+        placed = (*placed, *drawn)
+    return tuple(measured(incident, model, scenario.baseline) for incident in placed)
 
 
 def clip(incident_list: Iterable[Incident], start: float, end: float) -> list[Incident]:
@@ -90,7 +107,8 @@ def generate(journey_map: JourneyMap, config: GeneratorConfig) -> Iterator[Gener
 
     Checks everything (scenario included) before returning, so errors surface at the call.
     """
-    return _records(plan(journey_map, config))
+    setup = plan(journey_map, config)
+    return delivered(_records(setup), setup.incidents)
 
 
 def _records(setup: Plan) -> Iterator[GeneratedRecord]:
@@ -106,6 +124,7 @@ def _records(setup: Plan) -> Iterator[GeneratedRecord]:
         calibration=setup.calibration,
         id_prefix=setup.id_prefix,
         arrivals_until=config.end,
+        feedback_delay=setup.scenario.baseline.feedback_delay,
     )
     malformed_rate = config.malformed_rate
     malformed_rng = Random(config.seed ^ _MALFORMED_STREAM)
@@ -128,6 +147,32 @@ def _records(setup: Plan) -> Iterator[GeneratedRecord]:
             yield GeneratedRecord(kind, key, event, None, None, event["ts"])
         if produced == limit:
             return
+
+
+def delivered(records: Iterable[GeneratedRecord], incident_list: Iterable[Incident]) -> Iterator[GeneratedRecord]:
+    """``records`` in the order they reach the consumer: each ``late_batch`` holds back the
+    records of its window (of its topic) and delivers them together ``delay`` after its end,
+    after the records of that time."""
+    batches = [incident for incident in incident_list if incident.kind == "late_batch"]
+    if not batches:
+        yield from records
+        return
+    held: list[list[GeneratedRecord]] = [[] for _ in batches]
+    due = [batch.end + batch.parameter("delay") for batch in batches]
+    for record in records:
+        ts = record.ts
+        for index, release in enumerate(due):
+            if held[index] and ts >= release:
+                yield from held[index]
+                held[index] = []
+        for index, batch in enumerate(batches):
+            if batch.start <= ts < batch.end and batch.topic in (None, record.kind):
+                held[index].append(record)
+                break
+        else:
+            yield record
+    for batch_records in held:
+        yield from batch_records
 
 
 def paced(

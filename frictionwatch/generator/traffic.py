@@ -20,7 +20,12 @@ arguments give the same events.
   then ``resolved`` or ``transferred``; see :mod:`~frictionwatch.generator.contacts`.
   Abandoned and frustrated customers contact again within 24 h, often on another channel.
 * Surveys listed on goal steps and contact channels are answered now and then, with
-  scores lowered by the friction met on the way (:mod:`~frictionwatch.generator.feedback`).
+  scores lowered by the friction met on the way (:mod:`~frictionwatch.generator.feedback`);
+  the answers arrive the baseline's ``feedback_delay`` later (lognormal around 2 min).
+* Incidents change the conditions of the visits and contacts they touch, in proportion to
+  their :meth:`~frictionwatch.generator.scenario.Incident.strength` at the time (ramps);
+  controls reshape the volume (:mod:`~frictionwatch.generator.volume`) or, for
+  ``campaign_mix``, add sessions entering at a step on an arrival process of their own.
 
 :func:`calibrate` measures the events a session brings (including its contacts and
 answers) so the arrival rate can be set from the requested events per second.
@@ -41,9 +46,9 @@ from typing import Any, Final, TypeAlias
 from frictionwatch.generator import feedback
 from frictionwatch.generator.contacts import ContactCentre, ContactPlan
 from frictionwatch.generator.curves import HOUR, TrafficPattern
+from frictionwatch.generator.devices import DEVICES
 from frictionwatch.generator.model import (
     CLICK_GAP_SECONDS,
-    DEVICES,
     DWELL_SIGMA,
     JourneyModel,
     StepModel,
@@ -51,7 +56,8 @@ from frictionwatch.generator.model import (
     pick,
 )
 from frictionwatch.generator.records import CLICKS, CONTACTS, FEEDBACK
-from frictionwatch.generator.scenario import Incident
+from frictionwatch.generator.scenario import FeedbackDelay, Incident
+from frictionwatch.generator.volume import Volume
 
 Event: TypeAlias = dict[str, Any]
 Actor: TypeAlias = Iterator[tuple[float, Event | None]]
@@ -69,12 +75,12 @@ RAGE_AFTER_ERROR: Final = 0.35
 CONTINUATION_AFTER_ERROR: Final = 0.5
 CONTACT_AFTER_ERROR: Final = 0.3
 CONTACT_DELAY_MEDIAN: Final = 90.0
-SURVEY_DELAY_MEDIAN: Final = 120.0
 REPEAT_AFTER_ABANDON: Final = 0.45
 REPEAT_AFTER_RESOLVE: Final = 0.06
 SWITCH_CHANNEL: Final = 0.6
 INDEPENDENT_TOPICS: Final = ("orders", "billing", "technical")
 INDEPENDENT_TOPIC_WEIGHTS: Final = (0.5, 0.8, 1.0)  # cumulative
+BASELINE_DELAY: Final = FeedbackDelay()
 CALIBRATION_SEED: Final = 20_261_124
 CALIBRATION_SECONDS: Final = 3000.0
 
@@ -115,6 +121,7 @@ class Simulation:
         calibration: Calibration | None = None,
         id_prefix: str = "g",
         arrivals_until: float = math.inf,
+        feedback_delay: FeedbackDelay = BASELINE_DELAY,
     ) -> None:
         self.model = model
         self.rng = rng
@@ -123,8 +130,12 @@ class Simulation:
         self.pattern = pattern
         self.id_prefix = id_prefix
         self.arrivals_until = arrivals_until
+        self.feedback_delay = feedback_delay
+        total_weight = sum(journey.weight for journey in model.journeys) or 1.0
+        shares = {journey.name: journey.weight / total_weight for journey in model.journeys}
+        self.volume = Volume(pattern, incidents, shares)
         self.contact_centre = ContactCentre(
-            model, pattern, session_rate, calibration.contacts_per_session if calibration else None, incidents
+            model, self.volume, session_rate, calibration.contacts_per_session if calibration else None, incidents
         )
         self.step_incidents = [
             tuple(i for i in incidents if (i.journey, i.step) == (step.journey, step.name)) for step in model.steps
@@ -142,6 +153,8 @@ class Simulation:
         self._sequence = itertools.count().__next__
         self._serial = itertools.count(1).__next__
         self.spawn(self._arrivals(), "", None)
+        for campaign, share in self.volume.campaigns:
+            self.spawn(self._campaign_arrivals(campaign, share), "", None)
 
     # -- the event loop -------------------------------------------------------------
 
@@ -169,7 +182,7 @@ class Simulation:
 
     def _arrivals(self) -> Actor:
         """Sessions and independent contacts as a Poisson process following the traffic pattern."""
-        rng, level, peak = self.rng, self.pattern.level, self.pattern.peak
+        rng, level, peak = self.rng, self.volume.level, self.volume.peak
         total_rate = self.session_rate * (1.0 + INDEPENDENT_CONTACTS) * peak
         session_share = 1.0 / (1.0 + INDEPENDENT_CONTACTS)
         t = self.start
@@ -187,6 +200,30 @@ class Simulation:
             else:
                 topic = pick(rng, INDEPENDENT_TOPICS, INDEPENDENT_TOPIC_WEIGHTS)
                 self._open_contact(t, topic, customer=self._identified(), session=None, friction=0.0)
+
+    def _campaign_arrivals(self, campaign: Incident, journey_share: float) -> Actor:
+        """Extra sessions of a ``campaign_mix``: share x the journey's sessions, entering at its step."""
+        rng, level = self.rng, self.volume.level
+        journey = next(journey for journey in self.model.journeys if journey.name == campaign.journey)
+        entry = next(step for step in journey.steps if step.name == campaign.step)
+        share = campaign.parameter("share")
+        peak = self.volume.peak * share
+        if peak <= 0.0:
+            return
+        rate = self.session_rate * journey_share * peak
+        t = max(self.start, campaign.start)
+        while True:
+            t += rng.expovariate(rate)
+            if t >= min(campaign.end, self.arrivals_until):
+                return
+            if rng.random() * peak >= level(t) * campaign.scaled("share", 0.0, t):
+                continue
+            yield t, None
+            self.sessions_started += 1
+            channel = campaign.channel or pick(rng, entry.channels, entry.channel_weights)
+            session_id = f"s-{self.id_prefix}-{self._serial():x}"
+            session = Session(session_id, journey, self._customer(), channel, self._device(channel))
+            self.spawn(self._session(session, entry, t), CLICKS, session.id)
 
     def _new_session(self) -> tuple[Session, StepModel]:
         """A new session and the step it enters the journey at."""
@@ -217,7 +254,7 @@ class Simulation:
         for _ in range(VISITS_PER_SESSION):
             if session.channel not in step.channels:
                 self._switch_channel(session, step)
-            continuation, error_rate, dwell_factor = self._conditions(step, session.channel, t)
+            continuation, error_rate, harmless, dwell_factor = self._conditions(step, session, t)
             dwell = max(MIN_DWELL, step.dwell_median * math.exp(DWELL_SIGMA * rng.gauss(0.0, 1.0)) * dwell_factor)
             dwell = min(dwell, 0.9 * session.journey.session_timeout)
             if dwell_factor > 1.5:
@@ -235,7 +272,7 @@ class Simulation:
                 if plan is not None:
                     dwell = plan.ends_at - t + 1.0
                     continuation = 0.0 if plan.abandoned else continuation
-            events, had_error = self._visit(session, step, t, dwell, error_rate)
+            events, had_error = self._visit(session, step, t, dwell, error_rate, harmless)
             yield from events
             t += dwell
             if had_error:
@@ -257,25 +294,34 @@ class Simulation:
                 yield from self._leave(session, step, t, had_error, contact_step)
                 return
 
-    def _conditions(self, step: StepModel, channel: str, t: float) -> tuple[float, float, float]:
-        """(continuation, error rate, dwell factor) of ``step`` at ``t``, incidents included."""
-        continuation, error_rate, dwell_factor = step.continuation, step.error_rate, 1.0
+    def _conditions(self, step: StepModel, session: Session, t: float) -> tuple[float, float, float, float]:
+        """(continuation, error rate, harmless error rate, dwell factor) of ``step`` for
+        ``session`` at ``t``, incidents included (each in proportion to its strength then)."""
+        continuation, error_rate, harmless, dwell_factor = step.continuation, step.error_rate, 0.0, 1.0
         for incident in self.step_incidents[step.uid]:
-            if not incident.start <= t < incident.end or incident.channel not in (None, channel):
+            if not incident.touches(session.channel, session.device):
                 continue
-            if incident.kind == "step_outage":
-                continuation = min(continuation, incident.parameter("continuation"))
-                error_rate = max(error_rate, incident.parameter("error_rate"))
-            elif incident.kind == "error_burst":
-                error_rate = max(error_rate, incident.parameter("error_rate"))
-            elif incident.kind == "slow_page":
-                dwell_factor *= incident.parameter("factor")
-        return continuation, error_rate, dwell_factor
+            strength = incident.strength(t)
+            if strength == 0.0:
+                continue
+            kind, value = incident.kind, incident.parameter
+            if kind == "step_outage":
+                continuation += strength * (min(continuation, value("continuation")) - continuation)
+                error_rate += strength * (max(error_rate, value("error_rate")) - error_rate)
+            elif kind in ("dropoff", "slow_drift"):
+                continuation = min(1.0, continuation * (1.0 + strength * (value("factor") - 1.0)))
+            elif kind == "error_burst":
+                wanted = error_rate + strength * (max(error_rate, value("error_rate")) - error_rate)
+                harmless = (wanted - error_rate) / (1.0 - error_rate) if error_rate < 1.0 else 0.0
+            elif kind == "slow_page":
+                dwell_factor *= 1.0 + strength * (value("factor") - 1.0)
+        return continuation, error_rate, harmless, dwell_factor
 
     def _visit(
-        self, session: Session, step: StepModel, t: float, dwell: float, error_rate: float
+        self, session: Session, step: StepModel, t: float, dwell: float, error_rate: float, harmless: float = 0.0
     ) -> tuple[list[tuple[float, Event]], bool]:
-        """The events of one visit of ``step`` from ``t`` for ``dwell`` seconds, in time order."""
+        """The events of one visit of ``step`` from ``t`` for ``dwell`` seconds, in time order.
+        ``harmless``: the chance of an extra error that changes nothing else (an error burst)."""
         rng, click = self.rng, self._click
         leave = t + dwell
         events = [(t, click(session, step, t, "step"))]
@@ -299,7 +345,12 @@ class Simulation:
             for _ in range(rng.randint(3, 6)):  # a burst on one target, all within a second
                 events.append((rage_at, click(session, step, rage_at, "click", target=targets[0])))
                 rage_at += rng.uniform(0.06, 0.18)
-        if len(events) > 1 and (had_error or rage_at is not None):
+        unordered = had_error or rage_at is not None
+        if harmless and not had_error and rng.random() < harmless:
+            at = t + rng.random() * (dwell - 1.0)
+            events.append((at, click(session, step, at, "error", code=rng.choice(step.error_codes))))
+            unordered = True
+        if len(events) > 1 and unordered:
             events.sort(key=itemgetter(0))
         return events, had_error
 
@@ -457,7 +508,7 @@ class Simulation:
         collapses = [
             incident
             for incident in self.step_incidents[step.uid]
-            if incident.kind == "feedback_collapse" and incident.channel in (None, session.channel)
+            if incident.kind == "feedback_collapse" and incident.touches(session.channel, session.device)
         ]
         factor = feedback.PASSING_RESPONSE_FACTOR if passing else 1.0
         self._answer_surveys(step.surveys, t, session.friction, session.customer, place, collapses, factor)
@@ -476,8 +527,13 @@ class Simulation:
         for survey in surveys:
             if rng.random() >= feedback.RESPONSE_RATES.get(survey, 0.2) * response_factor:
                 continue
-            at = t + SURVEY_DELAY_MEDIAN * math.exp(rng.gauss(0.0, 1.0))
-            severity = sum(i.parameter("severity") for i in collapses if i.active(at) and survey in i.metrics)
+            severity, delay = 0.0, self.feedback_delay
+            for incident in collapses:  # the visit or contact at t is in the window; the answer comes later
+                strength = incident.strength(t) if survey in incident.metrics else 0.0
+                if strength > 0.0:
+                    severity += strength * incident.parameter("severity")
+                    delay = incident.feedback_delay or delay
+            at = t + delay.sample(rng)
             event: Event = {
                 "schema": 1,
                 "event_id": "",
