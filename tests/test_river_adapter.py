@@ -264,3 +264,19 @@ def test_the_documented_example_loads() -> None:
     place = ("purchase", "checkout", "web", "", "")
     (finding,) = bank.observe([(place, "errors_per_visit", Observation(0.0, 0.2, 50))])
     assert isinstance(bank.detectors[(place, "errors_per_visit")], RiverDetector) and finding.threshold == 0.9
+
+
+def test_params_go_with_their_kind() -> None:
+    head = map_text().split("detectors:")[0]
+    detectors = """detectors:
+  defaults: {kind: river.PageHinkley, params: {threshold: 20}}
+  overrides:
+    - match: {metric: nps}
+      kind: river.ADWIN
+"""
+    bank = DetectorBank(parse_journey_map(head + detectors))
+    place = ("purchase", "cart", "web", "", "")
+    bank.observe([(place, "nps", Observation(0.0, 0.5, 20)), (place, "errors_per_visit", Observation(0.0, 0.1, 20))])
+    adwin, page_hinkley = bank.detectors[(place, "nps")], bank.detectors[(place, "errors_per_visit")]
+    assert isinstance(adwin, RiverDetector) and adwin.params == {} and adwin.estimator == "river.ADWIN"
+    assert isinstance(page_hinkley, RiverDetector) and page_hinkley.model.threshold == 20
