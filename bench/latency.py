@@ -99,7 +99,7 @@ def run(broker: EmbeddedBroker, workdir: Path, *, quick: bool = False) -> dict[s
     worker = python_module(
         "frictionwatch", "worker", "--bootstrap-servers", broker.bootstrap_servers, "--metrics-port", str(port),
         "--window-size", str(WINDOW_SIZE), "--early-flow-age", str(EARLY_FLOW_AGE), "--alertmanager-urls",
-        alertmanager.url, "--log-level", "warning", "--group-id", "bench-latency",
+        alertmanager.url, "--log-level", "warning", "--group-id", "bench-latency", "--broker-quirks", broker.quirks,
         log=workdir / "latency-worker.log",
     )  # fmt: skip
     rules = sorted((ROOT / "alerts" / "rules").glob("*.yml"))

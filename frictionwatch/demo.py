@@ -239,7 +239,7 @@ def _start_worker(
     command = [sys.executable, "-m", "frictionwatch", "worker", "--bootstrap-servers", settings.bootstrap_servers]
     command += ["--metrics-host", settings.metrics_host, "--metrics-port", str(metrics_port)]
     command += ["--window-size", str(DEMO_WINDOW_SECONDS), "--early-flow-age", str(DEMO_EARLY_FLOW_AGE)]
-    command += ["--producer-max-batch-size", "1"]  # exact table recovery on the embedded broker
+    command += ["--broker-quirks", "tansu"]  # the embedded broker's workarounds (docs/operations.md)
     if alertmanager_url is not None:
         command += ["--alertmanager-urls", alertmanager_url]
     if settings.journey_map:
@@ -248,13 +248,18 @@ def _start_worker(
         return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def _report(summary: Summary | None, metrics_url: str, catch_up: float = 20.0) -> None:
-    """Print the final accounting, once the worker has caught up with what was generated."""
+def _report(summary: Summary | None, metrics_url: str, catch_up: float = 120.0) -> None:
+    """Print the final accounting, once the worker has caught up with what was generated
+    (waiting up to ``catch_up`` s: a busy machine may leave it behind)."""
     deadline = time.monotonic() + catch_up
     counts = WorkerCounts.scrape(metrics_url)
+    told = False
     while summary is not None and time.monotonic() < deadline:
         if counts is not None and counts.processed + counts.deadlettered >= summary.total:
             break
+        if not told:
+            print(f"waiting up to {catch_up:.0f} s for the worker to process the rest...", flush=True)
+            told = True
         time.sleep(0.5)  # waiting on another process's counters
         counts = WorkerCounts.scrape(metrics_url)
     if summary is not None:

@@ -48,10 +48,10 @@ def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
 
 
 def consumer_config(settings: Settings, group_id: str, **extra: Any) -> dict[str, Any]:
-    """A group consumer with the session timeout the embedded broker needs (see docs/operations.md)."""
+    """A group consumer with the session timeout in use (short on the embedded broker: docs/operations.md)."""
     defaults = {
         "group.id": group_id,
-        "session.timeout.ms": int(settings.kafka_session_timeout * 1000),
+        "session.timeout.ms": int(settings.session_timeout * 1000),
         "auto.offset.reset": "earliest",
         "fetch.queue.backoff.ms": 10,
     }
@@ -64,8 +64,8 @@ def faust_broker_options(settings: Settings) -> dict[str, Any]:
 
     options: dict[str, Any] = {
         "broker": ";".join(f"kafka://{server.strip()}" for server in settings.bootstrap_servers.split(",")),
-        "broker_session_timeout": settings.kafka_session_timeout,
-        "broker_heartbeat_interval": max(0.5, settings.kafka_session_timeout / 6),
+        "broker_session_timeout": settings.session_timeout,
+        "broker_heartbeat_interval": min(3.0, max(0.5, settings.session_timeout / 6)),
     }
     context = None
     if settings.security_protocol in ("SSL", "SASL_SSL"):

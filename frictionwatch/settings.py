@@ -46,7 +46,12 @@ class Settings:
     ssl_certfile: str = _setting("", "client certificate file (PEM) for mutual TLS")
     ssl_keyfile: str = _setting("", "client private key file (PEM) for mutual TLS")
     group_id: str = _setting("frictionwatch", "consumer group (and Faust app id) shared by all workers")
-    kafka_session_timeout: float = _setting(6.0, "consumer group session timeout, seconds")
+    kafka_session_timeout: float = _setting(
+        0.0, "consumer group session timeout, seconds; 0 = 6 with broker_quirks tansu, else 45 (Kafka's default)"
+    )
+    broker_quirks: str = _setting(
+        "", "defects of the broker to work around: tansu (the embedded broker), or empty for Apache Kafka"
+    )
     # Topics
     topic_clicks: str = _setting("journey.clicks", "clickstream topic, keyed by session_id")
     topic_contacts: str = _setting("journey.contacts", "contact-centre topic, keyed by contact_id")
@@ -113,11 +118,16 @@ class Settings:
     web_port: int = _setting(0, "Faust's own web server port on metrics_host; 0 = off")
     store: str = _setting("memory://", "Faust table store: memory:// or rocksdb://")
     producer_max_batch_size: int = _setting(
-        16384, "Faust producer batch size, bytes; 1 makes table recovery exact on the embedded broker"
+        16384, "Faust producer batch size, bytes (with broker_quirks tansu always 1: exact table recovery there)"
     )
-    # Embedded broker
-    broker_host: str = _setting("127.0.0.1", "address the embedded broker listens on")
-    broker_port: int = _setting(0, "port of the embedded broker (0 = a free port)")
+    processing_guarantee: str = _setting(
+        "at_least_once", "at_least_once, or exactly_once (transactions: Apache Kafka only, not the embedded broker)"
+    )
+    # Broker on this machine (frictionwatch broker, demo)
+    broker_engine: str = _setting("tansu", "tansu (embedded, in memory, no Java) or kafka (Apache Kafka, Java 17+)")
+    broker_host: str = _setting("127.0.0.1", "address the local broker listens on")
+    broker_port: int = _setting(0, "port of the local broker (0 = a free port)")
+    kafka_jars: str = _setting("", "folder of Apache Kafka's jars; empty = deploy/kafka/lib (scripts/fetch-kafka)")
     log_level: str = _setting("info", "debug, info, warning or error")
 
     def __post_init__(self) -> None:
@@ -133,7 +143,31 @@ class Settings:
             "max_record_bytes must be at least 1024" if self.max_record_bytes < 1024 else "",
             "metrics_port must be 0 to 65535" if not 0 <= self.metrics_port <= 65535 else "",
             "broker_port must be 0 to 65535" if not 0 <= self.broker_port <= 65535 else "",
-            "kafka_session_timeout must be 1 to 300 seconds" if not 1 <= self.kafka_session_timeout <= 300 else "",
+            (
+                "kafka_session_timeout must be 0 (automatic) or 1 to 300 seconds"
+                if self.kafka_session_timeout != 0 and not 1 <= self.kafka_session_timeout <= 300
+                else ""
+            ),
+            (
+                f"broker_quirks {self.broker_quirks!r} is not one of: tansu, or empty"
+                if self.broker_quirks not in ("", "tansu")
+                else ""
+            ),
+            (
+                f"broker_engine {self.broker_engine!r} is not one of tansu, kafka"
+                if self.broker_engine not in ("tansu", "kafka")
+                else ""
+            ),
+            (
+                f"processing_guarantee {self.processing_guarantee!r} is not one of at_least_once, exactly_once"
+                if self.processing_guarantee not in ("at_least_once", "exactly_once")
+                else ""
+            ),
+            (
+                "processing_guarantee exactly_once needs transactions, which the embedded broker (tansu) lacks"
+                if self.processing_guarantee == "exactly_once" and self.broker_quirks == "tansu"
+                else ""
+            ),
             "window_size must be at least 1 second" if self.window_size < 1 else "",
             "alert_hold_seconds must be >= 0" if self.alert_hold_seconds < 0 else "",
             "alert_echo_seconds must be >= 0" if self.alert_echo_seconds < 0 else "",
@@ -158,6 +192,18 @@ class Settings:
                 else ""
             ),
         ]
+
+    @property
+    def session_timeout(self) -> float:
+        """The consumer group session timeout in use, seconds (see kafka_session_timeout)."""
+        if self.kafka_session_timeout:
+            return self.kafka_session_timeout
+        return 6.0 if self.broker_quirks == "tansu" else 45.0
+
+    @property
+    def batch_size(self) -> int:
+        """Faust's producer batch size in use: 1 on the embedded broker (docs/operations.md)."""
+        return 1 if self.broker_quirks == "tansu" else self.producer_max_batch_size
 
     @property
     def topics(self) -> dict[str, str]:

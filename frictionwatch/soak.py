@@ -173,7 +173,7 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
         worker = subprocess.Popen(
             [python, "-m", "frictionwatch", "worker", "--bootstrap-servers", broker.bootstrap_servers,
              "--metrics-port", str(port), "--journey-map", str(journey_map), "--window-size", "10",
-             "--repeat-contact-horizon", str(args.repeat_contact_horizon)],
+             "--repeat-contact-horizon", str(args.repeat_contact_horizon), "--broker-quirks", broker.quirks],
             stdout=worker_log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         generator = subprocess.Popen(

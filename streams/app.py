@@ -237,7 +237,7 @@ def build_app(
         **faust_broker_options(settings),
         store=settings.store,
         autodiscover=False,
-        processing_guarantee="at_least_once",  # exactly_once needs InitProducerId (see docs/operations.md)
+        processing_guarantee=settings.processing_guarantee,  # exactly_once: Apache Kafka only (docs/reliability.md)
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         topic_disable_leader=True,
@@ -248,7 +248,7 @@ def build_app(
         web_port=settings.web_port or 6066,
         key_serializer="raw",
         value_serializer="raw",
-        producer_max_batch_size=settings.producer_max_batch_size,
+        producer_max_batch_size=settings.batch_size,
     )
     topics = {name: app.topic(name, partitions=partitions[name]) for name in settings.topics.values()}
     internal = {
@@ -269,8 +269,16 @@ def build_app(
         deadletter_max_bytes=settings.deadletter_max_bytes,
     )
 
+    # Consumer lag: records behind the partition's end offset. Apache Kafka answers ListOffsets
+    # right, so a timer asks for the end offsets; the embedded broker gets ListOffsets wrong, so
+    # there each record is compared with the high-watermark of the latest fetch response.
+    next_offsets: dict[tuple[str, int], int] = {}
+
     def lag(topic: str, partition: int, offset: int) -> int | None:
-        try:  # the high-watermark of fetch responses (ListOffsets is wrong on the embedded broker)
+        next_offsets[topic, partition] = offset + 1
+        if settings.broker_quirks != "tansu":
+            return None  # measured by measure_lag
+        try:
             return int(app.consumer.highwater(TP(topic, partition))) - offset - 1
         except Exception:  # not fetched yet, or the partition just moved
             return None
@@ -396,6 +404,7 @@ def build_app(
             friction.revoke(tp.topic, tp.partition)
             recovery.forget(tp.topic, tp.partition)
             continuity.forget(tp.topic, tp.partition)
+            next_offsets.pop((tp.topic, tp.partition), None)
         restored.clear()  # a group that comes back is restored from the checkpoint again
 
     @app.on_partitions_assigned.connect
@@ -403,6 +412,23 @@ def build_app(
         owned = app.consumer.assignment()
         for topic in every_topic:
             friction.metrics.assigned.labels(topic).set(sum(1 for tp in owned if tp.topic == topic))
+
+    if settings.broker_quirks != "tansu":
+
+        @app.timer(interval=5.0)
+        async def measure_lag() -> None:
+            owned = [tp for tp in app.consumer.assignment() if (tp.topic, tp.partition) in next_offsets]
+            if not owned:
+                return
+            try:
+                ends = await app.consumer.highwaters(*owned)  # ListOffsets(latest)
+            except Exception as error:  # the broker is unreachable: the next tick tries again
+                log.debug("could not read end offsets: %s", error)
+                return
+            for tp, end in ends.items():
+                done = next_offsets.get((tp.topic, tp.partition))
+                if done is not None:
+                    friction.metrics.consumer_lag(tp.topic, tp.partition, max(0, int(end) - done))
 
     @app.timer(interval=2.0)
     async def finalise_waiting_windows() -> None:

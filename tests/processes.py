@@ -1,4 +1,4 @@
-"""Real processes for integration tests: the embedded broker, workers, /metrics scrapes.
+"""Real processes for integration tests: workers, /metrics scrapes, waiting on conditions.
 
 Waiting is done on conditions (a port accepting, a counter reaching a value) with a
 deadline, never with fixed sleeps.
@@ -15,11 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from frictionwatch.broker import free_port
+from frictionwatch.broker import EmbeddedBroker, free_port
+from frictionwatch.kafka_broker import KafkaBroker
 from frictionwatch.metrics_page import Samples, scrape
 from frictionwatch.metrics_page import total as total  # for the tests: the project's one /metrics reader
 
 T = TypeVar("T")
+Broker = EmbeddedBroker | KafkaBroker  # a broker on this machine: tests/conftest.py starts one per engine
 
 
 def wait_until(condition: Callable[[], T], timeout: float, what: str, poll: float = 0.2) -> T:

@@ -214,6 +214,13 @@ def test_images_are_pinned() -> None:
             assert re.search(r":v?\d+\.\d+\.\d+$", service["image"]), f"{name}: pin an exact version"
 
 
+def test_compose_runs_the_apache_kafka_the_tests_run_on() -> None:
+    pom = (ROOT / "deploy" / "kafka" / "pom.xml").read_text()
+    tested = re.search(r"<kafka.version>(.+)</kafka.version>", pom)
+    assert tested is not None, "deploy/kafka/pom.xml names no kafka.version"
+    assert services()["kafka"]["image"] == f"apache/kafka:{tested.group(1)}"
+
+
 def test_the_dockerfile_copies_every_package_directory() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     package_dirs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]

@@ -21,30 +21,21 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from processes import Worker, scrape, total, wait_until
-from servers import WebhookReceiver, start_alertmanager, start_prometheus
+from processes import Broker, Worker, scrape, total, wait_until
 from test_alert_rules import metric_names
 from test_dashboards import PROMETHEUS_SERIES, every_query
-from test_integration_alerts import shortened_rules
 
 from frictionwatch.alerting_stack import Server
-from frictionwatch.broker import EmbeddedBroker
 from frictionwatch.journeymap import example_path
 
 pytestmark = pytest.mark.integration
 HISTORY = 1200  # seconds of past traffic: 40 windows of 30 s, past the detectors' warm-up (30)
 OUTAGE_AFTER = 20  # seconds into the live traffic
 RATE = "400"
-
-
-@pytest.fixture()
-def broker() -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker() as running:
-        yield running
 
 
 def has_data(prometheus: Server, expr: str, instant: bool, since: float) -> bool:
@@ -74,20 +65,20 @@ def quick_journey_map(directory: Path) -> Path:
     return path
 
 
-def test_every_dashboard_query_returns_data(broker: EmbeddedBroker, tmp_path: Path) -> None:
+def test_every_dashboard_query_returns_data(
+    broker: Broker, alertmanager: Server, prometheus: Callable[[list[str]], Server], tmp_path: Path
+) -> None:
     journeys = str(quick_journey_map(tmp_path))
     scenario = tmp_path / "incidents.yml"
     scenario.write_text(
         "version: 1\nincidents:\n  - {name: payment_outage, kind: step_outage, journey: purchase, step: payment,"
         f" start: {HISTORY + OUTAGE_AFTER}s, duration: 15m, continuation: 0.05}}\n"
     )
-    receiver = WebhookReceiver()
-    alertmanager = start_alertmanager(tmp_path, receiver.url)
     worker = Worker(
         broker.bootstrap_servers, tmp_path, "--window-size", "30", "--early-flow-age", "60",
         "--alertmanager-urls", alertmanager.url, "--alert-resend-seconds", "20", "--journey-map", journeys,
     )  # fmt: skip
-    prometheus = start_prometheus(tmp_path, [f"127.0.0.1:{worker.port}"], shortened_rules(tmp_path), alertmanager)
+    server = prometheus([f"127.0.0.1:{worker.port}"])
     began = time.time()
     generator = subprocess.Popen(
         [sys.executable, "-m", "frictionwatch", "generate", "--output", "kafka", "--bootstrap-servers",
@@ -100,7 +91,7 @@ def test_every_dashboard_query_returns_data(broker: EmbeddedBroker, tmp_path: Pa
 
     def every_query_answered() -> bool:
         for query in sorted(wanted - answered):
-            if has_data(prometheus, query[1], query[2], began):
+            if has_data(server, query[1], query[2], began):
                 answered.add(query)
         return answered == wanted
 
@@ -127,13 +118,10 @@ def test_every_dashboard_query_returns_data(broker: EmbeddedBroker, tmp_path: Pa
         names |= {name for name, _ in scrape(worker.url)}
         used = {name for _, expr, _ in wanted for name in metric_names(expr)}
         assert used - names <= PROMETHEUS_SERIES, sorted(used - names - PROMETHEUS_SERIES)
-        alerts = prometheus.get("/api/v1/query?query=" + urllib.parse.quote('ALERTS{alertstate="firing"}'))
+        alerts = server.get("/api/v1/query?query=" + urllib.parse.quote('ALERTS{alertstate="firing"}'))
         print("firing rule alerts:", json.dumps(sorted({a["metric"]["alertname"] for a in alerts["data"]["result"]})))
     finally:
         generator.terminate()
         generator.wait(30)
         exit_code = worker.stop()
-        prometheus.stop()
-        alertmanager.stop()
-        receiver.stop()
     assert exit_code == 0, worker.tail()

@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from processes import Worker, frictionwatch, total, wait_until
+from processes import Broker, Worker, frictionwatch, total, wait_until
 from test_integration_metrics import closing_events, produce
 
-from frictionwatch.broker import EmbeddedBroker
-
 pytestmark = pytest.mark.integration
-EMBEDDED = ("--producer-max-batch-size", "1")  # exact table recovery on the embedded broker (docs/operations.md)
 
 
-@pytest.fixture()
-def broker() -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker() as running:
-        yield running
-
-
-def test_a_restarted_worker_restores_its_detectors(broker: EmbeddedBroker, tmp_path: Path) -> None:
+def test_a_restarted_worker_restores_its_detectors(broker: Broker, tmp_path: Path) -> None:
     path = tmp_path / "two-hours.jsonl"
     start = time.time() - 4 * 3600
     frictionwatch("generate", "--output", str(path), "--start", str(start), "--duration", "2h", "--rate", "10",
@@ -34,7 +24,7 @@ def test_a_restarted_worker_restores_its_detectors(broker: EmbeddedBroker, tmp_p
     first = [line for line in lines if line["value"]["ts"] < middle] + closing_events(middle + 300)
     second = [line for line in lines if line["value"]["ts"] >= middle + 300]
 
-    worker = Worker(broker.bootstrap_servers, tmp_path, *EMBEDDED, name="first")
+    worker = Worker(broker.bootstrap_servers, tmp_path, name="first")
     produce(broker.bootstrap_servers, first)
     wait_until(
         lambda: total(worker.samples(), "frictionwatch_windows_final_total", source="journey.clicks") >= 50,
@@ -43,7 +33,7 @@ def test_a_restarted_worker_restores_its_detectors(broker: EmbeddedBroker, tmp_p
     assert total(worker.samples(), "frictionwatch_detectors_restored_total") == 0
     assert worker.stop() == 0, worker.tail()
 
-    worker = Worker(broker.bootstrap_servers, tmp_path, *EMBEDDED, name="second")
+    worker = Worker(broker.bootstrap_servers, tmp_path, name="second")
     try:
         produce(broker.bootstrap_servers, second)
         # Each group (a journey, a contact channel) is restored when its first window arrives:

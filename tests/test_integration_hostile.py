@@ -13,26 +13,18 @@ from __future__ import annotations
 
 import base64
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer
 from hostile_corpus import PROCESSED, TEN_MB, TOPICS, corpus, duplicate_cases, ordered_cases
-from processes import Worker, total, wait_until
+from processes import Broker, Worker, total, wait_until
 
-from frictionwatch.broker import EmbeddedBroker
 from frictionwatch.kafka import consumer_config, ensure_topics, producer_config
 from frictionwatch.settings import Settings
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture()
-def broker() -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker() as running:
-        yield running
 
 
 def read_all(settings: Settings, topic: str, expected: int, timeout: float = 90.0) -> list[bytes]:
@@ -53,7 +45,7 @@ def read_all(settings: Settings, topic: str, expected: int, timeout: float = 90.
     return values
 
 
-def test_the_hostile_corpus_through_a_worker(broker: EmbeddedBroker, tmp_path: Path) -> None:
+def test_the_hostile_corpus_through_a_worker(broker: Broker, tmp_path: Path) -> None:
     import time
 
     settings = Settings.load(env={}, cli={"bootstrap_servers": broker.bootstrap_servers})

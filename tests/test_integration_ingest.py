@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
 from confluent_kafka import Consumer, Producer
-from processes import Worker, frictionwatch, total, wait_until
+from processes import Broker, Worker, frictionwatch, total, wait_until
 
-from frictionwatch.broker import EmbeddedBroker
 from frictionwatch.kafka import consumer_config, ensure_topics, producer_config
 from frictionwatch.partitioning import partition_for
 from frictionwatch.settings import Settings
@@ -22,17 +20,11 @@ pytestmark = pytest.mark.integration
 INPUTS = ("journey.clicks", "journey.contacts", "journey.feedback")
 
 
-@pytest.fixture()
-def broker() -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker() as running:
-        yield running
-
-
-def settings_for(broker: EmbeddedBroker) -> Settings:
+def settings_for(broker: Broker) -> Settings:
     return Settings.load(env={}, cli={"bootstrap_servers": broker.bootstrap_servers})
 
 
-def test_librdkafka_places_keys_where_the_worker_expects(broker: EmbeddedBroker) -> None:
+def test_librdkafka_places_keys_where_the_worker_expects(broker: Broker) -> None:
     settings = settings_for(broker)
     ensure_topics(settings, ["placement"])
     producer = Producer(producer_config(settings))
@@ -70,7 +62,7 @@ def _poll_into(consumer: Consumer, values: list[bytes]) -> int:
     return len(values)
 
 
-def test_every_generated_event_is_processed_or_dead_lettered(broker: EmbeddedBroker, tmp_path: Path) -> None:
+def test_every_generated_event_is_processed_or_dead_lettered(broker: Broker, tmp_path: Path) -> None:
     settings = settings_for(broker)
     summary_path = tmp_path / "summary.json"
     frictionwatch(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +13,8 @@ import orjson
 import pytest
 from aiokafka.partitioner import murmur2
 from confluent_kafka import Producer
-from processes import Worker, frictionwatch, total, wait_until
+from processes import Broker, Worker, frictionwatch, total, wait_until
 
-from frictionwatch.broker import EmbeddedBroker
 from frictionwatch.journeymap import load_journey_map
 from frictionwatch.kafka import ensure_topics, producer_config
 from frictionwatch.settings import Settings
@@ -160,16 +158,15 @@ def scraped_counts(workers: list[Worker]) -> dict[str, Counter[tuple[str, ...]]]
     return counts
 
 
-@pytest.fixture()
-def broker() -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker() as running:
-        settings = Settings.load(env={}, cli={"bootstrap_servers": running.bootstrap_servers})
-        ensure_topics(settings, [*TOPICS.values(), "journey.deadletter", "frictionwatch.windows",
-                                 "frictionwatch.customer-touches"])  # fmt: skip
-        yield running
+def make_topics(bootstrap: str) -> None:
+    """The worker's topics, made beforehand with the test's partition count."""
+    settings = Settings.load(env={}, cli={"bootstrap_servers": bootstrap})
+    ensure_topics(settings, [*TOPICS.values(), "journey.deadletter", "frictionwatch.windows",
+                             "frictionwatch.customer-touches"])  # fmt: skip
 
 
-def run_workers(broker: EmbeddedBroker, traffic: list[dict[str, Any]], tmp_path: Path, count: int) -> None:
+def run_workers(broker: Broker, traffic: list[dict[str, Any]], tmp_path: Path, count: int) -> None:
+    make_topics(broker.bootstrap_servers)
     # the traffic is complete from its first session: count every session from the first event
     workers = [
         Worker(broker.bootstrap_servers, tmp_path, "--flow-cold-start", "0", name=f"worker-{n}") for n in range(count)
@@ -210,11 +207,11 @@ def run_workers(broker: EmbeddedBroker, traffic: list[dict[str, Any]], tmp_path:
             assert worker.stop() == 0, worker.tail()
 
 
-def test_one_worker_counts_exactly(broker: EmbeddedBroker, traffic: list[dict[str, Any]], tmp_path: Path) -> None:
+def test_one_worker_counts_exactly(broker: Broker, traffic: list[dict[str, Any]], tmp_path: Path) -> None:
     run_workers(broker, traffic, tmp_path, 1)
 
 
 def test_two_workers_split_the_partitions_and_sum_exactly(
-    broker: EmbeddedBroker, traffic: list[dict[str, Any]], tmp_path: Path
+    broker: Broker, traffic: list[dict[str, Any]], tmp_path: Path
 ) -> None:
     run_workers(broker, traffic, tmp_path, 2)

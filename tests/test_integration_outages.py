@@ -1,10 +1,10 @@
 """Outages: the broker not up when a worker starts, the broker's network lost mid-run, and
 Alertmanager down. Nothing produced may be lost; alerts wait in their bounded buffer.
 
-The embedded broker keeps its data in memory, so it can't be restarted without losing
-it; connection loss is played by a TCP proxy in front of it (the broker advertises the
-proxy, so every client goes through it) that drops every connection and refuses new ones
-for a while.
+Each runs on both brokers. The embedded broker keeps its data in memory, so it can't be
+restarted without losing it; connection loss is played by a TCP proxy in front of the broker
+(the broker advertises the proxy, so every client goes through it) that drops every
+connection and refuses new ones for a while.
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ from typing import Any
 import orjson
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from processes import Worker, total, wait_until
+from processes import Broker, Worker, total, wait_until
 from prometheus_client import CollectorRegistry
 from servers import WebhookReceiver, start_alertmanager
 from tcp_proxy import TcpProxy
 
 from frictionwatch.alerts.sender import AlertSender
-from frictionwatch.broker import EmbeddedBroker, free_port
+from frictionwatch.broker import free_port, local_broker
 from frictionwatch.kafka import consumer_config, producer_config
 from frictionwatch.settings import Settings
 
@@ -77,7 +77,8 @@ def committed(bootstrap: str, partitions: dict[int, int]) -> dict[int, int]:
     return {tp.partition: tp.offset for tp in found}
 
 
-def test_a_worker_started_before_the_broker_waits_for_it(tmp_path: Path) -> None:
+@pytest.mark.usefixtures("broker_quirks")
+def test_a_worker_started_before_the_broker_waits_for_it(broker_engine: str, tmp_path: Path) -> None:
     port = free_port()
     worker = Worker(f"127.0.0.1:{port}", tmp_path, "--broker-wait", "180")
     try:
@@ -85,7 +86,7 @@ def test_a_worker_started_before_the_broker_waits_for_it(tmp_path: Path) -> None
         wait_until(lambda: "retrying in" in worker.tail(200), 60, "the worker to retry the unreachable broker")
         assert worker.process.poll() is None
         began = time.monotonic()
-        with EmbeddedBroker(port=port):
+        with local_broker(broker_engine, port=port, log_path=tmp_path / "broker.log"):
             ends = produce_clicks(f"127.0.0.1:{port}", 0, 2000)
             assert sum(ends.values()) == 2000
             wait_until(lambda: processed(worker) >= 2000, 120, "the worker to process everything", poll=1)
@@ -100,22 +101,22 @@ def test_a_worker_started_before_the_broker_waits_for_it(tmp_path: Path) -> None
 
 
 @pytest.fixture()
-def proxied() -> Iterator[tuple[EmbeddedBroker, TcpProxy]]:
+def proxied(broker_engine: str, broker_quirks: str, tmp_path: Path) -> Iterator[tuple[Broker, TcpProxy]]:
     broker_port = free_port()
     proxy = TcpProxy("127.0.0.1", broker_port)
     try:
-        with EmbeddedBroker(port=broker_port, advertised=proxy.address) as broker:
+        log = tmp_path / "broker.log"
+        with local_broker(broker_engine, port=broker_port, advertised=proxy.address, log_path=log) as broker:
             yield broker, proxy
     finally:
         proxy.close()
 
 
-def test_a_worker_resumes_after_losing_the_broker_connection(
-    proxied: tuple[EmbeddedBroker, TcpProxy], tmp_path: Path
-) -> None:
+def test_a_worker_resumes_after_losing_the_broker_connection(proxied: tuple[Broker, TcpProxy], tmp_path: Path) -> None:
     _, proxy = proxied
     bootstrap = proxy.address
-    worker = Worker(bootstrap, tmp_path)
+    # a 6-s group session timeout on both brokers, so the outage outlasts it
+    worker = Worker(bootstrap, tmp_path, "--kafka-session-timeout", "6")
     try:
         produce_clicks(bootstrap, 0, 1500)
         wait_until(lambda: processed(worker) >= 1500, 120, "the first 1,500 events", poll=1)

@@ -14,37 +14,25 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from confluent_kafka import Consumer, KafkaError, TopicPartition
-from processes import Worker, frictionwatch, total, wait_until
-from test_integration_metrics import METRICS, PARTITIONS, TOPICS, closing_events, expected_counts, produce
+from processes import Broker, Worker, frictionwatch, total, wait_until
+from test_integration_metrics import METRICS, PARTITIONS, closing_events, expected_counts, make_topics, produce
 
-from frictionwatch.broker import EmbeddedBroker
-from frictionwatch.kafka import consumer_config, ensure_topics
+from frictionwatch.kafka import consumer_config
 from frictionwatch.settings import Settings
 
 pytestmark = pytest.mark.integration
 WINDOWS_TOPIC = "frictionwatch.windows"
-# The worker's settings: every session counts from the first event (the traffic is complete),
-# and exact table recovery on the embedded broker (docs/operations.md).
-WORKER_ARGS = ("--flow-cold-start", "0", "--producer-max-batch-size", "1")
+# The worker's settings: every session counts from the first event (the traffic is complete).
+WORKER_ARGS = ("--flow-cold-start", "0")
 # A window's touchpoint (journey, step, channel, queue, survey) -> the labels of METRICS.
 PLACE = {"journey": 0, "step": 1, "channel": 2, "queue": 3, "survey": 4}
 FIELDS = {"score_sum": "score", **{name: name for name in METRICS}}  # window field -> METRICS field
-
-
-@pytest.fixture()
-def broker() -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker() as running:
-        settings = Settings.load(env={}, cli={"bootstrap_servers": running.bootstrap_servers})
-        ensure_topics(settings, [*TOPICS.values(), "journey.deadletter", WINDOWS_TOPIC,
-                                 "frictionwatch.customer-touches"])  # fmt: skip
-        yield running
 
 
 def read_all(bootstrap: str, topic: str) -> list[bytes]:
@@ -97,7 +85,8 @@ def published_windows(bootstrap: str) -> tuple[dict[str, Counter[tuple[str, ...]
     return merged, differing
 
 
-def test_a_killed_worker_is_replaced_without_losing_or_doubling_events(broker: EmbeddedBroker, tmp_path: Path) -> None:
+def test_a_killed_worker_is_replaced_without_losing_or_doubling_events(broker: Broker, tmp_path: Path) -> None:
+    make_topics(broker.bootstrap_servers)
     start = time.time() - 3 * 3600
     path = tmp_path / "hour.jsonl"
     frictionwatch("generate", "--output", str(path), "--start", str(start), "--duration", "1h", "--rate", "15",

@@ -2,7 +2,7 @@
 label value of /metrics (labels bounded by the journey map), and secrets never printed.
 
 One worker runs with its Faust web server on (``--web-port``), debug logging, and a SASL
-password and pseudonym key in its environment (unused on the plaintext embedded broker,
+password and pseudonym key in its environment (unused on the plaintext local broker,
 but loaded like any other setting). Generated traffic plus hand-made records carrying
 customer ids, free-text comments and ids in unknown journey names go through it.
 """
@@ -15,16 +15,15 @@ import sys
 import time
 import urllib.request
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
 from confluent_kafka import Consumer, Producer
-from processes import Worker, total, wait_until
+from processes import Broker, Worker, total, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
-from frictionwatch.broker import EmbeddedBroker, free_port
+from frictionwatch.broker import free_port
 from frictionwatch.contract import Reason
 from frictionwatch.journeymap import load_journey_map
 from frictionwatch.kafka import consumer_config, producer_config
@@ -35,12 +34,6 @@ INPUTS = ("journey.clicks", "journey.contacts", "journey.feedback")
 SASL_SECRET = "sasl-Pa55word-never-print-7f3a"
 PSEUDONYM_SECRET = "pseudonym-key-never-print-91c2"
 LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
-
-
-@pytest.fixture()
-def broker() -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker() as running:
-        yield running
 
 
 def listening(pid: int) -> list[tuple[str, int]]:
@@ -124,7 +117,7 @@ def identifiers(settings: Settings) -> set[str]:
 
 
 def test_a_worker_exposes_no_identifiers_and_no_secrets(
-    broker: EmbeddedBroker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FRICTIONWATCH_SASL_PASSWORD", SASL_SECRET)
     monkeypatch.setenv("FRICTIONWATCH_PSEUDONYM_KEY", PSEUDONYM_SECRET)

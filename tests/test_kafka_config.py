@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from frictionwatch.kafka import KafkaUnavailable, consumer_config, faust_broker_options, producer_config
-from frictionwatch.settings import Settings
+from frictionwatch.settings import Settings, SettingsError
 
 
 def test_sasl_ssl_settings_reach_librdkafka() -> None:
@@ -30,7 +30,7 @@ def test_sasl_ssl_settings_reach_librdkafka() -> None:
     assert config["ssl.ca.location"] == "/etc/ca.pem"
     assert config["partitioner"] == "murmur2_random"
     consumer = consumer_config(settings, "g")
-    assert consumer["session.timeout.ms"] == 6000 and consumer["sasl.password"] == "pw"
+    assert consumer["session.timeout.ms"] == 45000 and consumer["sasl.password"] == "pw"
 
 
 def test_sasl_settings_reach_faust() -> None:
@@ -43,7 +43,20 @@ def test_sasl_settings_reach_faust() -> None:
     assert options["broker"] == "kafka://k1:9092;kafka://k2:9092"
     credentials = options["broker_credentials"]
     assert (credentials.username, credentials.password, credentials.mechanism.value) == ("fw", "pw", "PLAIN")
-    assert options["broker_session_timeout"] == 6.0
+    assert options["broker_session_timeout"] == 45.0
+
+
+def test_only_the_embedded_broker_gets_its_workarounds() -> None:
+    kafka = Settings.load(env={}, cli={"bootstrap_servers": "k:9092", "producer_max_batch_size": 32768})
+    tansu = Settings.load(env={"FRICTIONWATCH_BROKER_QUIRKS": "tansu"}, cli={"bootstrap_servers": "k:9092"})
+    assert (kafka.session_timeout, kafka.batch_size) == (45.0, 32768)
+    assert (tansu.session_timeout, tansu.batch_size) == (6.0, 1)
+    assert consumer_config(tansu, "g")["session.timeout.ms"] == 6000
+    assert Settings.load(env={}, cli={"kafka_session_timeout": 10.0, "broker_quirks": "tansu"}).session_timeout == 10
+    with pytest.raises(SettingsError, match="exactly_once needs transactions"):
+        Settings.load(env={}, cli={"broker_quirks": "tansu", "processing_guarantee": "exactly_once"})
+    with pytest.raises(SettingsError, match="broker_quirks 'redpanda'"):
+        Settings.load(env={"FRICTIONWATCH_BROKER_QUIRKS": "redpanda"})
 
 
 def test_ssl_settings_reach_faust(tmp_path: Path) -> None:
