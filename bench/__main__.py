@@ -1,7 +1,7 @@
-"""Run the benchmarks: throughput, scale-out, event-to-alert latency, memory per session.
+"""Run the benchmarks: throughput, scale-out, event-to-alert latency, memory per session, detection.
 
-    bash bench/run                      # everything (~20 min), from a fresh clone
-    python -m bench --only throughput   # a subset: throughput, scaleout, latency, memory
+    bash bench/run                      # everything (~60 min), from a fresh clone
+    python -m bench --only throughput   # a subset: throughput, scaleout, latency, memory, detection
     python -m bench --quick             # smaller sizes, for smoke-testing the harness
 
 Each number is measured against a baseline measured in the same run. Results go to
@@ -20,11 +20,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import latency, memory, report, throughput
+from bench import detection, latency, memory, report, throughput
 from bench.common import RESULTS, ROOT, BenchError, machine, machine_line, say
 from frictionwatch.broker import EmbeddedBroker
 
-PARTS = ("throughput", "scaleout", "latency", "memory")
+PARTS = ("throughput", "scaleout", "latency", "memory", "detection")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,13 +61,18 @@ def main(argv: list[str] | None = None) -> int:
         if "latency" in parts:
             with EmbeddedBroker(log_path=workdir / "broker-latency.log") as broker:
                 results["latency"] = latency.run(broker, workdir, quick=args.quick)
+        # detection writes its own key of the results file (bench/detection.py)
+        if "detection" in parts and detection.main([*(["--quick"] if args.quick else []), "--out", str(out)]) != 0:
+            raise BenchError("the detection benchmark failed")
     except (BenchError, KeyboardInterrupt) as error:
         say(f"\nbenchmark stopped: {error}\nlogs: {workdir}")
         return 1
     results["seconds"] = round(time.monotonic() - clock, 1)
     results["load_average_at_end"] = list(__import__("os").getloadavg())
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    document = json.loads(out.read_text()) if out.exists() else {}
+    document.update(results)  # keys of parts not run this time (and the detection key) are kept
+    out.write_text(json.dumps(document, indent=2) + "\n")
     table = report.markdown(results)
     out.with_suffix(".md").write_text(table)
     print(table)

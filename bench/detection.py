@@ -2,7 +2,7 @@
 alerts per simulated day and time to detect, for every contender side by side and against
 an oracle (a CUSUM that knows each incident's before and after, at the same false-alarm budget).
 
-    .venv/bin/python -m bench.detection                    # the full run: 7 days x 2 levels x 2 maps
+    .venv/bin/python -m bench.detection                    # the full run: 2 maps x 2 levels x 3.5 days
     .venv/bin/python -m bench.detection --quick            # the CI reduced sweep: 1 day, ~30 incidents
     .venv/bin/python -m bench.detection --contenders shipped,sequential --levels 3
 
@@ -48,6 +48,7 @@ from bench.sweep import (
     Replayed,
     TrafficSet,
     available,
+    code_version,
     replay_traffic,
     run_contender,
 )
@@ -67,6 +68,7 @@ class Plan:
     levels: list[float]
     days: float
     incidents: int  # in all, split evenly over the traffic sets
+    controls: int  # per traffic set
     seed: int
     contenders: list[Contender]
     burn_in: float
@@ -75,13 +77,14 @@ class Plan:
     jobs: int = 2
     cache: Path = CACHE
     quick: bool = False
+    fresh: bool = False
     skipped: dict[str, str] = field(default_factory=dict)
 
     def traffic_sets(self) -> list[TrafficSet]:
         count = len(self.maps) * len(self.levels)
         each = math.ceil(self.incidents / count) if self.incidents else 0
         return [
-            TrafficSet(name, level, self.days, self.seed + index, each, self.scenario)
+            TrafficSet(name, level, self.days, self.seed + index, each, self.controls, self.scenario)
             for index, (name, level) in enumerate((name, level) for name in self.maps for level in self.levels)
         ]
 
@@ -91,8 +94,8 @@ def default_maps() -> list[str]:
     return ["example", *sorted(path.stem for path in BENCH_MAPS.glob("*.yml"))]
 
 
-def _replay(traffic: TrafficSet, cache: Path) -> Path:
-    return replay_traffic(traffic, cache)
+def _replay(traffic: TrafficSet, cache: Path, fresh: bool) -> Path:
+    return replay_traffic(traffic, cache, fresh=fresh)
 
 
 def _detect(path: Path, contender: Contender) -> tuple[list[Any], float, int]:
@@ -118,7 +121,7 @@ def sweep(plan: Plan, say: Any = print) -> dict[str, Any]:
             plan.skipped[contender.name] = why
             say(f"  contender {contender.name}: not available in this tree ({why})")
     with ProcessPoolExecutor(max_workers=plan.jobs) as pool:
-        paths = list(pool.map(_replay, sets, [plan.cache] * len(sets)))
+        paths = list(pool.map(_replay, sets, [plan.cache] * len(sets), [plan.fresh] * len(sets)))
         replay_seconds = time.monotonic() - began
         say(f"  traffic replayed (or read from the cache) in {replay_seconds:.0f} s; {len(runnable)} contender(s)")
         tasks = [(path, contender) for path in paths for contender in runnable]
@@ -135,6 +138,7 @@ def sweep(plan: Plan, say: Any = print) -> dict[str, Any]:
     outcomes: dict[str, list[power.Outcome]] = {contender.name: [] for contender in runnable}
     cost: dict[str, list[float]] = {contender.name: [0.0, 0.0] for contender in runnable}
     traffic_info = []
+    current_code = code_version()
     for path in paths:
         replayed = Replayed.load(path)
         cases = power.cases_of(replayed, plan.burn_in)
@@ -152,6 +156,7 @@ def sweep(plan: Plan, say: Any = print) -> dict[str, Any]:
                 "incidents": sum(1 for case in cases if not case.control),
                 "controls": sum(1 for case in cases if case.control),
                 "replay_seconds": round(replayed.seconds, 1),
+                "code_changed": replayed.code != current_code,
             }
         )  # fmt: skip
     table = [power.summary("oracle (CUSUM, knows before/after)", all_cases, [power.oracle_outcome(all_cases)])]
@@ -171,6 +176,7 @@ def sweep(plan: Plan, say: Any = print) -> dict[str, Any]:
             "levels": plan.levels,
             "days": plan.days,
             "incidents": plan.incidents,
+            "controls_per_set": plan.controls,
             "seed": plan.seed,
             "burn_in_seconds": plan.burn_in,
             "budget": f"1 false alarm per {plan.budget_days:g} days",
@@ -313,9 +319,14 @@ def write(results: dict[str, Any], out: Path, docs: bool) -> str:
     (out.parent / ("detection-quick.md" if results["quick"] else "detection.md")).write_text(table)
     if docs:
         plot(results, PNG)
-        for target in (ROOT / "docs" / "detectors.md", ROOT / "README.md"):
-            replace_between_markers(target, table)
+        replace_between_markers(ROOT / "docs" / "detectors.md", table)
+        replace_between_markers(ROOT / "README.md", headline(table))
     return table
+
+
+def headline(table: str) -> str:
+    """The README's part of the table: the date line and the contenders' rows."""
+    return table.split("\n\nRecall by incident size", 1)[0] + "\n"
 
 
 def replace_between_markers(path: Path, table: str) -> bool:
@@ -349,10 +360,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.detection", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--days", type=float, default=None, help="simulated days per traffic set (default 7)")
+    parser.add_argument("--days", type=float, default=None, help="simulated days a traffic set (default 3.5: 7 a map)")
     parser.add_argument(
         "--levels", type=_levels, default=None, metavar="RATE[,RATE]",
-        help="traffic levels, mean events per second over the day (default 3,12: a quiet and a busier shop)",
+        help="traffic levels, mean events per second over the day (default 2,8: a quiet and a busier shop)",
     )  # fmt: skip
     parser.add_argument(
         "--maps", type=_names, default=None, metavar="NAME[,NAME]",
@@ -362,6 +373,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--incidents", type=int, default=None, help="random incidents in all, split over the traffic sets (default 200)"
     )
+    parser.add_argument(
+        "--controls", type=int, default=None,
+        help="random must-not-alert controls per traffic set (surges, campaign mix, late batches, drift, holidays;"
+        " default 2 per simulated day)",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=11, help="seed of the first traffic set (the others: +1, +2, ...)")
     parser.add_argument(
         "--contenders", type=_names, default=None, metavar="NAME[,NAME]",
@@ -370,15 +386,16 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument(
         "--burn-in", type=float, default=None, metavar="HOURS",
-        help="hours at the start not scored: the detectors' warm-up and first seasonal day (default 24; --quick 3)",
+        help="hours at the start of each set not scored: the detectors' warm-up (default 12; --quick 3)",
     )  # fmt: skip
     parser.add_argument("--budget-days", type=float, default=30.0, help="the oracle's budget: 1 false alarm per N days")
     parser.add_argument("--scenario", default="", help="a scenario file of incidents and controls added to every set")
     parser.add_argument("--jobs", type=int, default=2, help="processes (default 2: this machine has 2 cores)")
+    parser.add_argument("--fresh", action="store_true", help="replay again even when the cache has the traffic")
     parser.add_argument("--cache", type=Path, default=CACHE, help=f"replay cache (default {CACHE.relative_to(ROOT)})")
     parser.add_argument(
         "--quick", action="store_true",
-        help="the CI reduced sweep: 1 day, example map, 5 events/s, 30 incidents, shipped and sequential",
+        help="the CI reduced sweep: 1 day, example map, 10 events/s, 30 incidents, shipped and sequential",
     )  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json", help="results JSON (key 'detection')")
     parser.add_argument(
@@ -396,19 +413,22 @@ def main(argv: list[str] | None = None) -> int:
     for name in maps:
         if name not in MAPS and not (BENCH_MAPS / f"{name}.yml").exists():
             parser.error(f"--maps: no map {name!r} (example, or a file bench/maps/{name}.yml)")
+    days = args.days or (1.0 if quick else 3.5)
     plan = Plan(
         maps=maps,
-        levels=args.levels or ([5.0] if quick else [3.0, 12.0]),
-        days=args.days or (1.0 if quick else 7.0),
+        levels=args.levels or ([10.0] if quick else [2.0, 8.0]),
+        days=days,
         incidents=args.incidents if args.incidents is not None else (30 if quick else 200),
+        controls=args.controls if args.controls is not None else round(2 * days),
         seed=args.seed,
         contenders=[by_name[name] for name in names],
-        burn_in=(args.burn_in if args.burn_in is not None else (3.0 if quick else 24.0)) * 3600.0,
+        burn_in=(args.burn_in if args.burn_in is not None else (3.0 if quick else 12.0)) * 3600.0,
         budget_days=args.budget_days,
         scenario=args.scenario,
         jobs=max(1, args.jobs),
         cache=args.cache,
         quick=quick,
+        fresh=args.fresh,
     )
 
     def say(text: str) -> None:

@@ -20,9 +20,9 @@ Definitions (docs/detectors.md, "Detection benchmark", says the same):
   in the two hours before ``from`` (windows inside another incident at the touchpoint left
   out); *after* = pooled over ``[from, until]``. An incident whose oracle doesn't reach the
   threshold by ``until`` is **undetectable** and reported apart.
-* **Buckets**: size = the largest ``max(m, 1/m)`` of the incident's ground-truth
-  ``magnitude`` values (incident / normal value; the oracle's measured after / before when
-  the ground truth has none); volume = the affected series' units (sessions, contacts,
+* **Buckets**: size = ``max(m, 1/m)`` of the ground-truth ``magnitude`` of the incident's
+  first metric (incident / normal value of its kind's main parameter; the oracle's
+  measured after / before when the ground truth has none); volume = the affected series' units (sessions, contacts,
   answers) per minute before onset, the largest of them.
 """
 
@@ -95,9 +95,10 @@ class Case:
 
     @property
     def size(self) -> float | None:
-        sizes = [max(m, 1 / m) for m in self.magnitudes if m > 0 and math.isfinite(m)]
+        """``max(m, 1/m)`` of the magnitude of the first metric (the kind's main parameter)."""
+        sizes = [max(m, 1 / m) for m in self.magnitudes[:1] if m > 0 and math.isfinite(m)]
         if sizes:
-            return max(sizes)
+            return sizes[0]
         if self.effect is not None and self.effect > 0 and math.isfinite(self.effect):
             return max(self.effect, 1 / self.effect)
         return None

@@ -6,8 +6,9 @@ generator, then the worker's stage-1 and stage-2 code via
 traffic set (journey map, traffic level, days, seed, incidents) is generated and replayed
 **once**, straight from the generator with no file between, and every final window's
 observations are kept in ``bench/results/cache/<key>.npz`` (git-ignored; the key hashes
-the generation parameters and the generator's and stages' source, so a code change makes
-a new replay). Every contender then runs over the same observations with
+the generation parameters, the map and the scenario; the file records a digest of the
+generator's, stages' and replay's source, and a result made from a cache of older code
+says so (``code_changed``); ``--fresh`` replays again). Every contender then runs over the same observations with
 :func:`frictionwatch.backtest.replay.detect` (a fresh ``DetectorBank``, fed window by
 window, as the worker's stage 2 feeds it).
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import sys
 import time
 from collections.abc import Iterator
@@ -40,6 +42,7 @@ from frictionwatch.generator.config import GeneratorConfig
 from frictionwatch.generator.records import GeneratedRecord
 from frictionwatch.generator.sinks import Summary, run, write_ground_truth
 from frictionwatch.journeymap import JourneyMap, load_journey_map, parse_journey_map
+from frictionwatch.streams.series import MONITORED
 from frictionwatch.streams.windows import Touchpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,27 +56,57 @@ CODE = ("frictionwatch/generator", "streams", "frictionwatch/contract.py", "fric
 
 @dataclass(frozen=True, slots=True)
 class Contender:
-    """One detector configuration in the race: ``settings`` become the map's detector defaults."""
+    """One detector configuration in the race: ``settings`` become the map's detector defaults
+    and ``overrides`` (journey-map overrides, e.g. per metric) come before the map's own."""
 
     name: str
     settings: dict[str, Any] | None  # None: the map's own detectors section (today's shipped)
     note: str
+    overrides: tuple[dict[str, Any], ...] = ()
+
+
+RATIO_METRICS = tuple(metric.name for metric in MONITORED if metric.kind == "ratio")
+
+
+def _on_outcomes(kind: str) -> Contender:
+    """A river binary drift detector: per-unit outcomes exist for ratio metrics only, so the
+    mean metrics (errors, waits, NPS, CES) go unwatched."""
+    return Contender(
+        kind, {"enabled": False}, f"{kind} on per-unit outcomes of the ratio metrics (mean metrics unwatched)",
+        tuple({"match": {"metric": metric}, "enabled": True, "kind": kind} for metric in RATIO_METRICS),
+    )  # fmt: skip
 
 
 #: the contenders, one line each (kinds this tree doesn't know are reported as unavailable)
 CONTENDERS: tuple[Contender, ...] = (
     Contender("shipped", None, "today's window detectors (kind auto), the map's own detector settings"),
-    Contender("sequential", {"kind": "sequential", "false_alarms": "1 per 30d"}, "sequential LLR tests, budget 1/30d"),
-    Contender("river.PageHinkley", {"kind": "river.PageHinkley"}, "river PageHinkley on the window value"),
-    Contender("river.ADWIN", {"kind": "river.ADWIN"}, "river ADWIN on the window value"),
-    Contender("river.DDM", {"kind": "river.DDM"}, "river DDM on per-unit outcomes"),
-    Contender("river.HDDM_A", {"kind": "river.HDDM_A"}, "river HDDM_A on per-unit outcomes"),
-    Contender("river.HDDM_W", {"kind": "river.HDDM_W"}, "river HDDM_W on per-unit outcomes"),
-    Contender("river.GaussianScorer", {"kind": "river.GaussianScorer"}, "river GaussianScorer"),
+    Contender("sequential", {"kind": "sequential", "false_alarms": "1 per 30d"}, "sequential LLR tests, 1 per 30d"),
+    Contender(
+        "river.PageHinkley",
+        {"kind": "river.PageHinkley", "params": {"threshold": 0.5, "delta": 0.005}},
+        "PageHinkley on the window value (waits: threshold 600 s, delta 10 s)",
+        (
+            {
+                "match": {"metric": "average_speed_of_answer"},
+                "kind": "river.PageHinkley",
+                "params": {"threshold": 600, "delta": 10},
+            },
+        ),
+    ),
+    Contender("river.ADWIN", {"kind": "river.ADWIN"}, "ADWIN on the window value, river's defaults"),
+    _on_outcomes("river.DDM"),
+    _on_outcomes("river.HDDMA"),
+    _on_outcomes("river.HDDMW"),
+    Contender("river.GaussianScorer", {"kind": "river.GaussianScorer"}, "GaussianScorer, river's defaults"),
     Contender(
         "river.PAD-HoltWinters",
-        {"kind": "river.PredictiveAnomalyDetection", "params": {"model": "HoltWinters"}},
-        "river PredictiveAnomalyDetection with HoltWinters",
+        {
+            "kind": "river.PredictiveAnomalyDetection",
+            "params": {
+                "predictive_model": {"kind": "river.time_series.HoltWinters", "params": {"alpha": 0.3, "beta": 0.1}}
+            },
+        },
+        "PredictiveAnomalyDetection with HoltWinters (alpha 0.3, beta 0.1, no season: 1-min windows)",
     ),
 )
 
@@ -87,6 +120,7 @@ class TrafficSet:
     days: float
     seed: int
     incidents: int  # random incidents asked of the generator (0: none)
+    controls: int = 0  # random must-not-alert controls asked of the generator
     scenario: str = ""  # a scenario file (relative to the repository) with more incidents and controls
     start: float = START
 
@@ -98,14 +132,20 @@ class TrafficSet:
         return MAPS.get(self.map_name) or BENCH_MAPS / f"{self.map_name}.yml"
 
     def key(self) -> str:
-        """The cache key: the parameters, the map's text and the code that turns them into windows."""
+        """The cache key: the parameters, the map's text and the scenario's."""
         digest = hashlib.blake2b(json.dumps(asdict(self), sort_keys=True).encode(), digest_size=12)
         digest.update(self.map_path().read_bytes())
         if self.scenario:
             digest.update((ROOT / self.scenario).read_bytes())
-        for source in sorted(path for name in CODE for path in _files(ROOT / name)):
-            digest.update(source.read_bytes())
         return f"{self.map_name}-{self.rate:g}-{self.days:g}d-s{self.seed}-n{self.incidents}-{digest.hexdigest()}"
+
+
+def code_version() -> str:
+    """A digest of the code that turns parameters into windows (generator, stages, replay)."""
+    digest = hashlib.blake2b(digest_size=8)
+    for source in sorted(path for name in CODE for path in _files(ROOT / name)):
+        digest.update(source.read_bytes())
+    return digest.hexdigest()
 
 
 def _files(path: Path) -> Iterator[Path]:
@@ -126,9 +166,10 @@ def generator_config(traffic: TrafficSet) -> GeneratorConfig:
     }
     if traffic.scenario:
         options["scenario"] = ROOT / traffic.scenario
-    if traffic.incidents and random_incidents_supported():
+    if (traffic.incidents or traffic.controls) and random_incidents_supported():
         options["random_incidents"] = traffic.incidents
-    elif traffic.incidents:
+        options["random_controls"] = traffic.controls
+    elif traffic.incidents or traffic.controls:
         raise RuntimeError(
             "this tree's generator has no random incidents yet (GeneratorConfig.random_incidents);"
             " the detection benchmark needs `frictionwatch generate --random-incidents N`"
@@ -156,6 +197,7 @@ class Replayed:
     value: np.ndarray
     volume: np.ndarray  # nan: no volume
     truth: list[dict[str, Any]]  # the ground truth lines
+    code: str = ""  # code_version() when it was replayed
 
     @property
     def days(self) -> float:
@@ -191,6 +233,7 @@ class Replayed:
             "traffic": asdict(self.traffic), "window_size": self.window_size, "first_ts": self.first_ts,
             "last_ts": self.last_ts, "events": self.events, "seconds": self.seconds,
             "series": [[list(labels), metric] for labels, metric in self.series], "truth": self.truth,
+            "code": self.code,
         }  # fmt: skip
         path.parent.mkdir(parents=True, exist_ok=True)
         (path.parent / ".gitignore").write_text("*\n")  # a cache: never committed
@@ -211,7 +254,7 @@ class Replayed:
         ]
         return cls(
             TrafficSet(**meta["traffic"]), meta["window_size"], meta["first_ts"], meta["last_ts"], meta["events"],
-            meta["seconds"], series, truth=meta["truth"], **arrays,
+            meta["seconds"], series, truth=meta["truth"], code=meta.get("code", ""), **arrays,
         )  # fmt: skip
 
 
@@ -225,10 +268,12 @@ class _ReplaySink:
     def __init__(self, replayer: Replayer) -> None:
         self.replayer = replayer
         self.records: dict[str, int] = {}
+        self.delivered = -math.inf  # the delivery clock: the latest event time delivered so far
 
     def write(self, record: GeneratedRecord) -> None:
         self.records[record.kind] = self.records.get(record.kind, 0) + 1
-        self.replayer.add(record.kind, record.value)
+        self.delivered = max(self.delivered, record.ts)
+        self.replayer.add(record.kind, record.value, now=self.delivered)
 
     def idle(self) -> None:
         pass
@@ -237,10 +282,12 @@ class _ReplaySink:
         pass
 
 
-def replay_traffic(traffic: TrafficSet, cache: Path = CACHE, *, report: bool = True) -> Path:
-    """Generate and replay ``traffic`` once (nothing to do when its cache file exists); the file."""
+def replay_traffic(traffic: TrafficSet, cache: Path = CACHE, *, report: bool = True, fresh: bool = False) -> Path:
+    """Generate and replay ``traffic`` once; the cache file. A cached replay is used even when
+    the generator or stage code has changed since (the results say so: ``code_changed``),
+    unless ``fresh``."""
     path = cache_path(traffic, cache)
-    if path.exists():
+    if path.exists() and not fresh:
         return path
     journey_map = load_journey_map(traffic.map_path())
     config = generator_config(traffic)
@@ -283,7 +330,7 @@ def replay_traffic(traffic: TrafficSet, cache: Path = CACHE, *, report: bool = T
         sum(result.events.values()), time.monotonic() - began, list(series_ids),
         np.asarray(window_index, dtype=np.int32), np.asarray(series_index, dtype=np.int32),
         np.asarray(ts), np.asarray(value), np.asarray(volume),
-        [json.loads(line) for line in truth.getvalue().splitlines() if line.strip()],
+        [json.loads(line) for line in truth.getvalue().splitlines() if line.strip()], code_version(),
     )  # fmt: skip
     replayed.save(path)
     if report:
@@ -311,7 +358,8 @@ def contender_map(journey_map_path: Path, contender: Contender) -> JourneyMap:
         for item in overrides
         if isinstance(item, dict) and "enabled" in item and "match" in item
     ]
-    document["detectors"] = {"defaults": dict(contender.settings), **({"overrides": kept} if kept else {})}
+    ours = [dict(item) for item in contender.overrides]
+    document["detectors"] = {"defaults": dict(contender.settings), "overrides": ours + kept}
     return parse_journey_map(yaml.safe_dump(document, sort_keys=False), f"{journey_map_path} ({contender.name})")
 
 

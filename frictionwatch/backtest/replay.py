@@ -259,8 +259,14 @@ class Replayer:
         self._replay = _Replay(journey_map, settings, self.result)
         self._started = time.monotonic()
 
-    def add(self, kind: str, value: Any) -> None:
-        """One event (or one malformed value, counted by rejection reason) of topic ``kind``."""
+    def add(self, kind: str, value: Any, now: float | None = None) -> None:
+        """One event (or one malformed value, counted by rejection reason) of topic ``kind``.
+
+        ``now``, when known, is when it reaches the worker (e.g. the generator's delivery
+        time): it moves the replay clock, so events held back by a late batch and the ones
+        after the gap are judged as a live worker judges them, not as ``ts_in_future``."""
+        if now is not None and (self._replay.clock is None or now > self._replay.clock):
+            self._replay.clock = now
         self._replay.element(kind, value)
 
     def finish(self) -> ReplayResult:
