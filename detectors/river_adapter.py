@@ -13,7 +13,8 @@ What the estimator sees depends on its family:
 * **binary drift detectors** (``river.drift.binary``: DDM, EDDM, FHDDM, HDDMA, HDDMW) get one
   outcome per session or contact, rebuilt from a ratio and its volume: 30 of 40 sessions
   progressed (a flow ratio of 0.75, bad direction down) is 10 ``True`` (the bad outcome:
-  a session that did not progress) and 30 ``False``, interleaved evenly. Only ratios have
+  a session that did not progress) and 30 ``False``, interleaved evenly (FHDDM, which watches
+  for a drop in the share of ones, gets the good outcomes as ``True``). Only ratios have
   per-unit outcomes;
 * **anomaly scorers** (``river.anomaly``) score the window's value, then learn it (during the
   warm-up too: PredictiveAnomalyDetection learns its error statistics from its scores):
@@ -92,6 +93,9 @@ DEFAULT_THRESHOLDS = {
     "PredictiveAnomalyDetection": 1.0,  # its own n_std rule says 1.0
     "StandardAbsoluteDeviation": 4.0,  # |value - mean| / sd
 }
+#: binary detectors that watch for a *drop* in the share of ones, so are fed True for a good outcome
+#: (FHDDM's code, like MOA's, tests max(mean) - mean, though its docstring calls 1 an error)
+ONES_ARE_GOOD = frozenset({"FHDDM"})
 STATE_VERSION = 1
 RIVER_VERSION = importlib.metadata.version("river")
 _TINY = 1e-12
@@ -345,12 +349,12 @@ class RiverDetector:
         return self._verdict(observation, warm, firing, score, expected, math.nan, math.nan)
 
     def _feed_outcomes(self, value: float, units: int) -> bool:
-        """Feed a window's sessions one by one, bad outcomes spread evenly; whether any drifted."""
-        bad_fraction = 1.0 - value if self.direction == "down" else value
-        bad = round(bad_fraction * units)
+        """Feed a window's sessions one by one, the ``True`` ones spread evenly; whether any drifted."""
+        bad_share = 1.0 - value if self.direction == "down" else value
+        ones = round((1.0 - bad_share if type(self.model).__name__ in ONES_ARE_GOOD else bad_share) * units)
         drifted, given = False, 0
         for unit in range(units):
-            outcome = (unit + 1) * bad // units > given  # evenly interleaved: Bresenham
+            outcome = (unit + 1) * ones // units > given  # evenly interleaved: Bresenham
             given += outcome
             self.model.update(outcome)
             drifted = drifted or bool(self.model.drift_detected)

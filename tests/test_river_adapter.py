@@ -280,3 +280,14 @@ def test_params_go_with_their_kind() -> None:
     adwin, page_hinkley = bank.detectors[(place, "nps")], bank.detectors[(place, "errors_per_visit")]
     assert isinstance(adwin, RiverDetector) and adwin.params == {} and adwin.estimator == "river.ADWIN"
     assert isinstance(page_hinkley, RiverDetector) and page_hinkley.model.threshold == 20
+
+
+@pytest.mark.parametrize("kind", ["river.HDDMA", "river.HDDMW", "river.FHDDM"])
+def test_binary_detectors_fire_on_a_worse_ratio_only(kind: str) -> None:
+    rng = random.Random(1)
+    calm = ratio_windows(rng, 0.8, 50, 300)
+    for after, should_fire in ((0.4, True), (0.95, False)):
+        detector = RiverDetector(kind, {}, direction="down", warmup=30)
+        assert not any(v.anomaly for v in feed(detector, calm))
+        verdicts = feed(detector, ratio_windows(rng, after, 50, 30), start=300)
+        assert any(v.anomaly for v in verdicts) is should_fire  # FHDDM watches the share of ones fall
