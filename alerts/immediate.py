@@ -1,11 +1,15 @@
 """The immediate alert path: detector verdicts turned into Alertmanager alerts (no I/O).
 
 When a final window makes a detector fire, on-call staff should hear within seconds,
-not after a scrape and a rule evaluation. :class:`AlertTracker` keeps one alert per
-(touchpoint, metric): it starts when the detector fires (``startsAt`` = the start of the
-first anomalous window: when the deviation began), is re-sent before Alertmanager would
-let it expire, and is resolved (``endsAt`` = now) when the detector clears. The payloads
-follow Alertmanager's API v2 (``POST /api/v2/alerts``).
+not after a scrape and a rule evaluation, and hear of one incident per touchpoint once.
+:class:`AlertTracker` keeps one :class:`Incident` per touchpoint and in it one alert per
+metric: an alert starts when its detector fires (``startsAt`` = the start of the first
+anomalous window: when the deviation began), carries the incident's severity (so all of
+a touchpoint's alerts share one Alertmanager group), is re-sent before Alertmanager would
+let it expire, and resolves (``endsAt`` = now) with the whole incident once every metric
+has been normal for ``hold_seconds``. Late evidence after that is an echo (severity info).
+``now`` is passed in: the clock is the caller's. The payloads follow Alertmanager's API v2
+(``POST /api/v2/alerts``).
 
 >>> from frictionwatch.detectors.base import Verdict
 >>> from frictionwatch.detectors.bank import Finding
@@ -96,6 +100,7 @@ class Incident:
     """
 
     severity: str
+    started: str  # startsAt of its first alert
     echo: bool = False
     echo_of: str = ""  # startsAt of the resolved incident an echo belongs to
     members: dict[tuple[SeriesPlace, str], _Member] = field(default_factory=dict)
@@ -136,7 +141,7 @@ class AlertTracker:
             if finding.verdict.anomaly:
                 severity = _severity(finding)
                 if incident is None:
-                    incident = self.incidents[place] = self._open(place, finding, severity, now)
+                    incident = self.incidents[place] = self._open(place, finding, severity, _time(window_start), now)
                 elif incident.echo and finding.metric not in LATE_METRICS:
                     incident.echo, incident.echo_of = False, ""  # the problem is back: it pages again
                 if not incident.echo and SEVERITY_RANK[severity] > SEVERITY_RANK[incident.severity]:
@@ -169,11 +174,11 @@ class AlertTracker:
                     out.append(member.alert)
         return out
 
-    def _open(self, place: IncidentPlace, finding: Finding, severity: str, now: float) -> Incident:
+    def _open(self, place: IncidentPlace, finding: Finding, severity: str, starts: str, now: float) -> Incident:
         previous = self.resolved.get(place)
         if previous is not None and finding.metric in LATE_METRICS and now - previous[1] <= self.settings.echo_seconds:
-            return Incident("info", echo=True, echo_of=previous[0])
-        return Incident(severity)
+            return Incident("info", starts, echo=True, echo_of=previous[0])
+        return Incident(severity, starts)
 
     def _relabel(self, incident: Incident, severity: str, now: float) -> list[dict[str, Any]]:
         """Raise the incident's severity: its alerts under the old labels resolve, and come back under the new."""
@@ -182,7 +187,11 @@ class AlertTracker:
         for member in incident.members.values():
             out.append({**member.alert, "endsAt": _time(now)})
             labels = {**member.alert["labels"], "severity": severity}
-            member.alert = {**member.alert, "labels": labels, "endsAt": _time(now + self.settings.expiry_seconds)}
+            annotations = {key: value for key, value in member.alert["annotations"].items() if key != "echo_of"}
+            member.alert = {
+                **member.alert, "labels": labels, "annotations": annotations,
+                "endsAt": _time(now + self.settings.expiry_seconds),
+            }  # fmt: skip
             member.sent_at = now
             out.append(member.alert)
         return out
@@ -195,8 +204,7 @@ class AlertTracker:
             if normal_since is not None and now - normal_since >= self.settings.hold_seconds:
                 del self.incidents[place]
                 out += [{**member.alert, "endsAt": _time(now)} for member in incident.members.values()]
-                began = min(member.alert["startsAt"] for member in incident.members.values())
-                self.resolved[place] = (incident.echo_of if incident.echo else began, now)
+                self.resolved[place] = (incident.echo_of if incident.echo else incident.started, now)
         horizon = now - self.settings.echo_seconds
         for place in [place for place, (_, at) in self.resolved.items() if at < horizon]:
             del self.resolved[place]
