@@ -51,7 +51,7 @@ ALERT_NAMES: Mapping[str, str] = {
 UNITS = {"average_speed_of_answer": "s"}
 
 
-#: alerts.severity ordering: an incident takes the highest its metrics reached
+#: severity ordering: an incident takes the highest its metrics reached
 SEVERITY_RANK: Mapping[str, int] = {"info": 0, "warning": 1, "critical": 2}
 #: metrics whose evidence arrives long after the customer's moment: session-end metrics are
 #: final only when sessions time out (about 30 min), survey answers come minutes to hours later
