@@ -380,3 +380,30 @@ def test_baseline_feedback_delay(journey_map: JourneyMap, tmp_path: Path) -> Non
     assert answers and min(answers) >= NOON + 20 * MINUTE
     plain = list(generate(journey_map, GeneratorConfig(seed=2, rate=20.0, duration=1800.0, start=NOON)))
     assert min(record.ts for record in plain if record.kind == FEEDBACK) < NOON + MINUTE
+
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+
+def test_shipped_scenario_of_every_shape_is_valid(journey_map: JourneyMap) -> None:
+    path = REPOSITORY / "frictionwatch" / "generator" / "scenarios" / "shapes-and-controls.yml"
+    placed = incidents(journey_map, GeneratorConfig(start=MIDNIGHT, duration=DAY, scenario=path))
+    assert {i.shape for i in placed} == {"step", "linear_ramp", "triangular_ramp"}
+    assert {i.kind for i in placed if i.control} == {"traffic_surge", "campaign_mix", "late_batch", "slow_drift"}
+
+
+def test_benchmark_telco_map_passes_check_config_and_generates(capsys: pytest.CaptureFixture[str]) -> None:
+    from frictionwatch.cli import main
+
+    path = REPOSITORY / "bench" / "maps" / "telco.yml"
+    assert main(["check-config", "--journey-map", str(path)]) == 0
+    assert "journey map" in capsys.readouterr().out
+    telco = load_journey_map(path)
+    config = GeneratorConfig(seed=1, rate=20.0, duration=1800.0, start=NOON, random_incidents=3)
+    records = list(generate(telco, config))
+    validator = EventValidator(telco)
+    kinds = {CLICKS: validator.click, CONTACTS: validator.contact, FEEDBACK: validator.feedback}
+    for record in records:
+        kinds[record.kind](record.value, None)
+    queues = {(r.value["channel"], r.value["queue"]) for r in records if r.kind == CONTACTS}
+    assert ("email", "complaints") in queues and len(queues) >= 6

@@ -10,7 +10,7 @@ and span give the same incidents.
 * **magnitude**: the relative change of the kind's main parameter is log-uniform over
   :data:`CHANGES` (tiny to huge: a 3% drop-off to a 90% one, errors x1.3 to x50, ...);
 * **shape**: a step half the time, else a linear or a triangular ramp;
-* **duration**: log-uniform from 5 to 60 minutes; **start**: uniform over the run (day
+* **duration**: log-uniform from 5 to 60 minutes (at most half the run); **start**: uniform over the run (day
   and night), after the first :data:`SETTLE_SECONDS` (or a tenth of a shorter run);
 * incidents on one touchpoint never overlap and keep :data:`GAP_SECONDS` apart (session-end
   metrics echo an incident for about half an hour).
@@ -117,9 +117,7 @@ def draw(
     for number in range(1, incidents + 1):
         for _ in range(ATTEMPTS):
             place = places[rng.randrange(len(places))]
-            duration = round(_log_uniform(rng, *DURATION_SECONDS))
-            if end - start - settle < duration:
-                raise ValueError(f"the run is too short for incidents of {duration:.0f} s: give a longer --duration")
+            duration = round(min(_log_uniform(rng, *DURATION_SECONDS), (end - start - settle) / 2))
             at = round(start + settle + rng.random() * (end - start - settle - duration))
             if _free(busy.get(place.key, []), at, at + duration, GAP_SECONDS):
                 break

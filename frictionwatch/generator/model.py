@@ -94,6 +94,8 @@ _KNOWN_CHANNELS: dict[str, tuple[float, float | None, int, float, float]] = {
     "chat": (420.0, 150.0, 2, 0.0, 0.30),
     "email": (600.0, None, 1, 2700.0, 0.15),
     "callback": (300.0, 1200.0, 1, 0.0, 0.10),
+    "messenger": (480.0, 600.0, 3, 0.0, 0.15),  # asynchronous: agents juggle chats, customers wait longer
+    "store": (600.0, 900.0, 1, 0.0, 0.10),  # a walk-in desk
 }
 _DEFAULT_CHANNEL = (300.0, 120.0, 1, 0.0, 0.2)
 
