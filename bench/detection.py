@@ -2,7 +2,7 @@
 alerts per simulated day and time to detect, for every contender side by side and against
 an oracle (a CUSUM that knows each incident's before and after, at the same false-alarm budget).
 
-    .venv/bin/python -m bench.detection                    # the full run: 2 maps x 2 levels x 3.5 days
+    .venv/bin/python -m bench.detection                    # the full run: 2 maps x 2 levels x 2 days
     .venv/bin/python -m bench.detection --quick            # the CI reduced sweep: 1 day, ~30 incidents
     .venv/bin/python -m bench.detection --contenders shipped,sequential --levels 3
 
@@ -237,6 +237,11 @@ def markdown(results: dict[str, Any]) -> str:
         f" the first {plan['burn_in_seconds'] / 3600:g} h not scored), {counts['controls']} controls;"
         f" budget {plan['budget']} per series; the run took {results['seconds'] / 60:.0f} min"
         + (" (**--quick**)" if results.get("quick") else "")
+        + (
+            f"; rows of other contenders from the run(s) of {', '.join(results['merged_from'])}"
+            if results.get("merged_from")
+            else ""
+        )
         + ".",
         "",
         "| contender | recall | recall of oracle-detectable | false alerts / day (map) | median / p90 time to"
@@ -329,6 +334,28 @@ def headline(table: str) -> str:
     return table.split("\n\nRecall by incident size", 1)[0] + "\n"
 
 
+def merged(results: dict[str, Any], out: Path) -> dict[str, Any]:
+    """``results`` with the rows of the other contenders already in ``out`` for the same plan
+    (so one contender can be added or re-run without re-running the others)."""
+    document = json.loads(out.read_text()) if out.exists() else {}
+    earlier = document.get("detection")
+    if not earlier or earlier.get("plan") != results["plan"]:
+        raise SystemExit(f"--merge: {out} holds no detection results of the same plan (days, levels, maps, ...)")
+    ran = {row["name"] for row in results["contenders"]}
+    kept = [row for row in earlier["contenders"] if row["name"] not in ran and not row["name"].startswith("oracle")]
+    order = {contender.name: index for index, contender in enumerate(CONTENDERS)}
+    rows = results["contenders"][:1] + sorted(
+        kept + results["contenders"][1:], key=lambda row: order.get(row["name"], len(order))
+    )
+    caught = {case["name"]: case["caught"] for case in earlier.get("cases", [])}
+    for case in results["cases"]:
+        case["caught"] = {**caught.get(case["name"], {}), **case["caught"]}
+    skipped = {name: why for name, why in earlier.get("skipped", {}).items() if name not in ran}
+    skipped.update(results["skipped"])
+    merged_from = sorted({earlier["started"], *earlier.get("merged_from", [])} - {results["started"]})
+    return {**results, "contenders": rows, "skipped": skipped, "merged_from": merged_from}
+
+
 def replace_between_markers(path: Path, table: str) -> bool:
     """Put ``table`` between the detection markers of ``path``; False when it has none."""
     text = path.read_text()
@@ -360,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.detection", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--days", type=float, default=None, help="simulated days a traffic set (default 3.5: 7 a map)")
+    parser.add_argument("--days", type=float, default=None, help="simulated days a traffic set (default 2: 4 a map)")
     parser.add_argument(
         "--levels", type=_levels, default=None, metavar="RATE[,RATE]",
         help="traffic levels, mean events per second over the day (default 2,8: a quiet and a busier shop)",
@@ -371,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         " (default: the example and every bench map)",
     )  # fmt: skip
     parser.add_argument(
-        "--incidents", type=int, default=None, help="random incidents in all, split over the traffic sets (default 200)"
+        "--incidents", type=int, default=None, help="random incidents in all, split over the traffic sets (default 220)"
     )
     parser.add_argument(
         "--controls", type=int, default=None,
@@ -386,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument(
         "--burn-in", type=float, default=None, metavar="HOURS",
-        help="hours at the start of each set not scored: the detectors' warm-up (default 12; --quick 3)",
+        help="hours at the start of each set not scored: the detectors' warm-up (default 6; --quick 3)",
     )  # fmt: skip
     parser.add_argument("--budget-days", type=float, default=30.0, help="the oracle's budget: 1 false alarm per N days")
     parser.add_argument("--scenario", default="", help="a scenario file of incidents and controls added to every set")
@@ -396,6 +423,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick", action="store_true",
         help="the CI reduced sweep: 1 day, example map, 10 events/s, 30 incidents, shipped and sequential",
+    )  # fmt: skip
+    parser.add_argument(
+        "--merge", action="store_true",
+        help="keep the other contenders' rows already in --out for the same plan (add or re-run one contender)",
     )  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json", help="results JSON (key 'detection')")
     parser.add_argument(
@@ -413,16 +444,16 @@ def main(argv: list[str] | None = None) -> int:
     for name in maps:
         if name not in MAPS and not (BENCH_MAPS / f"{name}.yml").exists():
             parser.error(f"--maps: no map {name!r} (example, or a file bench/maps/{name}.yml)")
-    days = args.days or (1.0 if quick else 3.5)
+    days = args.days or (1.0 if quick else 2.0)
     plan = Plan(
         maps=maps,
         levels=args.levels or ([10.0] if quick else [2.0, 8.0]),
         days=days,
-        incidents=args.incidents if args.incidents is not None else (30 if quick else 200),
+        incidents=args.incidents if args.incidents is not None else (30 if quick else 220),
         controls=args.controls if args.controls is not None else round(2 * days),
         seed=args.seed,
         contenders=[by_name[name] for name in names],
-        burn_in=(args.burn_in if args.burn_in is not None else (3.0 if quick else 12.0)) * 3600.0,
+        burn_in=(args.burn_in if args.burn_in is not None else (3.0 if quick else 6.0)) * 3600.0,
         budget_days=args.budget_days,
         scenario=args.scenario,
         jobs=max(1, args.jobs),
@@ -435,6 +466,8 @@ def main(argv: list[str] | None = None) -> int:
         print(text, file=sys.stderr, flush=True)
 
     results = sweep(plan, say)
+    if args.merge:
+        results = merged(results, args.out)
     table = write(results, args.out, docs=args.docs if args.docs is not None else not quick)
     print(table)
     say(f"results: {args.out} (key 'detection'); took {results['seconds'] / 60:.1f} min")
