@@ -66,14 +66,8 @@ NORMAL = dict.fromkeys(SEVERITY, False)
 
 
 @pytest.fixture()
-def receiver() -> Iterator[WebhookReceiver]:
-    running = WebhookReceiver()
-    yield running
-    running.stop()
-
-
-@pytest.fixture()
-def alertmanager(tmp_path: Path, receiver: WebhookReceiver) -> Iterator[Server]:
+def shipped_alertmanager(tmp_path: Path, receiver: WebhookReceiver) -> Iterator[Server]:
+    """Debian's Alertmanager running alerts/alertmanager.yml, compressed, delivering to ``receiver`` (conftest)."""
     running = start_alertmanager(tmp_path, receiver.url, config=compressed_config(receiver))
     yield running
     running.stop()
@@ -129,8 +123,8 @@ def incident_alerts(body: dict[str, Any]) -> list[dict[str, Any]]:
     return [alert for alert in body["alerts"] if alert["labels"]["alertname"] != "TestFlush"]
 
 
-async def test_one_incident_at_a_touchpoint_pages_once(receiver: WebhookReceiver, alertmanager: Server) -> None:
-    sender = AlertSender([alertmanager.url], CollectorRegistry(), backoff=(0.05, 0.5))
+async def test_one_incident_at_a_touchpoint_pages_once(receiver: WebhookReceiver, shipped_alertmanager: Server) -> None:
+    sender = AlertSender([shipped_alertmanager.url], CollectorRegistry(), backoff=(0.05, 0.5))
     delivering = asyncio.create_task(sender.run())
     settings = AlertSettings(resend_seconds=3600, expiry_seconds=4 * 3600, hold_seconds=HOLD, echo_seconds=ECHO)
     tracker = AlertTracker(settings)
