@@ -407,3 +407,26 @@ def test_benchmark_telco_map_passes_check_config_and_generates(capsys: pytest.Ca
         kinds[record.kind](record.value, None)
     queues = {(r.value["channel"], r.value["queue"]) for r in records if r.kind == CONTACTS}
     assert ("email", "complaints") in queues and len(queues) >= 6
+
+
+def test_slow_drift_stays_and_understaffing_ramps(journey_map: JourneyMap, tmp_path: Path) -> None:
+    path = tmp_path / "drift.yml"
+    path.write_text(
+        "version: 1\nincidents:\n"
+        "  - {name: drift, kind: slow_drift, journey: purchase, step: landing, start: 0, duration: 20m, factor: 0.3}\n"
+        "  - {name: ramp, kind: understaffed, channel: phone, start: 10m, duration: 30m, shape: linear_ramp,"
+        " factor: 6}\n"
+    )
+    config = GeneratorConfig(seed=5, rate=40.0, duration=2400.0, start=NOON, scenario=path)
+    records = list(generate(journey_map, config))
+    sessions = visits(records)
+    start = moved_on(sessions, "landing", "search", lambda e: during(e["ts"], 0, 3))
+    after = moved_on(sessions, "landing", "search", lambda e: during(e["ts"], 22, 40))
+    assert statistics.mean(start) > 0.55 and statistics.mean(after) < 0.3, "the drifted level stays after its end"
+    waits: dict[str, list[float]] = defaultdict(list)
+    for record in records:
+        event = record.value
+        if record.kind == CONTACTS and event["channel"] == "phone" and event["type"] in ("answered", "abandoned"):
+            phase = "early" if during(record.ts, 10, 20) else "late" if during(record.ts, 30, 40) else ""
+            waits[phase].append(event["wait_seconds"])
+    assert statistics.mean(waits["late"]) > 2 * statistics.mean(waits["early"]) + 5, "waits grow with the ramp"

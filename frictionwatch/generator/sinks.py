@@ -239,9 +239,10 @@ class Summary:
             self.malformed[record.kind] += 1
             kinds = self.malformed_kinds[record.kind]
             kinds[record.malformed] = kinds.get(record.malformed, 0) + 1
-        if self.first_ts is None:
+        if self.first_ts is None or record.ts < self.first_ts:  # a late batch delivers older events later
             self.first_ts = record.ts
-        self.last_ts = record.ts
+        if self.last_ts is None or record.ts > self.last_ts:
+            self.last_ts = record.ts
 
     def to_dict(self) -> dict[str, Any]:
         return {

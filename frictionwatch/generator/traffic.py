@@ -81,6 +81,7 @@ SWITCH_CHANNEL: Final = 0.6
 INDEPENDENT_TOPICS: Final = ("orders", "billing", "technical")
 INDEPENDENT_TOPIC_WEIGHTS: Final = (0.5, 0.8, 1.0)  # cumulative
 BASELINE_DELAY: Final = FeedbackDelay()
+_CLICK_RATE: Final = 1.0 / CLICK_GAP_SECONDS
 CALIBRATION_SEED: Final = 20_261_124
 CALIBRATION_SECONDS: Final = 3000.0
 
@@ -322,14 +323,19 @@ class Simulation:
     ) -> tuple[list[tuple[float, Event]], bool]:
         """The events of one visit of ``step`` from ``t`` for ``dwell`` seconds, in time order.
         ``harmless``: the chance of an extra error that changes nothing else (an error burst)."""
-        rng, click = self.rng, self._click
+        rng, click, random, log = self.rng, self._click, self.rng.random, math.log
         leave = t + dwell
-        events = [(t, click(session, step, t, "step"))]
-        targets = step.targets
-        at = t + rng.expovariate(1.0 / CLICK_GAP_SECONDS)
+        arrived = click(session, step, t, "step")
+        events = [(t, arrived)]
+        targets, count = step.targets, len(step.targets)
+        # rng.expovariate(1 / CLICK_GAP_SECONDS) inlined (the same draws), and each click a copy of the
+        # step event with its own time, type and target (the same keys in the same order): the hot loop.
+        at = t - log(1.0 - random()) / _CLICK_RATE
         while at < leave:
-            events.append((at, click(session, step, at, "click", target=targets[int(rng.random() * len(targets))])))
-            at += rng.expovariate(1.0 / CLICK_GAP_SECONDS)
+            event = arrived.copy()
+            event["ts"], event["type"], event["target"] = round(at, 3), "click", targets[int(random() * count)]
+            events.append((at, event))
+            at -= log(1.0 - random()) / _CLICK_RATE
         had_error = rng.random() < error_rate
         rage_at: float | None = None
         if had_error:
