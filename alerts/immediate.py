@@ -244,6 +244,9 @@ class AlertTracker:
             "queue": queue,
             "metric": finding.metric,
             "source": "detector",
+            # the Prometheus job of the workers (alerts/rules: up{job="frictionwatch"}): while one is
+            # down, FrictionwatchWorkerDown (same job) inhibits these (alerts/alertmanager.yml)
+            "job": "frictionwatch",
         }
         # Grafana dashboard uids, the same the rules' links use (grafana/, the dashboards issue)
         if journey:

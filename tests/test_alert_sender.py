@@ -118,7 +118,7 @@ def test_alert_lifecycle_fire_resend_resolve() -> None:
     (fired,) = tracker.update([finding(True)], window_start=1000, now=1065, stages={}, examples={place: ["k-1"]})
     assert fired["labels"] == {
         "alertname": "ContactAbandonmentHigh", "severity": "critical", "channel": "phone", "queue": "billing",
-        "metric": "abandonment_ratio", "source": "detector",
+        "metric": "abandonment_ratio", "source": "detector", "job": "frictionwatch",
     }  # fmt: skip
     assert fired["annotations"]["examples"] == "k-1" and fired["endsAt"] == "1970-01-01T00:22:45Z"
     assert tracker.due(now=1100) == []

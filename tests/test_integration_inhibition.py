@@ -1,0 +1,83 @@
+"""While a worker is down, the alerts the workers push are inhibited: Debian's Alertmanager with
+the shipped alerts/alertmanager.yml, a detector alert built by the worker's own AlertTracker,
+and FrictionwatchWorkerDown as Prometheus sends it (the labels of alerts/rules/pipeline.yml
+plus the job and instance of the scraped target)."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from processes import wait_until
+from servers import WebhookReceiver, start_alertmanager
+
+from frictionwatch.alerting_stack import Server
+from frictionwatch.alerts.immediate import AlertSettings, AlertTracker, _time
+from frictionwatch.detectors.bank import Finding
+from frictionwatch.detectors.base import Verdict
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def alertmanager(tmp_path: Path) -> Iterator[Server]:
+    receiver = WebhookReceiver()
+    config: dict[str, Any] = yaml.safe_load((ROOT / "alerts" / "alertmanager.yml").read_text())
+    for entry in config["receivers"]:  # the shipped routes and inhibitions; webhooks to the test's receiver
+        for hook in entry.get("webhook_configs", []):
+            hook["url"] = receiver.url
+    running = start_alertmanager(tmp_path, receiver.url, config=config)
+    yield running
+    running.stop()
+    receiver.stop()
+
+
+def post(alertmanager: Server, alerts: list[dict[str, Any]]) -> None:
+    request = urllib.request.Request(
+        f"{alertmanager.url}/api/v2/alerts", json.dumps(alerts).encode(), {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=5):
+        pass
+
+
+def states(alertmanager: Server) -> dict[str, str]:
+    """Alert name -> Alertmanager's state of it (active, suppressed, unprocessed)."""
+    return {alert["labels"]["alertname"]: alert["status"]["state"] for alert in alertmanager.get("/api/v2/alerts")}
+
+
+def worker_down(now: float) -> dict[str, Any]:
+    rule = yaml.safe_load((ROOT / "alerts" / "rules" / "pipeline.yml").read_text())
+    (spec,) = [r for group in rule["groups"] for r in group["rules"] if r.get("alert") == "FrictionwatchWorkerDown"]
+    assert 'job="frictionwatch"' in spec["expr"]  # Prometheus adds the series' job and instance labels
+    labels = {"alertname": "FrictionwatchWorkerDown", **spec["labels"], "job": "frictionwatch", "instance": "w1:9477"}
+    return {"labels": labels, "annotations": {"summary": "down"}, "startsAt": _time(now), "endsAt": _time(now + 300)}
+
+
+def test_worker_down_inhibits_the_alerts_the_workers_push(alertmanager: Server) -> None:
+    now = time.time()
+    tracker = AlertTracker(AlertSettings(resend_seconds=60, expiry_seconds=300, hold_seconds=0, echo_seconds=0))
+    verdict = Verdict(0, 0.1, 0.4, 0.3, 0.5, 9.0, 120, True, "critical")
+    pushed = tracker.update(
+        [Finding(("purchase", "payment", "web", "", ""), "flow_ratio", verdict, 4.0)],
+        now - 120, now, {("purchase", "payment"): "purchase"},
+    )  # fmt: skip
+    assert [alert["labels"]["source"] for alert in pushed] == ["detector"]
+    name = pushed[0]["labels"]["alertname"]
+
+    post(alertmanager, pushed)
+    wait_until(lambda: states(alertmanager).get(name) == "active", 30, "the detector alert, active")
+
+    post(alertmanager, [worker_down(now)])
+    wait_until(
+        lambda: states(alertmanager) == {name: "suppressed", "FrictionwatchWorkerDown": "active"},
+        30, "the detector alert inhibited by FrictionwatchWorkerDown",
+    )  # fmt: skip
+    (inhibited,) = [a for a in alertmanager.get("/api/v2/alerts") if a["labels"]["alertname"] == name]
+    assert inhibited["status"]["inhibitedBy"], inhibited["status"]
