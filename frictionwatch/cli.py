@@ -109,7 +109,6 @@ def build_parser() -> argparse.ArgumentParser:
             "web_port",
             "store",
             "producer_max_batch_size",
-            "processing_guarantee",
             "broker_quirks",
             "log_level",
         ),

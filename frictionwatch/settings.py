@@ -120,9 +120,6 @@ class Settings:
     producer_max_batch_size: int = _setting(
         16384, "Faust producer batch size, bytes (with broker_quirks tansu always 1: exact table recovery there)"
     )
-    processing_guarantee: str = _setting(
-        "at_least_once", "at_least_once, or exactly_once (transactions: Apache Kafka only, not the embedded broker)"
-    )
     # Broker on this machine (frictionwatch broker, demo)
     broker_engine: str = _setting("tansu", "tansu (embedded, in memory, no Java) or kafka (Apache Kafka, Java 17+)")
     broker_host: str = _setting("127.0.0.1", "address the local broker listens on")
@@ -156,16 +153,6 @@ class Settings:
             (
                 f"broker_engine {self.broker_engine!r} is not one of tansu, kafka"
                 if self.broker_engine not in ("tansu", "kafka")
-                else ""
-            ),
-            (
-                f"processing_guarantee {self.processing_guarantee!r} is not one of at_least_once, exactly_once"
-                if self.processing_guarantee not in ("at_least_once", "exactly_once")
-                else ""
-            ),
-            (
-                "processing_guarantee exactly_once needs transactions, which the embedded broker (tansu) lacks"
-                if self.processing_guarantee == "exactly_once" and self.broker_quirks == "tansu"
                 else ""
             ),
             "window_size must be at least 1 second" if self.window_size < 1 else "",

@@ -237,7 +237,7 @@ def build_app(
         **faust_broker_options(settings),
         store=settings.store,
         autodiscover=False,
-        processing_guarantee=settings.processing_guarantee,  # exactly_once: Apache Kafka only (docs/reliability.md)
+        processing_guarantee="at_least_once",  # Faust's exactly_once can't send across partitions (docs/reliability.md)
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         topic_disable_leader=True,

@@ -65,6 +65,7 @@ def quick_journey_map(directory: Path) -> Path:
     return path
 
 
+@pytest.mark.engines("tansu")  # the dashboards read /metrics, the same on both brokers: CI time goes elsewhere
 def test_every_dashboard_query_returns_data(
     broker: Broker, alertmanager: Server, prometheus: Callable[[list[str]], Server], tmp_path: Path
 ) -> None:

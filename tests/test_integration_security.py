@@ -116,6 +116,7 @@ def identifiers(settings: Settings) -> set[str]:
     return found
 
 
+@pytest.mark.engines("tansu")  # listeners, labels and logs don't depend on the broker: CI time goes elsewhere
 def test_a_worker_exposes_no_identifiers_and_no_secrets(
     broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -53,8 +53,6 @@ def test_only_the_embedded_broker_gets_its_workarounds() -> None:
     assert (tansu.session_timeout, tansu.batch_size) == (6.0, 1)
     assert consumer_config(tansu, "g")["session.timeout.ms"] == 6000
     assert Settings.load(env={}, cli={"kafka_session_timeout": 10.0, "broker_quirks": "tansu"}).session_timeout == 10
-    with pytest.raises(SettingsError, match="exactly_once needs transactions"):
-        Settings.load(env={}, cli={"broker_quirks": "tansu", "processing_guarantee": "exactly_once"})
     with pytest.raises(SettingsError, match="broker_quirks 'redpanda'"):
         Settings.load(env={"FRICTIONWATCH_BROKER_QUIRKS": "redpanda"})
 
