@@ -12,10 +12,11 @@ At the end it judges the run on the samples after warm-up (the first third):
   of the middle third plus a small slack (5 descriptors, 20 tasks);
 * still processing: events were processed during the last third.
 
-Windows and sessions must expire for memory to stay flat, so the soak runs with a short
-session timeout (``--session-timeout``, default 60 s, written into a copy of the journey
-map) and repeat-contact horizon (``--repeat-contact-horizon``); with the shipped 30-minute
-session timeout state keeps growing for the first half hour, as it should.
+Windows, sessions and contacts must expire for memory to stay flat, so the soak runs with a
+short session timeout (``--session-timeout``, default 60 s, written into a copy of the
+journey map), repeat-contact horizon (``--repeat-contact-horizon``, 300 s) and contact
+timeout (``--contact-timeout``, 600 s); with the shipped horizons (30 min, 24 h, 4 h) state
+keeps growing for hours, as it should.
 
 Usage: ``scripts/soak --minutes 30`` (exit 0 when every check passes, 1 otherwise).
 """
@@ -148,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--repeat-contact-horizon", type=float, default=300.0, help="customer memory of the worker, s (default 300)"
     )
+    parser.add_argument(
+        "--contact-timeout", type=float, default=600.0, help="contact memory of the worker, s (default 600)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the samples and the verdict here")
     parser.add_argument("--workdir", type=Path, default=None, help="where logs go (default: a temporary folder)")
     return parser
@@ -173,6 +177,7 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
         worker = subprocess.Popen(
             [python, "-m", "frictionwatch", "worker", "--bootstrap-servers", broker.bootstrap_servers,
              "--metrics-port", str(port), "--journey-map", str(journey_map), "--window-size", "10",
+             "--contact-timeout", str(args.contact_timeout),
              "--repeat-contact-horizon", str(args.repeat_contact_horizon), "--broker-quirks", broker.quirks],
             stdout=worker_log, stderr=subprocess.STDOUT,
         )  # fmt: skip
