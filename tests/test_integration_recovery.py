@@ -99,14 +99,16 @@ def test_a_killed_worker_is_replaced_without_losing_or_doubling_events(broker: B
     produced = [copy for i, line in enumerate(traffic) for copy in ([line, line] if i in twice else [line])]
 
     first = Worker(broker.bootstrap_servers, tmp_path, *WORKER_ARGS, name="first")
-    wait_until(lambda: total(first.samples(), "frictionwatch_assigned_partitions", topic="journey.clicks") == 4,
-               120, "the first worker to own every partition")  # fmt: skip
-    produce(broker.bootstrap_servers, produced)
-    processed = wait_until(
-        lambda: (n := total(first.samples(), "frictionwatch_events_processed_total")) >= 0.3 * len(produced) and n,
-        180, "the first worker to get a third of the way",
-    )  # fmt: skip
-    first.process.kill()  # SIGKILL: no commit, no goodbye
+    try:
+        wait_until(lambda: total(first.samples(), "frictionwatch_assigned_partitions", topic="journey.clicks") == 4,
+                   180, "the first worker to own every partition")  # fmt: skip
+        produce(broker.bootstrap_servers, produced)
+        processed = wait_until(
+            lambda: (n := total(first.samples(), "frictionwatch_events_processed_total")) >= 0.3 * len(produced) and n,
+            600, "the first worker to get a third of the way",
+        )  # fmt: skip
+    finally:
+        first.process.kill()  # SIGKILL: no commit, no goodbye (and no worker left behind if the waits failed)
     killed_at = time.monotonic()
     first.process.wait()
     first.log.close()
