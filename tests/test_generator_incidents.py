@@ -430,3 +430,10 @@ def test_slow_drift_stays_and_understaffing_ramps(journey_map: JourneyMap, tmp_p
             phase = "early" if during(record.ts, 10, 20) else "late" if during(record.ts, 30, 40) else ""
             waits[phase].append(event["wait_seconds"])
     assert statistics.mean(waits["late"]) > 2 * statistics.mean(waits["early"]) + 5, "waits grow with the ramp"
+
+
+def test_random_incidents_need_a_duration() -> None:
+    with pytest.raises(ValueError, match="--random-incidents needs --duration"):
+        GeneratorConfig(count=100, duration=None, random_incidents=3)
+    with pytest.raises(ValueError, match="--random-controls must be a whole number"):
+        GeneratorConfig(random_controls=-1)
