@@ -67,7 +67,7 @@ def test_alerts_reach_on_call_through_both_paths_and_resolve(
         def closed() -> float:
             return total(worker.samples(), "frictionwatch_windows_final_total", source="journey.clicks")
 
-        wait_until(lambda: closed() > HISTORY / 30, 300, "the worker to close the history's windows and a live one")
+        wait_until(lambda: closed() > HISTORY / 30, 900, "the worker to close the history's windows and a live one")
         # The half hour of history arrives at once: a real backlog, which the pipeline-health rules
         # (window close delay, lag) rightly report. No friction alert may fire on normal traffic.
         before = [alert for at, alert in receiver.alerts if at < onset]
@@ -82,8 +82,9 @@ def test_alerts_reach_on_call_through_both_paths_and_resolve(
                 if alert["labels"].get("source") == source and alert["labels"].get("step") == "payment"
             ]  # fmt: skip
 
-        immediate = wait_until(lambda: arrived("detector"), 180, "the detector's alert")[0]
-        rule = wait_until(lambda: arrived("rule"), 240, "the Prometheus rule's alert")[0]
+        # generous deadlines: a busy machine leaves the worker behind the live traffic
+        immediate = wait_until(lambda: arrived("detector"), 600, "the detector's alert")[0]
+        rule = wait_until(lambda: arrived("rule"), 600, "the Prometheus rule's alert")[0]
         print(f"\nonset to alert at the receiver: immediate path {immediate[0] - onset:.0f} s, "
               f"rule path {rule[0] - onset:.0f} s")  # fmt: skip
         labels, annotations = immediate[1]["labels"], immediate[1]["annotations"]
@@ -96,8 +97,8 @@ def test_alerts_reach_on_call_through_both_paths_and_resolve(
         assert 1 <= len(annotations.get("examples", "").split(", ")) <= 5
         assert rule[1]["annotations"]["runbook_url"].endswith("/JourneyStepFlowDrop.md")
 
-        wait_until(lambda: arrived("detector", "resolved"), 300, "the detector's alert to resolve")
-        wait_until(lambda: arrived("rule", "resolved"), 300, "the rule's alert to resolve")
+        wait_until(lambda: arrived("detector", "resolved"), 600, "the detector's alert to resolve")
+        wait_until(lambda: arrived("rule", "resolved"), 600, "the rule's alert to resolve")
     finally:
         live.terminate()
         live.wait(30)

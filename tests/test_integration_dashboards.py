@@ -99,10 +99,10 @@ def test_every_dashboard_query_returns_data(
     try:
         wait_until(
             lambda: total(worker.samples(), "frictionwatch_windows_final_total", source="journey.clicks") > 30,
-            300, "the worker to reduce the history's windows",
+            900, "the worker to reduce the history's windows",
         )  # fmt: skip
         try:
-            wait_until(every_query_answered, 420, "every dashboard query to return data", poll=5)
+            wait_until(every_query_answered, 900, "every dashboard query to return data", poll=5)
         except AssertionError:
             missing = "\n".join(f"  {where}: {expr}" for where, expr, _ in sorted(wanted - answered))
             raise AssertionError(
