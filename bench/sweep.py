@@ -57,12 +57,18 @@ CODE = ("frictionwatch/generator", "streams", "frictionwatch/contract.py", "fric
 @dataclass(frozen=True, slots=True)
 class Contender:
     """One detector configuration in the race: ``settings`` become the map's detector defaults
-    and ``overrides`` (journey-map overrides, e.g. per metric) come before the map's own."""
+    (the first of ``alternatives`` this tree accepts, when the settings were renamed) and
+    ``overrides`` (journey-map overrides, e.g. per metric) come before the map's own."""
 
     name: str
-    settings: dict[str, Any] | None  # None: the map's own detectors section (today's shipped)
+    settings: dict[str, Any]
     note: str
     overrides: tuple[dict[str, Any], ...] = ()
+    alternatives: tuple[dict[str, Any], ...] = ()
+
+
+#: today's window detectors with their shipped defaults (detectors/bank.py DEFAULTS)
+WINDOW_DEFAULTS = {"sensitivity": 4.0, "min_volume": 10, "warmup": 30, "direction": "auto", "consecutive": 2}
 
 
 RATIO_METRICS = tuple(metric.name for metric in MONITORED if metric.kind == "ratio")
@@ -79,8 +85,18 @@ def _on_outcomes(kind: str) -> Contender:
 
 #: the contenders, one line each (kinds this tree doesn't know are reported as unavailable)
 CONTENDERS: tuple[Contender, ...] = (
-    Contender("shipped", None, "today's window detectors (kind auto), the map's own detector settings"),
-    Contender("sequential", {"kind": "sequential", "false_alarms": "1 per 30d"}, "sequential LLR tests, 1 per 30d"),
+    Contender(
+        "shipped",
+        {"kind": "window", **WINDOW_DEFAULTS},
+        "today's window detectors, shipped defaults",
+        alternatives=({"kind": "auto", **WINDOW_DEFAULTS},),  # before the sequential detectors, auto was them
+    ),
+    Contender(
+        "sequential",
+        {"kind": "sequential", "false_alarms": "1 per 30d"},
+        "sequential LLR tests, 1 per 30d",
+        alternatives=({"kind": "auto", "false_alarms": "1 per 30d"},),
+    ),
     Contender(
         "river.PageHinkley",
         {"kind": "river.PageHinkley", "params": {"threshold": 0.5, "delta": 0.005}},
@@ -132,9 +148,11 @@ class TrafficSet:
         return MAPS.get(self.map_name) or BENCH_MAPS / f"{self.map_name}.yml"
 
     def key(self) -> str:
-        """The cache key: the parameters, the map's text and the scenario's."""
+        """The cache key: the parameters, the map's journeys and queues, and the scenario's text."""
         digest = hashlib.blake2b(json.dumps(asdict(self), sort_keys=True).encode(), digest_size=12)
-        digest.update(self.map_path().read_bytes())
+        generated = yaml.safe_load(self.map_path().read_text())
+        generated.pop("detectors", None)  # detector settings don't change the traffic
+        digest.update(json.dumps(generated, sort_keys=True).encode())
         if self.scenario:
             digest.update((ROOT / self.scenario).read_bytes())
         return f"{self.map_name}-{self.rate:g}-{self.days:g}d-s{self.seed}-n{self.incidents}-{digest.hexdigest()}"
@@ -346,12 +364,11 @@ def replay_traffic(traffic: TrafficSet, cache: Path = CACHE, *, report: bool = T
 
 
 def contender_map(journey_map_path: Path, contender: Contender) -> JourneyMap:
-    """The journey map with the contender's detector settings (ValueError when this tree
-    doesn't know them: an unknown kind or setting)."""
-    text = journey_map_path.read_text()
-    if contender.settings is None:
-        return parse_journey_map(text, str(journey_map_path))
-    document = yaml.safe_load(text)
+    """The journey map with the contender's detector settings: its journeys and queues, the
+    contender's defaults and overrides, then the map's own ``enabled`` overrides (so every
+    contender watches the same touchpoints). ValueError when this tree accepts none of the
+    contender's settings (an unknown kind or setting)."""
+    document = yaml.safe_load(journey_map_path.read_text())
     overrides = (document.get("detectors") or {}).get("overrides") or []
     kept = [
         {"match": item["match"], "enabled": item["enabled"]}
@@ -359,8 +376,16 @@ def contender_map(journey_map_path: Path, contender: Contender) -> JourneyMap:
         if isinstance(item, dict) and "enabled" in item and "match" in item
     ]
     ours = [dict(item) for item in contender.overrides]
-    document["detectors"] = {"defaults": dict(contender.settings), "overrides": ours + kept}
-    return parse_journey_map(yaml.safe_dump(document, sort_keys=False), f"{journey_map_path} ({contender.name})")
+    error: ValueError | None = None
+    for settings in (contender.settings, *contender.alternatives):
+        document["detectors"] = {"defaults": dict(settings), "overrides": ours + kept}
+        text = yaml.safe_dump(document, sort_keys=False)
+        try:
+            return parse_journey_map(text, f"{journey_map_path} ({contender.name})")
+        except ValueError as problem:
+            error = error or problem
+    assert error is not None
+    raise error
 
 
 def available(contender: Contender, journey_map_path: Path) -> str | None:
