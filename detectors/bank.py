@@ -7,25 +7,39 @@ have learned: each detector is rebuilt with its new settings and given back its 
 
 >>> from frictionwatch.journeymap import load_journey_map
 >>> bank = DetectorBank(load_journey_map())
->>> bank.settings_for(("support", "article", "web", "", ""), "early_flow_ratio").sensitivity
-5.0
+>>> bank.settings_for(("support", "article", "web", "", ""), "early_flow_ratio").false_alarms
+FalseAlarmBudget('1 per 365d')
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, cast
 
 from frictionwatch.detectors.base import Detector, Direction, Observation, Verdict
+from frictionwatch.detectors.budget import FalseAlarmBudget
+from frictionwatch.detectors.sequential import Model, SequentialDetector
 from frictionwatch.detectors.volume import MeanDetector, RatioDetector, Season
 from frictionwatch.journeymap import DetectorSettings, JourneyMap
 
 #: (journey, step, channel, queue, survey): the touchpoint, as the labels it is exported with
 SeriesPlace = tuple[str, str, str, str, str]
 DEFAULTS = DetectorSettings(
-    enabled=True, kind="auto", sensitivity=4.0, min_volume=10, warmup=30, direction="auto", consecutive=2
+    enabled=True,
+    kind="auto",
+    false_alarms=FalseAlarmBudget.parse("1 per 180d"),
+    min_volume=10,
+    warmup=30,
+    direction="auto",
+    consecutive=2,
 )
+FLOW_METRICS = ("early_flow_ratio", "flow_ratio", "step_conversion")
+LATE_DATA_STEPS = 3  # flow falling at this many steps of a journey at once (and half of them) is late data
+WINDOW_SENSITIVITY = 4.0  # window detectors' threshold (standard deviations) when the map gives none
+#: metric name -> (window detector kind, bad direction, sequential model); see streams/series.py
+MetricKinds = dict[str, tuple[str, Direction, Model]]
 MATCH_FIELDS = ("journey", "step", "channel", "queue")
 
 
@@ -55,15 +69,29 @@ def _merge(base: DetectorSettings, changes: DetectorSettings) -> DetectorSetting
     }
     if changes.kind is not None and changes.params is None:
         given["params"] = None  # a river detector's params go with its kind, never to another one
+    if changes.sensitivity is not None and changes.false_alarms is None:
+        given["false_alarms"] = None  # the more specific of the two thresholds wins
+    if changes.false_alarms is not None and changes.sensitivity is None:
+        given["sensitivity"] = None
     return replace(base, **given)
 
 
-def build(settings: DetectorSettings, kind: str, direction: Direction, season: Season) -> Detector:
-    """A detector for a metric of ``kind`` (ratio or mean) with its default bad ``direction``."""
-    chosen = settings.kind if settings.kind not in (None, "auto") else kind
+def build(settings: DetectorSettings, kind: str, direction: Direction, season: Season, model: Model) -> Detector:
+    """A detector for a metric of window ``kind`` (ratio or mean), bad ``direction`` and ``model``.
+
+    ``kind: auto`` (and ``sequential``) is a :class:`SequentialDetector`; ``window`` the window
+    detector of the metric's kind (``ratio`` or ``mean``); ``river.<Name>`` a river detector.
+    """
+    chosen = settings.kind if settings.kind not in (None, "auto") else "sequential"
+    bad = direction if settings.direction in (None, "auto") else cast(Direction, settings.direction)
+    if chosen == "sequential":
+        budget: FalseAlarmBudget | float = settings.false_alarms or settings.sensitivity or WINDOW_SENSITIVITY
+        return SequentialDetector(model, direction=bad, false_alarms=budget, warmup=settings.warmup or 0)
+    if chosen == "window":
+        chosen = kind
     options: dict[str, Any] = {
-        "direction": direction if settings.direction in (None, "auto") else settings.direction,
-        "threshold": settings.sensitivity,
+        "direction": bad,
+        "threshold": settings.sensitivity or WINDOW_SENSITIVITY,
         "min_volume": settings.min_volume,
         "warmup": settings.warmup,
         "consecutive": settings.consecutive,
@@ -81,7 +109,7 @@ def build(settings: DetectorSettings, kind: str, direction: Direction, season: S
         return RatioDetector(**options)
     if chosen == "mean":
         return MeanDetector(**options)
-    raise ValueError(f"unknown detector kind {chosen!r}; use auto, ratio or mean")
+    raise ValueError(f"unknown detector kind {chosen!r}; use auto, sequential, window, ratio, mean or river.<Name>")
 
 
 class DetectorBank:
@@ -89,20 +117,20 @@ class DetectorBank:
 
     Args:
         journey_map: where the settings come from.
-        metric_kinds: metric name -> (kind, default bad direction); see streams/series.py.
+        metric_kinds: metric name -> (window kind, default bad direction, model); see streams/series.py.
         season: the seasonal profile every detector learns ("daily" by default).
     """
 
     def __init__(
         self,
         journey_map: JourneyMap,
-        metric_kinds: dict[str, tuple[str, Direction]] | None = None,
+        metric_kinds: MetricKinds | None = None,
         season: Season = "daily",
     ) -> None:
         if metric_kinds is None:
             from frictionwatch.streams.series import MONITORED
 
-            metric_kinds = {metric.name: (metric.kind, metric.direction) for metric in MONITORED}
+            metric_kinds = {metric.name: (metric.kind, metric.direction, metric.model) for metric in MONITORED}
         self.journey_map = journey_map
         self.metric_kinds = metric_kinds
         self.season = season
@@ -120,8 +148,8 @@ class DetectorBank:
         key = (place, metric)
         if key not in self.detectors:
             settings = self.settings_for(place, metric)
-            kind, direction = self.metric_kinds[metric]
-            self.detectors[key] = build(settings, kind, direction, self.season) if settings.enabled else None
+            kind, direction, model = self.metric_kinds[metric]
+            self.detectors[key] = build(settings, kind, direction, self.season, model) if settings.enabled else None
         return self.detectors[key]
 
     def observe(self, items: Iterable[tuple[SeriesPlace, str, Observation]]) -> list[Finding]:
@@ -132,9 +160,35 @@ class DetectorBank:
             if detector is not None:
                 threshold = getattr(detector, "threshold", None)  # a river scorer's is in its own units
                 if threshold is None:
-                    threshold = self.settings_for(place, metric).sensitivity or DEFAULTS.sensitivity or 0.0
+                    threshold = self.settings_for(place, metric).sensitivity or WINDOW_SENSITIVITY
                 findings.append(Finding(place, metric, detector.update(observation), threshold))
-        return findings
+        return self._late_data_is_not_friction(findings)
+
+    def _late_data_is_not_friction(self, findings: list[Finding]) -> list[Finding]:
+        """Flow falling at most steps of a journey in the same window is late or missing data.
+
+        A broken step stops the flow at that step; sessions whose next clicks arrive late (a
+        collector's batch held back for minutes) stop it at every step at once. Such windows
+        are not judged: their flow verdicts say why instead of paging anyone.
+        """
+        falling: dict[str, set[str]] = {}
+        for finding in findings:
+            if finding.verdict.anomaly and finding.metric in FLOW_METRICS:
+                falling.setdefault(finding.place[0], set()).add(finding.place[1])
+        late = set()
+        for journey, steps in falling.items():
+            known = self.journey_map.journeys.get(journey)
+            if known is not None and len(steps) >= max(LATE_DATA_STEPS, math.ceil(len(known.steps) / 2)):
+                late.add(journey)
+        if not late:
+            return findings
+        reason = "flow fell at most steps at once: late or missing data, not friction"
+        return [
+            replace(finding, verdict=replace(finding.verdict, anomaly=False, severity="none", reason=reason))
+            if finding.verdict.anomaly and finding.metric in FLOW_METRICS and finding.place[0] in late
+            else finding
+            for finding in findings
+        ]
 
     def reconfigure(self, journey_map: JourneyMap) -> int:
         """Apply new detector settings, keeping what every detector has learned; how many changed."""

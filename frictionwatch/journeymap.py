@@ -36,10 +36,12 @@ from typing import Any
 
 import yaml
 
+from frictionwatch.detectors.budget import FalseAlarmBudget
+
 STAGES = ("awareness", "consideration", "purchase", "retention", "advocacy")
 SURVEYS = ("csat", "nps", "ces")
 DIRECTIONS = ("up", "down", "both", "auto")
-DETECTOR_KINDS = ("auto", "ratio", "mean")
+DETECTOR_KINDS = ("auto", "sequential", "window", "ratio", "mean")
 DEFAULT_SESSION_TIMEOUT = 30 * 60.0
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
@@ -99,6 +101,7 @@ class DetectorSettings:
     direction: str | None = None
     consecutive: int | None = None
     params: Mapping[str, Any] | None = None  # a river detector's parameters (kind: river.<Name>)
+    false_alarms: FalseAlarmBudget | None = None  # sequential detectors: e.g. 1 per 30d per series
 
 
 @dataclass(frozen=True, slots=True)
@@ -448,6 +451,8 @@ class _Parser:
                 values[key] = value if value in DIRECTIONS else None
             elif key == "sensitivity":
                 values[key] = self.number(node, where, integer=False, minimum=0.0)
+            elif key == "false_alarms":
+                values[key] = self.false_alarm_budget(node, where)
             else:
                 minimum = 1.0 if key == "consecutive" else 0.0
                 number = self.number(node, where, integer=True, minimum=minimum)
@@ -455,6 +460,13 @@ class _Parser:
         if "params" in fields or str(values.get("kind")).startswith("river."):
             self.river_detector(fields, values, path)
         return DetectorSettings(**values)
+
+    def false_alarm_budget(self, node: yaml.Node, path: str) -> FalseAlarmBudget | None:
+        try:
+            return FalseAlarmBudget.parse(str(self.scalar(node, path)))
+        except ValueError as error:
+            self.problem(node, path, str(error))
+            return None
 
     def river_detector(self, fields: dict[str, yaml.Node], values: dict[str, Any], path: str) -> None:
         """Build a river detector once, so an unknown class or parameter is reported at load time."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from frictionwatch.detectors.base import Direction, Observation
+from frictionwatch.detectors.sequential import Model
 from frictionwatch.streams.reduce import FinalWindow
 from frictionwatch.streams.windows import Touchpoint
 
@@ -31,6 +32,11 @@ class MonitoredMetric:
     direction: Direction  # the bad direction
     read: Callable[[Touchpoint, Fields], tuple[float, float] | None]
     description: str
+    model: Model = "normal"  # how a window's value varies (sequential detectors): see detectors/sequential.py
+
+    def __post_init__(self) -> None:
+        if self.kind == "ratio" and self.model == "normal":
+            object.__setattr__(self, "model", "binomial")
 
 
 def _ratio(numerator: str, *denominator: str) -> Callable[[Touchpoint, Fields], tuple[float, float] | None]:
@@ -100,7 +106,9 @@ MONITORED: tuple[MonitoredMetric, ...] = (
         _ratio("dropoffs", "ended_reached"),
         "ended sessions that reached the step and ended there",
     ),
-    MonitoredMetric("errors_per_visit", "clicks", "mean", "up", _per("errors", "step_visits"), "errors per step visit"),
+    MonitoredMetric(
+        "errors_per_visit", "clicks", "mean", "up", _per("errors", "step_visits"), "errors per step visit", "poisson"
+    ),
     MonitoredMetric(
         "rage_clicks_per_visit",
         "clicks",
@@ -108,6 +116,7 @@ MONITORED: tuple[MonitoredMetric, ...] = (
         "up",
         _per("rage_clicks", "step_visits"),
         "rage clicks per step visit",
+        "poisson",
     ),
     MonitoredMetric(
         "abandonment_ratio",
@@ -118,7 +127,13 @@ MONITORED: tuple[MonitoredMetric, ...] = (
         "abandoned / (answered + abandoned)",
     ),
     MonitoredMetric(
-        "average_speed_of_answer", "contacts", "mean", "up", _answered_wait, "mean wait of answered contacts, seconds"
+        "average_speed_of_answer",
+        "contacts",
+        "mean",
+        "up",
+        _answered_wait,
+        "mean wait of answered contacts, seconds",
+        "log_normal",
     ),
     MonitoredMetric(
         "service_level",

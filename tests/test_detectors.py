@@ -119,7 +119,7 @@ MAP = textwrap.dedent("""\
     contact_centre:
       phone: {queues: [billing]}
     detectors:
-      defaults: {sensitivity: 5, warmup: 3}
+      defaults: {kind: window, sensitivity: 5, warmup: 3}
       overrides:
         - {match: {step: cart}, consecutive: 2}
         - {match: {queue: billing, metric: abandonment_ratio}, enabled: false}
