@@ -58,6 +58,14 @@ def java_command() -> str:
     return java
 
 
+def cluster_id() -> str:
+    """A random KRaft cluster id: a UUID in URL-safe base64 that doesn't start with "-" (read as a flag)."""
+    while True:
+        found = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not found.startswith("-"):
+            return found
+
+
 def wait_for_metadata(bootstrap: str, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
     """Block until a metadata request to ``bootstrap`` lists a broker; BrokerError after ``timeout`` s."""
     from confluent_kafka.admin import AdminClient
@@ -146,7 +154,7 @@ class KafkaBroker:
         config.write_text(self.properties(self.workdir / "data", free_port(self.host)))
         base = [java, HEAP, "-XX:+UseSerialGC", "-Djava.awt.headless=true", "-Dlog4j2.level=WARN"]
         base += ["-cp", f"{jars}/*"]
-        cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster = cluster_id()
         with open(self.log_path or os.devnull, "ab") as log:
             formatted = subprocess.run(
                 [*base, "kafka.tools.StorageTool", "format", "--standalone", "-t", cluster, "-c", str(config)],

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer
 
+from frictionwatch.kafka_broker import cluster_id
+
 pytestmark = pytest.mark.integration
 
 
@@ -70,3 +72,9 @@ def test_missing_java_is_named(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 1
     assert "needs Java 17 or newer" in done.stderr
+
+
+def test_cluster_ids_never_look_like_a_flag() -> None:
+    ids = [cluster_id() for _ in range(2000)]  # about 1 in 64 random ids would start with "-"
+    assert all(len(found) == 22 and not found.startswith("-") for found in ids)
+    assert len(set(ids)) == len(ids)
