@@ -26,13 +26,15 @@ def test_a_restarted_worker_restores_its_detectors(broker: Broker, tmp_path: Pat
     second = [line for line in lines if line["value"]["ts"] >= middle + 300]
 
     worker = Worker(broker.bootstrap_servers, tmp_path, name="first")
-    produce(broker.bootstrap_servers, first)
-    wait_until(
-        lambda: total(worker.samples(), "frictionwatch_windows_final_total", source="journey.clicks") >= 50,
-        180, "the first worker to reduce an hour of windows",
-    )  # fmt: skip
-    assert total(worker.samples(), "frictionwatch_detectors_restored_total") == 0
-    assert worker.stop() == 0, worker.tail()
+    try:
+        produce(broker.bootstrap_servers, first)
+        wait_until(
+            lambda: total(worker.samples(), "frictionwatch_windows_final_total", source="journey.clicks") >= 50,
+            600, "the first worker to reduce an hour of windows",
+        )  # fmt: skip
+        assert total(worker.samples(), "frictionwatch_detectors_restored_total") == 0
+    finally:
+        assert worker.stop() == 0, worker.tail()
 
     worker = Worker(broker.bootstrap_servers, tmp_path, name="second")
     try:
@@ -40,7 +42,7 @@ def test_a_restarted_worker_restores_its_detectors(broker: Broker, tmp_path: Pat
         # Each group (a journey, a contact channel) is restored when its first window arrives:
         # wait for all of them, every step and queue series the first worker had learned.
         wait_until(
-            lambda: total(worker.samples(), "frictionwatch_detectors_restored_total") >= 20, 180,
+            lambda: total(worker.samples(), "frictionwatch_detectors_restored_total") >= 20, 600,
             "the second worker to restore the detectors of every group from the checkpoint",
         )  # fmt: skip
     finally:
