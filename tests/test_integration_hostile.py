@@ -81,7 +81,7 @@ def test_the_hostile_corpus_through_a_worker(broker: Broker, tmp_path: Path) -> 
                 for topic in TOPICS.values()
             )
 
-        wait_until(settled, 180, "the worker to account for every hostile element")
+        wait_until(settled, 600, "the worker to account for every hostile element")
         samples = worker.samples()
     finally:
         exit_code = worker.stop()

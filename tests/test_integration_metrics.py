@@ -177,7 +177,7 @@ def run_workers(broker: Broker, traffic: list[dict[str, Any]], tmp_path: Path, c
             owned = [total(w.samples(), "frictionwatch_assigned_partitions", topic="journey.clicks") for w in workers]
             return sum(owned) == PARTITIONS and all(owned)
 
-        wait_until(all_assigned, 120, f"{count} worker(s) to share the partitions")
+        wait_until(all_assigned, 300, f"{count} worker(s) to share the partitions")
         produce(broker.bootstrap_servers, traffic)
         expected = expected_counts(traffic)
         assert sum(expected["sessions_entered"].values()) > 1000
@@ -187,7 +187,7 @@ def run_workers(broker: Broker, traffic: list[dict[str, Any]], tmp_path: Path, c
             return all(scraped[field] == expected[field] for field in METRICS)
 
         try:
-            wait_until(counted, 180, "the scraped counters to equal the independent computation")
+            wait_until(counted, 600, "the scraped counters to equal the independent computation")
         except AssertionError:
             scraped = scraped_counts(workers)
             for field in METRICS:
@@ -200,7 +200,7 @@ def run_workers(broker: Broker, traffic: list[dict[str, Any]], tmp_path: Path, c
         # Stage 2 merges the partitions' windows after stage 1 counted them: wait for it too.
         wait_until(
             lambda: sum(total(w.samples(), "frictionwatch_windows_final_total", complete="true") for w in workers) > 0,
-            120, "stage 2 to make complete final windows",
+            300, "stage 2 to make complete final windows",
         )  # fmt: skip
     finally:
         for worker in workers:

@@ -116,7 +116,7 @@ def test_a_killed_worker_is_replaced_without_losing_or_doubling_events(broker: B
 
     second = Worker(broker.bootstrap_servers, tmp_path, *WORKER_ARGS, name="second")
     try:
-        wait_until(lambda: total(second.samples(), "frictionwatch_events_processed_total") > 0, 180,
+        wait_until(lambda: total(second.samples(), "frictionwatch_events_processed_total") > 0, 400,
                    "the second worker to resume processing")  # fmt: skip
         resumed = time.monotonic() - killed_at
         rebuilt = total(second.samples(), "frictionwatch_state_rebuilt_records_total")
@@ -127,7 +127,7 @@ def test_a_killed_worker_is_replaced_without_losing_or_doubling_events(broker: B
             return all(merged[field] == expected[field] for field in METRICS)
 
         try:
-            wait_until(complete, 300, "the published windows to hold every event exactly once", poll=3)
+            wait_until(complete, 900, "the published windows to hold every event exactly once", poll=3)
         finally:
             merged, differing = published_windows(broker.bootstrap_servers)
             wrong = [
