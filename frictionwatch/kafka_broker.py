@@ -99,7 +99,7 @@ class KafkaBroker:
         host: str = "127.0.0.1",
         port: int = 0,
         *,
-        start_timeout: float = 120.0,
+        start_timeout: float = 300.0,
         log_path: Path | None = None,
         advertised: str | None = None,
         jars: str | Path = "",
@@ -158,7 +158,7 @@ class KafkaBroker:
         with open(self.log_path or os.devnull, "ab") as log:
             formatted = subprocess.run(
                 [*base, "kafka.tools.StorageTool", "format", "--standalone", "-t", cluster, "-c", str(config)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, timeout=120, check=False,
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, timeout=300, check=False,
             )  # fmt: skip
             if formatted.returncode != 0:
                 self.stop()
