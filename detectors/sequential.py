@@ -71,6 +71,8 @@ DEFAULT_SHIFTS = (0.5, 1.0, 2.0, 4.0)
 DEFAULT_WINDOW = 60.0  # seconds, until two windows have shown the real length
 EXACT_BELOW = 30.0  # expected counts (or n p (1-p)) under which tails are computed exactly
 UNION = 0.78  # false alarms of the CUSUMs together, as a share of their sum (they overlap; measured)
+SEASON_PRIOR = 100.0  # volume (sessions, contacts) an hour slot needs before its offset counts half
+QUIET = 1800.0  # seconds without an alarm that end an incident
 PRIOR_EVENTS = 0.5  # events (or successes) a count model assumes beyond those seen
 CLIP = 2.5  # residuals teach the baseline clipped at this many standard deviations
 CLIP_SPREAD = 5.0  # ... and the spread, at this many
@@ -84,6 +86,8 @@ class _Learned:
 
     level_sum: float = 0.0  # volume-weighted, decayed sum of deseasonalised values
     level_volume: float = 0.0
+    daily_sum: float = 0.0  # the same over about a day of windows, raw: what hour slots' offsets are against
+    daily_volume: float = 0.0
     offsets: dict[str, float] = field(default_factory=dict)  # per hour slot: learned value - level
     unit_variance: float | None = None  # variance of one unit (normal and log-normal models)
     extra_variance: float = 0.0  # between-window variance beyond sampling
@@ -94,9 +98,11 @@ class _Learned:
     seen: int = 0  # windows with volume
     step: float | None = None  # the shortest gap between windows seen: the window length
     last_ts: float | None = None
-    unusual_since: float | None = None  # start of the current run of windows that don't teach
-    unusual_sum: float = 0.0  # volume-weighted sum of those windows' deseasonalised values
+    unusual_since: float | None = None  # first alarm of the current incident (alarms less than QUIET apart)
+    last_alarm: float | None = None
+    unusual_sum: float = 0.0  # volume-weighted sum of the incident's deseasonalised values
     unusual_volume: float = 0.0
+    offset_volume: dict[str, float] = field(default_factory=dict)  # volume each hour slot has taught
 
 
 class SequentialDetector:
@@ -114,9 +120,7 @@ class SequentialDetector:
         warmup: windows with volume before the first alarm.
         memory: volume (sessions, contacts, answers) the level remembers, at least
             ``min_memory`` and at most ``max_memory`` seconds of windows.
-        season_days: days of one hour slot its offset remembers (0: no daily profile); a
-            window with less volume than the level's memory spread over ``min_memory``
-            teaches it less.
+        season_days: days of one hour slot its offset remembers (0: no daily profile).
         relearn_after: seconds a deviation lasts before it is the new normal.
         window: window length in seconds, if known; else learned from the gaps between windows.
     """
@@ -128,10 +132,10 @@ class SequentialDetector:
         false_alarms: str | FalseAlarmBudget | float = "1 per 30d",
         shifts: tuple[float, ...] = DEFAULT_SHIFTS,
         warmup: int = 30,
-        memory: float = 20000.0,
+        memory: float = 5000.0,
         min_memory: float = 7200.0,
         max_memory: float = 86400.0,
-        season_days: float = 1.0,
+        season_days: float = 3.0,
         relearn_after: float = 7200.0,
         window: float | None = None,
     ) -> None:
@@ -222,15 +226,24 @@ class SequentialDetector:
         return math.expm1(value) if self.model == "log_normal" else value
 
     @staticmethod
-    def _slot(ts: float) -> str:
-        return str(int(ts // 3600) % 24)
+    def _slots(ts: float) -> tuple[tuple[str, float], tuple[str, float]]:
+        """The two hour slots whose centres surround ``ts``, and their weights (linear between them)."""
+        position = (ts / 3600.0 - 0.5) % 24.0
+        first = int(position)
+        weight = position - first
+        return (str(first), 1.0 - weight), (str((first + 1) % 24), weight)
+
+    def _offset(self, ts: float) -> float:
+        """The daily profile at ``ts``: hour slots' offsets, interpolated."""
+        offsets = self.learned.offsets
+        return sum(offsets.get(slot, 0.0) * weight for slot, weight in self._slots(ts))
 
     def expected(self, ts: float) -> float | None:
         """The value expected for a window ending at ``ts`` (on the model's scale); None at first."""
         learned = self.learned
         if learned.level_volume <= 0:
             return None
-        offset = learned.offsets.get(self._slot(ts), 0.0)
+        offset = self._offset(ts)
         if self.model not in ("binomial", "poisson"):
             return learned.level_sum / learned.level_volume + offset
         # counts: half an event more than seen (Jeffreys), so a rate never seen is small, not 0
@@ -251,17 +264,10 @@ class SequentialDetector:
     def _learn(self, ts: float, value: float, volume: float, residual: float) -> None:
         """Teach the level, the slot's offset and the spreads one window."""
         learned = self.learned
-        slot = self._slot(ts)
         forget = self._forget(volume)
-        learned.level_sum = (1 - forget) * learned.level_sum + volume * (value - learned.offsets.get(slot, 0.0))
+        learned.level_sum = (1 - forget) * learned.level_sum + volume * (value - self._offset(ts))
         learned.level_volume = (1 - forget) * learned.level_volume + volume
-        if self.season_days > 0:  # Holt-Winters: the slot's offset learns what the level leaves
-            level = learned.level_sum / learned.level_volume
-            step = self._step()
-            full = self.memory * step / self.min_memory  # a window with this volume teaches fully
-            rate = min(1.0, volume / full) * step / (3600.0 * self.season_days)
-            offset = learned.offsets.get(slot, 0.0)
-            learned.offsets[slot] = offset + rate * (value - level - offset)
+        self._learn_season(ts, value, volume)
         forget = max(forget, 1.0 / (learned.seen + 1.0))  # the spreads average all windows until memory is full
         if self.model in ("normal", "log_normal"):
             if learned.unit_variance:
@@ -276,6 +282,23 @@ class SequentialDetector:
         if learned.seen > 0:
             excess = residual * residual - self._sampling_variance(value - residual, volume)
             learned.extra_variance = max(0.0, learned.extra_variance + forget * (excess - learned.extra_variance))
+
+    def _learn_season(self, ts: float, value: float, volume: float) -> None:
+        """Holt-Winters: an hour slot's offset is its deviation from the day's mean (0 days: none)."""
+        learned = self.learned
+        if self.season_days <= 0:
+            return
+        daily = self._step() / (86400.0 * self.season_days)
+        learned.daily_sum = (1 - daily) * learned.daily_sum + volume * value
+        learned.daily_volume = (1 - daily) * learned.daily_volume + volume
+        level = learned.daily_sum / learned.daily_volume
+        # per slot, a volume-weighted mean over its last season_days, shrunk towards 0 while it has little
+        keep = 1.0 - self._step() / (3600.0 * self.season_days)
+        for slot, weight in self._slots(ts):
+            taught = keep * learned.offset_volume.get(slot, 0.0) + weight * volume
+            offset = learned.offsets.get(slot, 0.0)
+            learned.offsets[slot] = offset + weight * volume / (taught + SEASON_PRIOR) * (value - level - offset)
+            learned.offset_volume[slot] = taught
 
     # -- evidence ---------------------------------------------------------------------------
 
@@ -341,10 +364,11 @@ class SequentialDetector:
             evidence = [0.0] * len(evidence)  # the alarm is over: start afresh
         learned.alarmed = anomaly
         learned.evidence = evidence
-        if anomaly:
-            self._hold_back(observation.ts, value, volume, expected, spread)
+        self._track_incident(observation.ts, value, volume, anomaly)
+        if anomaly:  # the daily profile still learns, clipped: what recurs every afternoon is no incident
+            self._hold_back(value, volume, expected, spread)
+            self._learn_season(observation.ts, expected + max(-CLIP, min(CLIP, z)) * spread, volume)
         else:  # learn, with the residual clipped: odd windows must not drag the baseline
-            learned.unusual_since, learned.unusual_sum, learned.unusual_volume = None, 0.0, 0.0
             residual = min(max(value - expected, -CLIP * spread), CLIP * spread)
             deviation = min(max(value - expected, -CLIP_SPREAD * spread), CLIP_SPREAD * spread)
             self._learn(observation.ts, expected + residual, volume, deviation)
@@ -375,18 +399,28 @@ class SequentialDetector:
             learned.step = gap if learned.step is None else min(learned.step, gap)
         learned.last_ts = ts
 
-    def _hold_back(self, ts: float, value: float, volume: float, expected: float, spread: float) -> None:
-        """A window during an alarm: teach only the spread (clipped), and track how long it lasts."""
+    def _hold_back(self, value: float, volume: float, expected: float, spread: float) -> None:
+        """A window during an alarm teaches only the spread, slowly and clipped."""
         learned = self.learned
         residual = min(max(value - expected, -CLIP_SPREAD * spread), CLIP_SPREAD * spread)
         forget = self._forget(volume)
         excess = residual * residual - self._sampling_variance(expected, volume)
         learned.extra_variance = max(0.0, learned.extra_variance + 0.25 * forget * (excess - learned.extra_variance))
+
+    def _track_incident(self, ts: float, value: float, volume: float, anomaly: bool) -> None:
+        """Alarms less than QUIET apart are one incident; one lasting ``relearn_after`` is the new normal."""
+        learned = self.learned
+        if anomaly:
+            if learned.unusual_since is None:
+                learned.unusual_since = ts
+            learned.last_alarm = ts
+        elif learned.unusual_since is not None and ts - (learned.last_alarm or ts) >= QUIET:
+            learned.unusual_since, learned.unusual_sum, learned.unusual_volume = None, 0.0, 0.0
         if learned.unusual_since is None:
-            learned.unusual_since = ts
-        learned.unusual_sum += volume * (value - learned.offsets.get(self._slot(ts), 0.0))
+            return
+        learned.unusual_sum += volume * (value - self._offset(ts))
         learned.unusual_volume += volume
-        if ts - learned.unusual_since >= self.relearn_after:  # a lasting shift: the new normal
+        if anomaly and ts - learned.unusual_since >= self.relearn_after:  # a lasting shift: the new normal
             learned.level_sum = learned.unusual_sum
             learned.level_volume = learned.unusual_volume
             learned.evidence = [0.0] * len(learned.evidence)

@@ -1,0 +1,182 @@
+"""Sequential detectors: calibrated on normal traffic, quick on busy touchpoints, patient on
+quiet ones, and calm about what is not friction (level shifts, drift, one long wait)."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+
+import orjson
+import pytest
+
+from frictionwatch.detectors.base import Observation, Verdict
+from frictionwatch.detectors.budget import FalseAlarmBudget, average_run_length, cusum_threshold
+from frictionwatch.detectors.sequential import Model, SequentialDetector
+
+MINUTE = 60.0
+Window = Callable[[random.Random], tuple[float, float]]
+
+
+def binomial(p: float, n: int) -> Window:
+    return lambda rng: (sum(rng.random() < p for _ in range(n)) / n, float(n))
+
+
+def poisson(rate: float, n: int) -> Window:
+    def draw(rng: random.Random) -> tuple[float, float]:
+        count, total = 0, rng.expovariate(1.0)
+        while total < rate * n:
+            count += 1
+            total += rng.expovariate(1.0)
+        return count / n, float(n)
+
+    return draw
+
+
+def normal(mean: float, unit_sd: float, n: int) -> Window:
+    return lambda rng: (rng.gauss(mean, unit_sd / math.sqrt(n)), float(n))
+
+
+def log_normal_waits(median: float, sigma: float, n: int) -> Window:
+    return lambda rng: (sum(rng.lognormvariate(math.log(median), sigma) for _ in range(n)) / n, float(n))
+
+
+def run(detector: SequentialDetector, window: Window, windows: int, rng: random.Random, start: int = 0) -> list[Verdict]:
+    verdicts = []
+    for i in range(start, start + windows):
+        value, volume = window(rng)
+        verdicts.append(detector.update(Observation(i * MINUTE, value, volume)))
+    return verdicts
+
+
+def alarms(verdicts: list[Verdict]) -> int:
+    """Alarm episodes: windows that alarm after one that didn't."""
+    return sum(v.anomaly and not (i and verdicts[i - 1].anomaly) for i, v in enumerate(verdicts))
+
+
+def test_siegmund_threshold_matches_a_simulated_cusum() -> None:
+    """The closed form behind every threshold, checked against the CUSUM it describes."""
+    rng = random.Random(3)
+    h = cusum_threshold(500.0, shift=1.0)
+    assert average_run_length(h, 1.0) == pytest.approx(500.0, rel=1e-6)
+    lengths = []
+    for _ in range(300):
+        s, t = 0.0, 0
+        while s < h:
+            t += 1
+            s = max(0.0, s + rng.gauss(0.0, 1.0) - 0.5)
+        lengths.append(t)
+    assert sum(lengths) / len(lengths) == pytest.approx(500.0, rel=0.2)
+
+
+def test_budget_reads_as_people_write_it() -> None:
+    assert FalseAlarmBudget.parse("1 per 30d") == FalseAlarmBudget(1.0, 30 * 86400.0)
+    assert FalseAlarmBudget.parse("2 per week") == FalseAlarmBudget(2.0, 7 * 86400.0)
+    assert FalseAlarmBudget.parse("1/12h").windows_between_alarms(60.0) == 720.0
+    assert str(FalseAlarmBudget.parse("1 per month")) == "1 per 30d"
+    with pytest.raises(ValueError, match="'sometimes' is not a false-alarm budget"):
+        FalseAlarmBudget.parse("sometimes")
+
+
+CALIBRATION: list[tuple[str, Model, str, Window]] = [
+    ("conversion, 50 sessions a window", "binomial", "both", binomial(0.7, 50)),
+    ("abandonment, 5 contacts a window", "binomial", "up", binomial(0.1, 5)),
+    ("errors per visit, 10 visits a window", "poisson", "up", poisson(0.2, 10)),
+    ("survey score, 8 answers a window", "normal", "down", normal(30.0, 40.0, 8)),
+    ("waits of 3 contacts a window, heavy tails", "log_normal", "up", log_normal_waits(60.0, 1.2, 3)),
+]
+
+
+@pytest.mark.parametrize(("name", "model", "direction", "window"), CALIBRATION, ids=[c[0] for c in CALIBRATION])
+def test_false_alarms_on_normal_traffic_are_within_a_factor_of_two_of_the_budget(
+    name: str, model: Model, direction: str, window: Window
+) -> None:
+    """The budget means what it says: ~1 false alarm per 200 windows here, over 60,000 windows."""
+    detector = SequentialDetector(model, direction=direction, false_alarms="1 per 200m", warmup=0)  # type: ignore[arg-type]
+    rng = random.Random(11)
+    run(detector, window, 2000, rng)  # learn first
+    observed = alarms(run(detector, window, 60_000, rng, start=2000))
+    assert 150 <= observed <= 600, f"{name}: {observed} false alarms where the budget allows 300"
+
+
+def test_a_busy_touchpoint_alarms_within_one_window() -> None:
+    rng = random.Random(5)
+    detector = SequentialDetector("binomial", direction="down")
+    run(detector, binomial(0.8, 400), 300, rng)
+    (verdict,) = run(detector, binomial(0.6, 400), 1, rng, start=300)
+    assert verdict.anomaly and verdict.severity == "critical"
+    assert verdict.lower > 0.6, "the band says what a single window may do"
+
+
+def test_a_quiet_touchpoint_alarms_on_a_deviation_that_lasts() -> None:
+    """Three contacts a window: no window alone proves anything; twenty of them do."""
+    rng = random.Random(8)
+    detector = SequentialDetector("binomial", direction="up")
+    run(detector, binomial(0.08, 3), 1500, rng)
+    incident = run(detector, binomial(0.35, 3), 40, rng, start=1500)
+    first = next((i for i, v in enumerate(incident) if v.anomaly), None)
+    assert first is not None and 3 <= first <= 30, first
+
+
+def test_a_lasting_level_shift_becomes_the_new_normal() -> None:
+    rng = random.Random(9)
+    detector = SequentialDetector("binomial", direction="down", relearn_after=3600.0)
+    run(detector, binomial(0.8, 100), 1440, rng)  # a day: every hour of the day has been seen
+    shifted = run(detector, binomial(0.7, 100), 600, rng, start=1440)
+    assert shifted[5].anomaly, "a new level is friction first"
+    assert not any(v.anomaly for v in shifted[-300:]), "after an hour it is the normal"
+    assert shifted[-1].expected == pytest.approx(0.7, abs=0.02)
+
+
+def test_slow_drift_is_learned_not_paged() -> None:
+    """Conversion drifting from 80% to 65% over three days of 60-s windows."""
+    rng = random.Random(10)
+    detector = SequentialDetector("binomial", direction="down", false_alarms="1 per 30d")
+    days = 3 * 1440
+    verdicts = []
+    for i in range(days):
+        p = 0.8 - 0.15 * i / days
+        value, volume = binomial(p, 60)(rng)
+        verdicts.append(detector.update(Observation(i * MINUTE, value, volume)))
+    assert alarms(verdicts) <= 1
+
+
+def test_one_hour_long_email_wait_never_pages() -> None:
+    rng = random.Random(12)
+    detector = SequentialDetector("log_normal", direction="up")
+    run(detector, log_normal_waits(3600.0, 0.8, 1), 1500, rng)
+    verdicts = [detector.update(Observation(1500 * MINUTE, 5 * 3600.0, 1.0))]
+    verdicts += run(detector, log_normal_waits(3600.0, 0.8, 1), 30, rng, start=1501)
+    assert not any(v.anomaly for v in verdicts)
+
+
+def test_a_daily_cycle_is_learned() -> None:
+    """Waits that swing from 36 to 99 s over every day are normal once three days are learned."""
+    rng = random.Random(13)
+    detector = SequentialDetector("log_normal", direction="up")
+    verdicts = []
+    for i in range(5 * 1440):
+        median = 60.0 * math.exp(0.5 * math.sin(2 * math.pi * i / 1440))
+        value, volume = log_normal_waits(median, 0.5, 10)(rng)
+        verdicts.append(detector.update(Observation(i * MINUTE, value, volume)))
+    assert alarms(verdicts[4 * 1440 :]) == 0
+
+
+def test_state_round_trips_through_json_and_continues_identically() -> None:
+    rng = random.Random(14)
+    original = SequentialDetector("poisson", direction="up")
+    run(original, poisson(0.05, 20), 500, rng)
+    copy = SequentialDetector("poisson", direction="up")
+    copy.restore(orjson.loads(orjson.dumps(original.state())))
+    future = [poisson(0.2, 20)(rng) for _ in range(50)]
+    first = [original.update(Observation((500 + i) * MINUTE, v, n)) for i, (v, n) in enumerate(future)]
+    second = [copy.update(Observation((500 + i) * MINUTE, v, n)) for i, (v, n) in enumerate(future)]
+    assert first == second and any(v.anomaly for v in first)
+
+
+def test_sensitivity_stays_as_an_advanced_override() -> None:
+    """4 sd means the false alarms of a one-window test at 4 sd: one per 31,574 windows."""
+    detector = SequentialDetector("binomial", false_alarms=4.0)
+    assert detector.windows_between_alarms() == pytest.approx(31574, rel=1e-3)
+    with pytest.raises(ValueError, match="false_alarms"):
+        SequentialDetector("binomial", false_alarms=-1.0)
