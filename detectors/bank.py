@@ -7,8 +7,10 @@ have learned: each detector is rebuilt with its new settings and given back its 
 
 >>> from frictionwatch.journeymap import load_journey_map
 >>> bank = DetectorBank(load_journey_map())
->>> bank.settings_for(("support", "article", "web", "", ""), "early_flow_ratio").false_alarms
-FalseAlarmBudget('1 per 365d')
+>>> bank.settings_for(("support", "article", "web", "", ""), "early_flow_ratio").sensitivity
+5.0
+>>> bank.settings_for(("purchase", "payment", "web", "", ""), "flow_ratio").false_alarms
+FalseAlarmBudget('1 per 180d')
 """
 
 from __future__ import annotations
@@ -79,10 +81,10 @@ def _merge(base: DetectorSettings, changes: DetectorSettings) -> DetectorSetting
 def build(settings: DetectorSettings, kind: str, direction: Direction, season: Season, model: Model) -> Detector:
     """A detector for a metric of window ``kind`` (ratio or mean), bad ``direction`` and ``model``.
 
-    ``kind: auto`` (and ``sequential``) is a :class:`SequentialDetector`; ``window`` the window
-    detector of the metric's kind (``ratio`` or ``mean``); ``river.<Name>`` a river detector.
+    ``kind: auto`` (and ``window``) is the window detector of the metric's kind (``ratio`` or
+    ``mean``); ``sequential`` a :class:`SequentialDetector`; ``river.<Name>`` a river detector.
     """
-    chosen = settings.kind if settings.kind not in (None, "auto") else "sequential"
+    chosen = settings.kind if settings.kind not in (None, "auto") else "window"
     bad = direction if settings.direction in (None, "auto") else cast(Direction, settings.direction)
     if chosen == "sequential":
         budget: FalseAlarmBudget | float = settings.false_alarms or settings.sensitivity or WINDOW_SENSITIVITY

@@ -41,7 +41,9 @@ def log_normal_waits(median: float, sigma: float, n: int) -> Window:
     return lambda rng: (sum(rng.lognormvariate(math.log(median), sigma) for _ in range(n)) / n, float(n))
 
 
-def run(detector: SequentialDetector, window: Window, windows: int, rng: random.Random, start: int = 0) -> list[Verdict]:
+def run(
+    detector: SequentialDetector, window: Window, windows: int, rng: random.Random, start: int = 0
+) -> list[Verdict]:
     verdicts = []
     for i in range(start, start + windows):
         value, volume = window(rng)
