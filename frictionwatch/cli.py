@@ -351,6 +351,10 @@ def run_check_config(args: argparse.Namespace) -> int:
             print(f"  journey {journey.name}: {steps}   (* goal; session timeout {journey.session_timeout:.0f} s)")
         overrides = len(journey_map.detector_overrides)
         print(f"  {touchpoints} step touchpoints, {queues} contact queues, {overrides} detector overrides")
+        from frictionwatch.detectors.explain import explain
+
+        for line in explain(journey_map, settings.window_size):
+            print(f"  {line}")
     if args.scenario is not None:
         from frictionwatch.generator.cli import check_scenario
 

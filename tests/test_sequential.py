@@ -182,3 +182,26 @@ def test_sensitivity_stays_as_an_advanced_override() -> None:
     assert detector.windows_between_alarms() == pytest.approx(31574, rel=1e-3)
     with pytest.raises(ValueError, match="false_alarms"):
         SequentialDetector("binomial", false_alarms=-1.0)
+
+
+def test_check_config_explains_what_the_budget_allows_for_the_map() -> None:
+    from frictionwatch.detectors.explain import explain, series_of
+    from frictionwatch.journeymap import parse_journey_map
+
+    journey_map = parse_journey_map(
+        "version: 1\n"
+        "journeys:\n"
+        "  shop:\n"
+        "    steps:\n"
+        "      - {name: cart, stage: purchase, channels: [web, app]}\n"
+        "      - {name: paid, stage: purchase, channels: [web], goal: true}\n"
+        "contact_centre:\n"
+        "  phone: {queues: [billing]}\n"
+        "detectors:\n"
+        "  defaults: {kind: sequential, false_alarms: 1 per 100d}\n"
+    )
+    series = sum(1 for _ in series_of(journey_map))
+    lines = explain(journey_map, window_seconds=60.0)
+    assert lines[0] == f"detectors: {series} series ({series} sequential), 0 disabled"
+    assert f"at most {series / 100:.2g} false alarms a day" in lines[1]
+    assert any("30 sessions a window" in line for line in lines)

@@ -1,0 +1,112 @@
+"""What a false-alarm budget means for a journey map, in product teams' terms (pure, no I/O).
+
+``frictionwatch check-config`` prints it: how many series each detector kind watches, the false
+alarms the whole map allows per day, and for sequential detectors the smallest change each
+budget catches within one window, five windows and half an hour, at a few volumes.
+
+>>> from frictionwatch.journeymap import load_journey_map
+>>> lines = explain(load_journey_map(), window_seconds=60.0)
+>>> lines[0]
+'detectors: 199 series (187 window, 12 sequential), 33 disabled'
+>>> print(lines[2])
+  purchase/payment (12 series): 1 per 180d each
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+from frictionwatch.detectors.bank import SeriesPlace, resolve
+from frictionwatch.detectors.budget import FalseAlarmBudget, cusum_threshold, detectable_shift
+from frictionwatch.detectors.sequential import DEFAULT_SHIFTS, UNION
+from frictionwatch.journeymap import JourneyMap
+
+__all__ = ["explain", "series_of"]
+
+#: typical normal values and volumes the table is printed for: conversion-like ratios
+TYPICAL_RATIO = 0.8
+VOLUMES = (3, 30, 300)
+
+
+def series_of(journey_map: JourneyMap) -> Iterator[tuple[SeriesPlace, str]]:
+    """Every (touchpoint, metric) a worker could watch with this map."""
+    from frictionwatch.streams.series import MONITORED
+
+    by_source = {source: [m.name for m in MONITORED if m.source == source] for source in ("clicks", "contacts")}
+    surveys = {"csat", "nps", "ces"}
+    for journey, step, channel in journey_map.touchpoints():
+        for metric in by_source["clicks"]:
+            yield (journey, step.name, channel, "", ""), metric
+        for survey in step.surveys:
+            if survey in surveys:
+                yield (journey, step.name, channel, "", survey), survey
+    for channel, queue in journey_map.queues():
+        for metric in by_source["contacts"]:
+            yield ("", "", channel, queue, ""), metric
+        for survey in journey_map.contact_channels[channel].surveys:
+            yield ("", "", channel, queue, survey), survey
+
+
+def explain(journey_map: JourneyMap, window_seconds: float) -> list[str]:
+    """Lines for check-config: series per kind, the map's total budget, what each budget catches."""
+    kinds = {"window": 0, "sequential": 0, "river": 0}
+    disabled = 0
+    per_day = 0.0
+    groups: dict[tuple[str, str], tuple[int, FalseAlarmBudget | float]] = {}
+    for place, metric in series_of(journey_map):
+        settings = resolve(journey_map, place, metric)
+        if not settings.enabled:
+            disabled += 1
+            continue
+        kind = settings.kind or "auto"
+        if kind.startswith("river."):
+            kinds["river"] += 1
+        elif kind == "sequential":
+            kinds["sequential"] += 1
+            budget: FalseAlarmBudget | float = settings.false_alarms or settings.sensitivity or 4.0
+            per_day += 86400.0 / (_windows_between(budget, window_seconds) * window_seconds)
+            where = "/".join(part for part in place[:2] if part) or "/".join(part for part in place[2:4] if part)
+            count, _ = groups.get((where, str(budget)), (0, budget))
+            groups[(where, str(budget))] = (count + 1, budget)
+        else:
+            kinds["window"] += 1
+    total = sum(kinds.values())
+    shown = ", ".join(f"{count} {kind}" for kind, count in kinds.items() if count)
+    lines = [f"detectors: {total} series ({shown}), {disabled} disabled"]
+    if not groups:
+        return lines
+    lines.append(
+        f"  sequential: at most {per_day:.2g} false alarms a day across the map "
+        f"({kinds['sequential']} series, {window_seconds:g}-s windows)"
+    )
+    for (where, text), (count, _) in groups.items():
+        lines.append(f"  {where} ({count} series): {text} each")
+    for text, budget in sorted({text: budget for (_, text), (_, budget) in groups.items()}.items()):
+        lines.extend(_catches(text, budget, window_seconds))
+    return lines
+
+
+def _windows_between(budget: FalseAlarmBudget | float, window_seconds: float) -> float:
+    if isinstance(budget, FalseAlarmBudget):
+        return budget.windows_between_alarms(window_seconds)
+    return 1.0 / (0.5 * math.erfc(budget / math.sqrt(2.0)))
+
+
+def _catches(text: str, budget: FalseAlarmBudget | float, window_seconds: float) -> list[str]:
+    """The smallest drop of an 80% conversion caught in 1 window, 5 windows and 30 minutes."""
+    run_length = _windows_between(budget, window_seconds) * len(DEFAULT_SHIFTS) * UNION
+    threshold = min(cusum_threshold(run_length, shift) for shift in DEFAULT_SHIFTS)
+    spans = (("1 window", 1.0), ("5 windows", 5.0), ("30 min", max(1.0, 1800.0 / window_seconds)))
+    lines = [
+        f"  budget {text}: the smallest drop of an {TYPICAL_RATIO:.0%} conversion it catches within",
+        f"    {'':24}" + "".join(f"{name:>11}" for name, _ in spans),
+    ]
+    for volume in VOLUMES:
+        spread = math.sqrt(TYPICAL_RATIO * (1 - TYPICAL_RATIO) / volume)
+        cells = (min(TYPICAL_RATIO, detectable_shift(threshold, windows) * spread) for _, windows in spans)
+        lines.append(
+            f"    {f'{volume} sessions a window':24}"
+            + "".join(f"{'to ' + format(TYPICAL_RATIO - drop, '.0%'):>11}" for drop in cells)
+        )
+    return lines
