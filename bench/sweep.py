@@ -98,6 +98,11 @@ CONTENDERS: tuple[Contender, ...] = (
         alternatives=({"kind": "auto", "false_alarms": "1 per 30d"},),
     ),
     Contender(
+        "sequential-180d",
+        {"kind": "sequential", "false_alarms": "1 per 180d"},
+        "sequential LLR tests at the example map's default budget, 1 per 180d",
+    ),
+    Contender(
         "river.PageHinkley",
         {"kind": "river.PageHinkley", "params": {"threshold": 0.5, "delta": 0.005}},
         "PageHinkley on the window value (waits: threshold 600 s, delta 10 s)",
