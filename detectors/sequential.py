@@ -93,6 +93,8 @@ class _Learned:
     extra_variance: float = 0.0  # between-window variance beyond sampling
     skew: float = 0.0  # skewness of the standardised residual (normal and log-normal models)
     kurtosis: float = 0.0  # its excess kurtosis
+    last_z: float = 0.0  # the previous window's evidence, for...
+    correlation: float = 0.0  # ... the learned correlation of evidence from one window to the next
     evidence: list[float] = field(default_factory=list)  # one CUSUM per (side, shift)
     alarmed: bool = False
     seen: int = 0  # windows with volume
@@ -320,6 +322,18 @@ class SequentialDetector:
         # the exact tail knows sampling only: shrink it by the share of the spread sampling explains
         return z * math.sqrt(max(sampling, 1e-12)) / spread, spread
 
+    def _independent(self, z: float) -> float:
+        """Waits carry a queue's backlog from one window to the next: correlated evidence adds up
+        faster than independent evidence, so it counts for less (the long-run variance of an
+        AR(1) series is (1 + r) / (1 - r) times its variance)."""
+        learned = self.learned
+        if not learned.alarmed and learned.seen >= self.warmup:
+            product = max(-CLIP, min(CLIP, z)) * max(-CLIP, min(CLIP, learned.last_z))
+            rate = max(self._forget(1.0), 1.0 / (learned.seen + 1.0))
+            learned.correlation = min(max(learned.correlation + rate * (product - learned.correlation), 0.0), 0.9)
+        learned.last_z = z
+        return z * math.sqrt((1.0 - learned.correlation) / (1.0 + learned.correlation))
+
     def _symmetric(self, z: float) -> float:
         """Waits and scores are skewed and heavy-tailed even on a log scale: correct the learned
         skewness (Cornish-Fisher), then read ``z`` as a Student t with the learned kurtosis."""
@@ -347,6 +361,8 @@ class SequentialDetector:
             learned.seen += 1
             return Verdict.quiet(observation, "first window")
         z, spread = self._window_z(value, expected, volume, observation.ts)
+        if self.model in ("normal", "log_normal"):
+            z = self._independent(z)
         cusums = self._cusums()
         evidence = learned.evidence or [0.0] * len(cusums)
         score, fired = 0.0, 0.0
