@@ -9,8 +9,8 @@ have learned: each detector is rebuilt with its new settings and given back its 
 >>> bank = DetectorBank(load_journey_map())
 >>> bank.settings_for(("support", "article", "web", "", ""), "early_flow_ratio").sensitivity
 5.0
->>> bank.settings_for(("purchase", "payment", "web", "", ""), "flow_ratio").false_alarms
-FalseAlarmBudget('1 per 180d')
+>>> bank.settings_for(("purchase", "payment", "web", "", ""), "flow_ratio").kind
+'auto'
 """
 
 from __future__ import annotations

@@ -1,14 +1,18 @@
-"""What a false-alarm budget means for a journey map, in product teams' terms (pure, no I/O).
+r"""What a false-alarm budget means for a journey map, in product teams' terms (pure, no I/O).
 
 ``frictionwatch check-config`` prints it: how many series each detector kind watches, the false
 alarms the whole map allows per day, and for sequential detectors the smallest change each
 budget catches within one window, five windows and half an hour, at a few volumes.
 
->>> from frictionwatch.journeymap import load_journey_map
->>> lines = explain(load_journey_map(), window_seconds=60.0)
->>> lines[0]
-'detectors: 199 series (187 window, 12 sequential), 33 disabled'
->>> print(lines[2])
+>>> from frictionwatch.journeymap import load_journey_map, parse_journey_map
+>>> explain(load_journey_map(), window_seconds=60.0)
+['detectors: 199 series (199 window), 33 disabled']
+>>> text = load_journey_map().source
+>>> payment = "  overrides:\n    - {match: {step: payment}, kind: sequential, false_alarms: 1 per 180d}\n"
+>>> lines = explain(parse_journey_map(open(text).read().replace("  overrides:\n", payment, 1)), 60.0)
+>>> print("\n".join(lines[:3]))
+detectors: 199 series (187 window, 12 sequential), 33 disabled
+  sequential: at most 0.067 false alarms a day across the map (12 series, 60-s windows)
   purchase/payment (12 series): 1 per 180d each
 """
 
