@@ -7,6 +7,7 @@ and benchmarks) and Faust (aiokafka; the worker), SASL/SSL included.
 from __future__ import annotations
 
 import ssl
+import time
 from typing import Any
 
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
@@ -108,5 +109,15 @@ def ensure_topics(settings: Settings, names: list[str], timeout: float = 30.0) -
             except Exception as error:
                 if "TOPIC_ALREADY_EXISTS" not in str(error):
                     raise KafkaUnavailable(f"cannot create topic {name}: {error}") from error
+    # a new topic reaches the brokers' metadata a moment after it is created (Apache Kafka)
+    deadline = time.monotonic() + timeout
     metadata = admin.list_topics(timeout=timeout).topics
+    while any(name not in metadata for name in wanted) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        metadata = admin.list_topics(timeout=timeout).topics
+    absent = [name for name in wanted if name not in metadata]
+    if absent:
+        raise KafkaUnavailable(
+            f"topics {', '.join(absent)} were created but are not in the metadata after {timeout:g} s"
+        )
     return {name: len(metadata[name].partitions) for name in wanted}
