@@ -26,6 +26,7 @@ early flow ratio of purchase/payment on web is 0.05, expected 0.41 (band 0.30 to
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -150,7 +151,7 @@ class AlertTracker:
                 starts = member.alert["startsAt"] if member else _time(window_start)
                 ids = list((examples or {}).get(finding.place, ()))[:5]
                 if self.pseudonymise is not None:
-                    ids = [self.pseudonymise(example) for example in ids]
+                    ids = [_pseudonymised(self.pseudonymise, example) for example in ids]
                 alert = self._alert(finding, starts, now, stages, ids, incident)
                 incident.members[key] = _Member(alert, now)
                 out.append(alert)
@@ -289,6 +290,24 @@ def _incident_text(incident: Incident, metric: str) -> str:
     """The metrics deviating at the touchpoint, for on-call reading one alert of the group."""
     metrics = dict.fromkeys([*(key[1] for key in incident.members), metric])
     return f"{len(metrics)} metric(s) at this touchpoint: " + ", ".join(name.replace("_", " ") for name in metrics)
+
+
+#: What streams/sessions.py appends to an example session whose times were corrected for its device's clock.
+DEVICE_CLOCK_NOTE = re.compile(r"(.*)( \(device ts \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ, clock [+-]\d+ s\))", re.DOTALL)
+
+
+def _pseudonymised(pseudonymise: Callable[[str], str], example: str) -> str:
+    """An example's id pseudonymised; a device-clock note after it (streams/sessions.py) kept.
+
+    >>> _pseudonymised(lambda text: "p-" + text.upper(), "s-9 (device ts 2026-11-24T10:00:00Z, clock +600 s)")
+    'p-S-9 (device ts 2026-11-24T10:00:00Z, clock +600 s)'
+    >>> _pseudonymised(lambda text: "p-" + text.upper(), "s-9 (anything else)")
+    'p-S-9 (ANYTHING ELSE)'
+    """
+    note = DEVICE_CLOCK_NOTE.fullmatch(example)
+    if note is None:
+        return pseudonymise(example)
+    return pseudonymise(note.group(1)) + note.group(2)
 
 
 def _time(epoch: float) -> str:

@@ -116,7 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_settings(
         worker,
-        ("max_record_bytes", "max_batch_events", "max_future_skew", "max_event_age", "kafka_session_timeout"),
+        (
+            "max_record_bytes",
+            "max_batch_events",
+            "max_future_skew",
+            "max_event_age",
+            "clock_tolerance",
+            "kafka_session_timeout",
+        ),
         "input limits",
     )
     add_settings(

@@ -42,6 +42,8 @@ SURVEY_RANGES: Final = {"csat": (1, 5), "nps": (0, 10), "ces": (1, 7)}
 MAX_ID_LENGTH: Final = 200
 MAX_TEXT_LENGTH: Final = 512
 MAX_WAIT_SECONDS: Final = 7 * 86400.0
+#: ``sent_ts`` may be this much before ``ts`` (clocks read at different resolutions), not more.
+SENT_TS_SLACK: Final = 1.0
 # RFC 3339's date-time (section 5.6; a space for the "T" as its note allows), as the JSON Schema's pattern.
 RFC3339: Final = re.compile(
     r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}):(\d{2})(\.\d+)?([Zz]|[+-](?:[01]\d|2[0-3]):[0-5]\d)", re.ASCII
@@ -98,6 +100,8 @@ class ClickEvent:
     device: str | None = None
     target: str | None = None
     code: str | None = None
+    sent_ts: float | None = None  # the device's clock when it sent the record
+    device_ts: float | None = None  # the ts the device gave, when the event time was corrected (ts)
 
     @property
     def key(self) -> str:
@@ -117,6 +121,8 @@ class ContactEvent:
     customer_id: str | None = None
     session_id: str | None = None
     wait_seconds: float | None = None
+    sent_ts: float | None = None  # the device's clock when it sent the record
+    device_ts: float | None = None  # the ts the device gave, when the event time was corrected (ts)
 
     @property
     def key(self) -> str:
@@ -136,6 +142,8 @@ class FeedbackEvent:
     step: str | None = None
     channel: str | None = None
     queue: str | None = None
+    sent_ts: float | None = None  # the device's clock when it sent the record
+    device_ts: float | None = None  # the ts the device gave, when the event time was corrected (ts)
 
     @property
     def key(self) -> str | None:
@@ -196,8 +204,17 @@ class EventValidator:
         kind = self.names.get(kind)
         if step is None or channel not in step.channels or kind is None:
             return None
-        if now is not None and not now - self.limits.max_age <= ts <= now + self.limits.max_future_skew:
+        sent_ts = get("sent_ts")
+        if sent_ts is not None and not (
+            (type(sent_ts) is float or type(sent_ts) is int) and ts - SENT_TS_SLACK <= sent_ts < math.inf
+        ):
             return None
+        if now is not None:
+            limits = self.limits
+            if sent_ts is None and not now - limits.max_age <= ts <= now + limits.max_future_skew:
+                return None
+            if sent_ts is not None and sent_ts - ts > limits.max_age:
+                return None
         customer_id, device, target, code = get("customer_id"), get("device"), get("target"), get("code")
         if not (
             (customer_id is None or (type(customer_id) is str and 0 < len(customer_id) <= MAX_ID_LENGTH))
@@ -208,13 +225,13 @@ class EventValidator:
             return None
         return ClickEvent(
             event_id, float(ts), session_id, known.name, step.name, self.names[channel], kind,  # type: ignore[union-attr]
-            customer_id, device, target, code,
+            customer_id, device, target, code, None if sent_ts is None else float(sent_ts),
         )  # fmt: skip
 
     def _click(self, obj: dict[str, Any], now: float | None = None) -> ClickEvent:
         _check_schema(obj)
         event_id = _id(obj, "event_id")
-        ts = self._ts(obj, now)
+        ts, sent_ts = self._ts(obj, now)
         session_id = _id(obj, "session_id")
         journey = _text(obj, "journey", MAX_ID_LENGTH)
         step_name = _text(obj, "step", MAX_ID_LENGTH)
@@ -237,13 +254,13 @@ class EventValidator:
                 Reason.UNKNOWN_CHANNEL, "channel", f"step {journey}/{step_name} has no channel {_show(channel)}"
             )
         return ClickEvent(
-            event_id, ts, session_id, journey, step_name, channel, kind, customer_id, device, target, code
+            event_id, ts, session_id, journey, step_name, channel, kind, customer_id, device, target, code, sent_ts
         )
 
     def contact(self, obj: dict[str, Any], now: float | None = None) -> ContactEvent:
         _check_schema(obj)
         event_id = _id(obj, "event_id")
-        ts = self._ts(obj, now)
+        ts, sent_ts = self._ts(obj, now)
         contact_id = _id(obj, "contact_id")
         channel = _text(obj, "channel", MAX_ID_LENGTH)
         queue = _text(obj, "queue", MAX_ID_LENGTH)
@@ -265,12 +282,12 @@ class EventValidator:
             raise InvalidEvent(Reason.UNKNOWN_CHANNEL, "channel", f"no contact channel {_show(channel)} in the map")
         if not self.journey_map.has_queue(channel, queue):
             raise InvalidEvent(Reason.UNKNOWN_QUEUE, "queue", f"channel {channel!r} has no queue {_show(queue)}")
-        return ContactEvent(event_id, ts, contact_id, channel, queue, kind, customer_id, session_id, wait)
+        return ContactEvent(event_id, ts, contact_id, channel, queue, kind, customer_id, session_id, wait, sent_ts)
 
     def feedback(self, obj: dict[str, Any], now: float | None = None) -> FeedbackEvent:
         _check_schema(obj)
         event_id = _id(obj, "event_id")
-        ts = self._ts(obj, now)
+        ts, sent_ts = self._ts(obj, now)
         survey = _choice(obj, "survey", tuple(SURVEY_RANGES))
         score = obj.get("score")
         if score is None:
@@ -299,7 +316,7 @@ class EventValidator:
             )
         if survey not in surveys:
             raise InvalidEvent(Reason.UNKNOWN_SURVEY, "survey", f"this touchpoint has no {survey} survey in the map")
-        return FeedbackEvent(event_id, ts, survey, score, customer_id, journey, step_name, channel, queue)
+        return FeedbackEvent(event_id, ts, survey, score, customer_id, journey, step_name, channel, queue, sent_ts)
 
     def _step_surveys(self, journey: str | None, step_name: str | None, channel: str | None) -> tuple[str, ...]:
         if journey is None:
@@ -330,20 +347,33 @@ class EventValidator:
             raise InvalidEvent(Reason.UNKNOWN_QUEUE, "queue", f"channel {channel!r} has no queue {_show(queue)}")
         return known.surveys
 
-    def _ts(self, obj: dict[str, Any], now: float | None) -> float:
+    def _ts(self, obj: dict[str, Any], now: float | None) -> tuple[float, float | None]:
+        """``ts`` and ``sent_ts``; the clock bounds apply to ``ts`` as the worker's clock has it:
+        with ``sent_ts``, the device's clock is read against ``now`` (the worker corrects the
+        time by the record's arrival later, streams/eventtime.py)."""
         ts = parse_ts(obj.get("ts"))
+        sent = obj.get("sent_ts")
+        sent_ts = None if sent is None else parse_ts(sent, "sent_ts")
+        if sent_ts is not None and sent_ts < ts - SENT_TS_SLACK:
+            raise InvalidEvent(
+                Reason.INVALID_VALUE,
+                "sent_ts",
+                f"sent_ts is {ts - sent_ts:.0f} s before ts: an event is sent after it happens",
+            )
         if now is not None:
-            if ts > now + self.limits.max_future_skew:
+            held = 0.0 if sent_ts is None else sent_ts - ts  # how long the device held the event
+            if sent_ts is None and ts > now + self.limits.max_future_skew:
                 hint = " (milliseconds? ts is in seconds)" if ts > now * 100 else ""
                 raise InvalidEvent(
                     Reason.TS_IN_FUTURE, "ts", f"ts is {ts - now:.0f} s ahead of the worker's clock{hint}"
                 )
-            if ts < now - self.limits.max_age:
-                raise InvalidEvent(Reason.TS_TOO_OLD, "ts", f"ts is {(now - ts) / 86400:.1f} days old")
-        return ts
+            if (sent_ts is None and ts < now - self.limits.max_age) or held > self.limits.max_age:
+                age = now - ts if sent_ts is None else held
+                raise InvalidEvent(Reason.TS_TOO_OLD, "ts", f"ts is {age / 86400:.1f} days old")
+        return ts, sent_ts
 
 
-def parse_ts(value: object) -> float:
+def parse_ts(value: object, name: str = "ts") -> float:
     """Event time in epoch seconds from a number or an RFC 3339 date-time (with its offset).
 
     Other ISO 8601 forms (a date alone, no seconds, no offset, +0100, week dates) are refused
@@ -358,33 +388,33 @@ def parse_ts(value: object) -> float:
 (YYYY-MM-DDThh:mm:ss[.fraction] then Z or +hh:mm/-hh:mm, e.g. 2026-11-24T10:00:00Z)
     """
     if value is None:
-        raise InvalidEvent(Reason.MISSING_FIELD, "ts", "missing required field 'ts'")
+        raise InvalidEvent(Reason.MISSING_FIELD, name, f"missing required field {name!r}")
     if isinstance(value, bool):
-        raise InvalidEvent(Reason.WRONG_TYPE, "ts", "expected epoch seconds or an RFC 3339 string, got a boolean")
+        raise InvalidEvent(Reason.WRONG_TYPE, name, "expected epoch seconds or an RFC 3339 string, got a boolean")
     if isinstance(value, int | float):
         if not math.isfinite(value) or value < 0:
-            raise InvalidEvent(Reason.INVALID_VALUE, "ts", f"{value!r} is not a valid epoch time")
+            raise InvalidEvent(Reason.INVALID_VALUE, name, f"{value!r} is not a valid epoch time")
         return float(value)
     if isinstance(value, str):
         if len(value) > 40:
-            raise InvalidEvent(Reason.INVALID_VALUE, "ts", "too long for an RFC 3339 time")
-        return _parse_rfc3339(value)
-    raise InvalidEvent(Reason.WRONG_TYPE, "ts", f"expected epoch seconds or an RFC 3339 string, got {_kind(value)}")
+            raise InvalidEvent(Reason.INVALID_VALUE, name, "too long for an RFC 3339 time")
+        return _parse_rfc3339(value, name)
+    raise InvalidEvent(Reason.WRONG_TYPE, name, f"expected epoch seconds or an RFC 3339 string, got {_kind(value)}")
 
 
-def _parse_rfc3339(text: str) -> float:
+def _parse_rfc3339(text: str, name: str = "ts") -> float:
     match = RFC3339.fullmatch(text)
     if match is None:
         if RFC3339.fullmatch(text + "Z"):
-            raise InvalidEvent(Reason.INVALID_VALUE, "ts", f"{text!r} has no UTC offset (add Z or +hh:mm)")
-        raise InvalidEvent(Reason.INVALID_VALUE, "ts", f"{text!r} is not an RFC 3339 time ({RFC3339_HINT})")
+            raise InvalidEvent(Reason.INVALID_VALUE, name, f"{text!r} has no UTC offset (add Z or +hh:mm)")
+        raise InvalidEvent(Reason.INVALID_VALUE, name, f"{text!r} is not an RFC 3339 time ({RFC3339_HINT})")
     date, hour_minute, second, fraction, offset = match.groups()
     leap = second == "60"
     offset = "+00:00" if offset in ("Z", "z") else offset
     try:
         parsed = datetime.fromisoformat(f"{date}T{hour_minute}:{'59' if leap else second}{fraction or ''}{offset}")
     except ValueError as error:
-        raise InvalidEvent(Reason.INVALID_VALUE, "ts", f"{text!r} is not a valid time: {error}") from None
+        raise InvalidEvent(Reason.INVALID_VALUE, name, f"{text!r} is not a valid time: {error}") from None
     return parsed.timestamp() + (1.0 if leap else 0.0)
 
 

@@ -66,6 +66,9 @@ class Settings:
     max_batch_events: int = _setting(1000, "array records with more events are dead-lettered")
     max_future_skew: float = _setting(300.0, "events with ts further ahead of the clock are rejected, seconds")
     max_event_age: float = _setting(7 * 86400.0, "events older than this are rejected, seconds")
+    clock_tolerance: float = _setting(
+        5.0, "a ts this far ahead of its record's arrival, or a sent_ts this far off it, is not a wrong clock, seconds"
+    )
     deadletter_max_bytes: int = _setting(65536, "original bytes kept in a dead-letter record (rest cut)")
     # Friction metrics
     window_size: float = _setting(60.0, "event-time tumbling window length, seconds (10 works)")
@@ -159,6 +162,7 @@ class Settings:
             "alert_hold_seconds must be >= 0" if self.alert_hold_seconds < 0 else "",
             "alert_echo_seconds must be >= 0" if self.alert_echo_seconds < 0 else "",
             "allowed_lateness must be >= 0" if self.allowed_lateness < 0 else "",
+            "clock_tolerance must be >= 0" if not self.clock_tolerance >= 0 else "",
             "window_wait must be > 0" if self.window_wait <= 0 else "",
             "contact_timeout must be > 0" if not self.contact_timeout > 0 else "",
             "rage_clicks must be at least 2" if self.rage_clicks < 2 else "",

@@ -142,6 +142,33 @@ def event_time() -> list[PanelBuilder]:
             ),
             span=8,
         ),
+        time_series(
+            "Device clocks off (p90), by channel",
+            "How far off the clocks of the devices sending each topic's events are (either way), 90th "
+            "percentile of the events where it could be measured: from sent_ts, or a ts ahead of its record's "
+            "arrival (then at least that far). The worker corrects their event times (docs/events.md); events "
+            "of a channel off by more than 60 s above 5 % of the topic's events fire FrictionwatchClockSkew.",
+            "s",
+            query(
+                "histogram_quantile(0.9, sum by (le, topic, channel) "
+                f"(rate(frictionwatch_clock_skew_seconds_bucket{{{TOPIC}}}[$__rate_interval])))",
+                "{{topic}} {{channel}}",
+            ),
+            span=12,
+            colours=thresholds("green", (60, "orange"), (600, "red")),
+        ),
+        time_series(
+            "Event times corrected for device clocks, per second",
+            "Events whose event time the worker corrected because their device's clock was off by more than "
+            "clock_tolerance (5 s): ahead (fast: ts after the record arrived, or per sent_ts) or behind (slow, "
+            "known only from sent_ts). Clocks behind without sent_ts show as late amounts instead.",
+            "suffix: /s",
+            query(
+                per_second("frictionwatch_events_time_corrected_total", by="topic, channel, direction"),
+                "{{topic}} {{channel}} {{direction}}",
+            ),
+            span=12,
+        ),
     ]  # fmt: skip
 
 
@@ -201,7 +228,7 @@ def dashboard() -> board.Dashboard:
     sections = (
         ("Overview", overview()),
         ("Throughput and validation", throughput()),
-        ("Event time: watermarks and windows", event_time()),
+        ("Event time: watermarks, windows and device clocks", event_time()),
         ("Alert delivery", alert_delivery()),
         ("Capacity", capacity()),
     )

@@ -29,6 +29,7 @@ from frictionwatch.kafka import consumer_config, faust_broker_options
 from frictionwatch.pseudonym import Pseudonymiser
 from frictionwatch.settings import Settings
 from frictionwatch.streams.deadletter import Origin, deadletter_value
+from frictionwatch.streams.eventtime import EventClock
 from frictionwatch.streams.exposition import FrictionMetrics
 from frictionwatch.streams.friction import Friction, Outbound
 from frictionwatch.streams.ingest import DecodedRecord, RecordDecoder, Rejection, TopicKind
@@ -53,6 +54,7 @@ class RecordRef:
     offset: int
     key: bytes | None
     value: bytes | None
+    timestamp: float | None = None  # the record's Kafka timestamp, seconds: when it arrived
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +106,7 @@ class IngestPipeline:
         decoder = self.decoders[record.topic]
         outbound: Sequence[Outbound] = ()
         try:
-            decoded = decoder.decode(record.value, record.partition, now)
+            decoded = decoder.decode(record.value, record.partition, now, record.timestamp)
             if decoded.events and self.on_events is not None:
                 outbound = self.on_events(record.topic, record.partition, decoded.events)
         except Exception as error:  # a bug must not stop the worker or lose the record
@@ -133,14 +135,29 @@ class IngestPipeline:
         metrics.records_consumed.labels(record.topic).inc()
         metrics.events_received.labels(record.topic).inc(decoded.items)
         metrics.events_processed.labels(record.topic).inc(len(decoded.events))
+        if decoded.clock_readings:
+            metrics.clocks(record.topic, decoded.clock_readings)
         if decoded.strays:
             metrics.events_rerouted.labels(record.topic).inc(len(decoded.strays))
         return decoded
 
 
+def channels_of(settings: Settings, journey_map: JourneyMap) -> dict[str, list[str]]:
+    """The channels events of each input topic can name ("" for feedback naming none)."""
+    steps = sorted({channel for journey in journey_map.journeys.values() for step in journey.steps
+                    for channel in step.channels})  # fmt: skip
+    contacts = sorted(journey_map.contact_channels)
+    return {
+        settings.topic_clicks: steps,
+        settings.topic_contacts: contacts,
+        settings.topic_feedback: ["", *sorted(set(steps) | set(contacts))],
+    }
+
+
 def build_decoders(settings: Settings, journey_map: JourneyMap, partitions: dict[str, int]) -> dict[str, RecordDecoder]:
     """A decoder per input topic, each knowing its topic's partition count."""
     validator = EventValidator(journey_map, TimeLimits(settings.max_future_skew, settings.max_event_age))
+    clock = EventClock(settings.clock_tolerance)
     kinds: dict[str, TopicKind] = {
         settings.topic_clicks: "clicks",
         settings.topic_contacts: "contacts",
@@ -153,6 +170,7 @@ def build_decoders(settings: Settings, journey_map: JourneyMap, partitions: dict
             partitions=partitions[topic],
             max_record_bytes=settings.max_record_bytes,
             max_batch_events=settings.max_batch_events,
+            clock=clock,
         )
         for topic, kind in kinds.items()
     }
@@ -199,16 +217,15 @@ def build_recovery(
     def read(topic: str, partition: int, start: int, end: int) -> Records:
         return read_partition(reader, topic, partition, start, end)
 
-    def rebuild(topic: str, partition: int, values: list[bytes]) -> None:
+    def rebuild(topic: str, partition: int, records: list[tuple[bytes, float | None]]) -> None:
         if topic == settings.topic_windows:
-            friction.rebuild_partials(values)
+            friction.rebuild_partials([value for value, _ in records])
         elif topic == settings.topic_touches:
-            friction.rebuild_touches(partition, values)
-        else:
+            friction.rebuild_touches(partition, [value for value, _ in records])
+        else:  # events get the times they got when first read: corrected against their record's arrival
             decoder, now = decoders[topic], time.time()
-            friction.rebuild(
-                topic, partition, [e for value in values for e in decoder.decode(value, partition, now).events]
-            )
+            events = [e for value, ts in records for e in decoder.decode(value, partition, now, ts).events]
+            friction.rebuild(topic, partition, events)
 
     horizons = dict.fromkeys(settings.topics.values(), settings.replay_horizon)
     horizons[settings.topic_touches] = settings.repeat_contact_horizon + settings.touch_lateness
@@ -262,7 +279,7 @@ def build_app(
     friction = build_friction(settings, journey_map, registry, partitions)
     pipeline = IngestPipeline(
         build_decoders(settings, journey_map, partitions),
-        IngestMetrics(registry, topics),
+        IngestMetrics(registry, topics, channels_of(settings, journey_map)),
         send,
         settings.topic_deadletter,
         friction.events,
@@ -302,18 +319,35 @@ def build_app(
             return
         await take_up(message)
         if gap >= 0:  # Faust dropped records before this one: read them ourselves
+            read = True
             try:
                 missed = await recovery.fetch(topic, partition, gap, message.offset)
             except Exception as error:
                 log.error("could not read %s[%d] %d-%d skipped by the consumer: %s", topic, partition, gap,
                           message.offset - 1, error)  # fmt: skip
-                missed = []
+                missed, read = [], False
             log.warning("the consumer skipped %s[%d] offsets %d-%d; read %d records of them again",
                         topic, partition, gap, message.offset - 1, len(missed))  # fmt: skip
             friction.metrics.refetched.labels(topic).inc(len(missed))
-            for offset, key, missed_value in missed:
-                await process(Delivered(topic, partition, offset, key, missed_value, message.timestamp))
+            for offset, key, missed_value, missed_timestamp in missed:
+                timestamp = message.timestamp if missed_timestamp is None else missed_timestamp
+                await process(Delivered(topic, partition, offset, key, missed_value, timestamp))
+            if read:
+                await settle(topic, partition, gap, message.offset - 1)
         await process(Delivered(topic, partition, message.offset, message.key, value, message.timestamp))
+
+    async def settle(topic: str, partition: int, first: int, last: int) -> None:
+        """Tell Faust's commit book that offsets ``first``-``last`` are done: we handled them ourselves.
+
+        Faust commits a partition's offset only over acknowledged records with no hole between
+        them, and it never saw the records it dropped (faust-streaming issue 596): without this
+        the partition's committed offset stays at the hole until its next rebalance, and a
+        restart would handle everything since again. On Apache Kafka this follows every
+        rebalance that a lost broker connection causes (commits of the expired member fail).
+        A hole is what Faust itself records for offsets that hold no record (compaction).
+        """
+        consumer: Any = app.consumer
+        await consumer._add_gap(TP(topic, partition), first, last)
 
     async def take_up(message: Any) -> None:
         """Before a partition's first record here: rebuild its state from the records before it."""
@@ -349,7 +383,8 @@ def build_app(
     for name, topic in topics.items():
 
         async def ingest_record(record: Delivered) -> None:
-            await pipeline.handle(RecordRef(record.topic, record.partition, record.offset, record.key, record.value))
+            ref = RecordRef(record.topic, record.partition, record.offset, record.key, record.value, record.timestamp)
+            await pipeline.handle(ref)
             mark(record, friction.watermark(record.topic, record.partition))
             behind = lag(record.topic, record.partition, record.offset)
             if behind is not None:

@@ -6,6 +6,10 @@ Clicks and contacts must sit on the partition their key (session_id, contact_id)
 to, because the state of a session or contact lives with that partition; an element
 elsewhere is a *stray*, to be re-sent keyed by itself rather than processed here.
 
+Valid events get their event time corrected for the device's clock by what the record's
+arrival tells (:mod:`~frictionwatch.streams.eventtime`); ``clock_readings`` says how far
+off the clocks were, where that could be measured.
+
 Every element ends in exactly one of ``events``, ``rejected`` or ``strays``; a record
 that can't be split into elements (not JSON, too large) is one rejected item. So
 ``items == len(events) + len(rejected) + len(strays)`` for every record.
@@ -29,6 +33,7 @@ import orjson
 
 from frictionwatch.contract import Event, EventValidator, InvalidEvent, Reason
 from frictionwatch.partitioning import partition_for
+from frictionwatch.streams.eventtime import ClockReading, EventClock, arrival_of
 
 TopicKind = Literal["clicks", "contacts", "feedback"]
 KEY_FIELDS: dict[str, str | None] = {"clicks": "session_id", "contacts": "contact_id", "feedback": None}
@@ -63,6 +68,7 @@ class DecodedRecord:
     events: list[Event] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
     strays: list[Stray] = field(default_factory=list)
+    clock_readings: list[ClockReading] = field(default_factory=list)
 
     @property
     def items(self) -> int:
@@ -78,6 +84,7 @@ class RecordDecoder:
         partitions: the topic's partition count, for the co-partitioning check.
         max_record_bytes: larger records are rejected whole (``record_too_large``).
         max_batch_events: arrays with more elements are rejected whole (``batch_too_large``).
+        clock: corrects event times for devices whose clocks are off (the default tolerance when not given).
     """
 
     def __init__(
@@ -88,6 +95,7 @@ class RecordDecoder:
         partitions: int,
         max_record_bytes: int = 1_048_576,
         max_batch_events: int = 1000,
+        clock: EventClock | None = None,
     ) -> None:
         if kind not in KEY_FIELDS:
             raise ValueError(f"kind must be clicks, contacts or feedback, not {kind!r}")
@@ -96,10 +104,24 @@ class RecordDecoder:
         self.max_record_bytes = max_record_bytes
         self.max_batch_events = max_batch_events
         self.key_field = KEY_FIELDS[kind]
+        self.clock = clock or EventClock()
         self.validate: Callable[[dict[str, Any], float | None], Event] = getattr(validator, VALIDATE_METHODS[kind])
 
-    def decode(self, value: bytes | None, partition: int, now: float | None = None) -> DecodedRecord:
-        """Split, decode and validate one record read from ``partition``."""
+    def decode(
+        self, value: bytes | None, partition: int, now: float | None = None, timestamp: float | None = None
+    ) -> DecodedRecord:
+        """Split, decode and validate one record read from ``partition``.
+
+        ``now`` is the worker's clock (for the contract's time bounds), ``timestamp`` the
+        record's Kafka timestamp; the earlier of the two is the record's arrival, against which
+        event times are corrected (neither known: no correction, as in a replay of bare events).
+        """
+        record = self._decode(value, partition, now)
+        if record.events:
+            record.events, record.clock_readings = self.clock.correct(record.events, arrival_of(timestamp, now))
+        return record
+
+    def _decode(self, value: bytes | None, partition: int, now: float | None) -> DecodedRecord:
         record = DecodedRecord()
         whole = self._parse(value, record)
         if whole is None:

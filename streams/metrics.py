@@ -8,23 +8,37 @@ process (they are per worker; sum them across workers in PromQL)::
          + sum by (topic) (frictionwatch_events_deadlettered_total)
          + frictionwatch_events_rerouted_total
 
+Device clocks are measured on the way in (streams/eventtime.py): how far off they were, per
+topic and channel, and how many event times were corrected for it.
+
 Tests pass their own ``CollectorRegistry``; nothing is registered globally.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from frictionwatch import __version__
 from frictionwatch.contract import Reason
+from frictionwatch.streams.eventtime import ClockReading
+
+#: Bucket bounds (seconds) of how far off device clocks are; alerts/rules/pipeline.yml reads le="60".
+SKEW_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 6 * 3600, 86400)
 
 
 class IngestMetrics:
-    """Counters of the ingestion path, pre-initialised for every topic and reason."""
+    """Counters of the ingestion path, pre-initialised for every topic and reason (and, for
+    the clock series, every channel of ``channels``: topic -> channel names, "" included
+    where events may name none)."""
 
-    def __init__(self, registry: CollectorRegistry, topics: Iterable[str]) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        topics: Iterable[str],
+        channels: Mapping[str, Iterable[str]] | None = None,
+    ) -> None:
         self.records_consumed = Counter(
             "frictionwatch_records_consumed",
             "Kafka records read from an input topic (an array record counts once).",
@@ -55,6 +69,21 @@ class IngestMetrics:
             ["topic"],
             registry=registry,
         )
+        self.clock_skew = Histogram(
+            "frictionwatch_clock_skew_seconds",
+            "How far off device clocks were (either way), for events where it could be measured: "
+            "from sent_ts, or a ts ahead of the record's arrival (then a lower bound).",
+            ["topic", "channel"],
+            buckets=SKEW_BUCKETS,
+            registry=registry,
+        )
+        self.time_corrected = Counter(
+            "frictionwatch_events_time_corrected",
+            "Events whose event time was corrected because their device's clock was off by more than "
+            "clock_tolerance: direction ahead (fast) or behind (slow, known only from sent_ts).",
+            ["topic", "channel", "direction"],
+            registry=registry,
+        )
         self.build_info = Gauge(
             "frictionwatch_build_info",
             "Always 1; the version label says which frictionwatch runs.",
@@ -67,3 +96,15 @@ class IngestMetrics:
                 counter.labels(topic)
             for reason in Reason:
                 self.events_deadlettered.labels(topic, reason.value)
+            for channel in (channels or {}).get(topic, ()):
+                self.clock_skew.labels(topic, channel)
+                for direction in ("ahead", "behind"):
+                    self.time_corrected.labels(topic, channel, direction)
+
+    def clocks(self, topic: str, readings: Iterable[ClockReading]) -> None:
+        """Record the device clocks measured in one record's events."""
+        for reading in readings:
+            self.clock_skew.labels(topic, reading.channel).observe(abs(reading.offset))
+            if reading.corrected:
+                direction = "ahead" if reading.offset > 0 else "behind"
+                self.time_corrected.labels(topic, reading.channel, direction).inc()

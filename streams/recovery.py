@@ -43,13 +43,14 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, KafkaException, TopicPartition
 
 log = logging.getLogger(__name__)
 
-Records = Iterator[tuple[int, bytes | None, bytes | None]]  # (offset, key, value)
+Record = tuple[int, bytes | None, bytes | None, float | None]  # (offset, key, value, timestamp in seconds)
+Records = Iterator[Record]
 RecordsReader = Callable[[str, int, int, int], Records]
-Rebuild = Callable[[str, int, list[bytes]], None]
+Rebuild = Callable[[str, int, list[tuple[bytes, float | None]]], None]  # (value, timestamp) of each record
 
 
 class ReplayMarks:
@@ -112,7 +113,8 @@ class ReplayMarks:
 def read_partition(
     config: dict[str, Any], topic: str, partition: int, start: int, end: int, timeout: float = 120.0
 ) -> Records:
-    """(offset, key, value) of the records of ``topic[partition]`` from ``start`` up to ``end`` (excluded).
+    """(offset, key, value, timestamp) of the records of ``topic[partition]`` from ``start`` up to ``end``
+    (excluded); the timestamp in seconds, None when the record has none.
 
     ``config`` is a librdkafka consumer configuration (frictionwatch.kafka.consumer_config);
     the reader joins no group and commits nothing. Raises TimeoutError if the records
@@ -138,7 +140,9 @@ def read_partition(
             offset = message.offset()
             if offset is None or offset >= end:
                 return
-            yield offset, message.key(), message.value()
+            kind, milliseconds = message.timestamp()
+            timestamp = milliseconds / 1000.0 if kind != TIMESTAMP_NOT_AVAILABLE and milliseconds > 0 else None
+            yield offset, message.key(), message.value(), timestamp
             if offset == end - 1:
                 return
     finally:
@@ -150,7 +154,7 @@ class StateRecovery:
 
     Args:
         read: ``read(topic, partition, start, end)``, the records to replay (:func:`read_partition`).
-        rebuild: ``rebuild(topic, partition, values)`` feeds replayed records, publishing nothing.
+        rebuild: ``rebuild(topic, partition, records)`` feeds replayed (value, timestamp) pairs, publishing nothing.
         checkpoints: the stored marks (a Faust table: ``"topic:partition"`` -> bytes).
         horizons: seconds to replay, per topic.
         every: seconds between marks.
@@ -200,22 +204,20 @@ class StateRecovery:
         loop = asyncio.get_running_loop()
         records = self.read(topic, partition, start, end)
 
-        def take() -> list[bytes | None]:
-            return [value for _, _, value in itertools.islice(records, chunk)]
+        def take() -> list[tuple[bytes | None, float | None]]:
+            return [(value, timestamp) for _, _, value, timestamp in itertools.islice(records, chunk)]
 
         count = 0
         try:
             while values := await loop.run_in_executor(None, take):
                 count += len(values)
-                self.rebuild(topic, partition, [value for value in values if value is not None])
+                self.rebuild(topic, partition, [(value, ts) for value, ts in values if value is not None])
                 await asyncio.sleep(0)
         finally:
             await loop.run_in_executor(None, _close, records)
         return count
 
-    async def fetch(
-        self, topic: str, partition: int, start: int, end: int
-    ) -> list[tuple[int, bytes | None, bytes | None]]:
+    async def fetch(self, topic: str, partition: int, start: int, end: int) -> list[Record]:
         """The records [start, end) themselves, read in a thread (to fill a gap the consumer left)."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, lambda: list(self.read(topic, partition, start, end)))

@@ -59,6 +59,7 @@ partition's first event, once sessions can end by inactivity as well as by exit.
 from __future__ import annotations
 
 import bisect
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -142,6 +143,17 @@ class DwellQuantile:
         return DWELL_VALUES[-1]
 
 
+def device_example(session_id: str, device_ts: float, offset: float) -> str:
+    """An example session whose event times were corrected for its device's clock: the id, the
+    ts its device gave (the latest event's) and how far that clock was off.
+
+    >>> device_example("s-9", 1795514400.0, 600.0)
+    's-9 (device ts 2026-11-24T10:00:00Z, clock +600 s)'
+    """
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(device_ts))
+    return f"{session_id} (device ts {when}, clock {offset:+.0f} s)"
+
+
 class SessionTracker:
     """Per-partition session state and the window amounts it produces.
 
@@ -197,6 +209,9 @@ class SessionTracker:
         self.timers = Wheel(self._filed_deadline)
         self.dwell: dict[tuple[str, str], DwellQuantile] = {} if learned_dwell is None else learned_dwell
         self.late_amounts = 0
+        #: session id -> (device ts, clock offset) of its latest event, when that event's time was
+        #: corrected for the device's clock (streams/eventtime.py): shown with the session's examples
+        self.device_clocks: dict[str, tuple[float, float]] = {}
 
     def __len__(self) -> int:
         return len(self.sessions)
@@ -206,6 +221,10 @@ class SessionTracker:
     def add(self, event: ClickEvent) -> list[Window]:
         """Apply one validated click event; returns the windows its time closed."""
         closed = self.advance(event.ts)
+        if event.device_ts is not None:
+            self.device_clocks[event.session_id] = (event.device_ts, event.device_ts - event.ts)
+        elif self.device_clocks:
+            self.device_clocks.pop(event.session_id, None)
         journey = self.journey_map.journeys[event.journey]
         step = journey.steps_by_name[event.step]
         session = self.sessions.get(event.session_id)
@@ -357,6 +376,11 @@ class SessionTracker:
     # -- endings --------------------------------------------------------------------------
 
     def _end(self, session_id: str, session: Session, ts: float) -> None:
+        self._end_counts(session_id, session, ts)
+        if self.device_clocks:
+            self.device_clocks.pop(session_id, None)
+
+    def _end_counts(self, session_id: str, session: Session, ts: float) -> None:
         del self.sessions[session_id]
         session.filed = None  # its entries in the wheel are stale now
         self._close_early(session, "early_waiting", session_id)
@@ -398,6 +422,10 @@ class SessionTracker:
         return Touchpoint(session.journey.name, session.step.name, session.channel)
 
     def _count(self, ts: float, place: Touchpoint, name: str, example: str | None = None) -> None:
+        if example is not None and self.device_clocks:
+            clock = self.device_clocks.get(example)
+            if clock is not None:
+                example = device_example(example, *clock)
         if not self.windows.add(ts, place, name, 1.0, example):
             self.late_amounts += 1
             if self.on_late is not None:

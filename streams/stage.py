@@ -45,6 +45,7 @@ class StageSettings:
     touch_lateness: float = 300.0  # touches come from several topics whose partitions progress unevenly
     dedup_horizon: float = 600.0
     dedup_max_ids: int = 200_000
+    clock_tolerance: float = 5.0  # see streams/eventtime.py (the worker's decoders use it too)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StageSettings:
@@ -64,6 +65,7 @@ class StageSettings:
             touch_lateness=settings.touch_lateness,
             dedup_horizon=settings.dedup_horizon,
             dedup_max_ids=settings.dedup_max_ids,
+            clock_tolerance=settings.clock_tolerance,
         )
 
 

@@ -12,6 +12,12 @@ and are left out.
 Events are validated as the worker validates them, with the *replay clock* (the latest
 valid event time so far) standing in for the wall clock, so an event that a live worker
 would reject for its time (milliseconds instead of seconds) is rejected here too.
+
+Event times are corrected for devices whose clocks are off exactly as the worker corrects
+them (:class:`~frictionwatch.streams.eventtime.EventClock`), against each record's arrival:
+a line's ``timestamp`` (the Kafka record timestamp, seconds; ``frictionwatch generate``
+writes it), else the arrival of the line before it (files are in delivery order). A file
+with no timestamps at all is replayed with the times its events give, uncorrected.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from frictionwatch.detectors.bank import DetectorBank, SeriesPlace
 from frictionwatch.detectors.base import Observation, Verdict
 from frictionwatch.journeymap import DetectorSettings, JourneyMap
 from frictionwatch.settings import Settings
+from frictionwatch.streams.eventtime import EventClock
 from frictionwatch.streams.reduce import FinalWindow, group_of
 from frictionwatch.streams.series import observations
 from frictionwatch.streams.stage import ClickState, Output, PartitionState, SourceKind, StageSettings, new_state
@@ -101,6 +108,7 @@ class ReplayResult:
     events: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TOPIC_KINDS, 0))
     malformed: dict[str, int] = field(default_factory=dict)  # rejection reason -> records/elements
     late: int = 0
+    clock_corrected: int = 0  # events whose time was corrected for their device's clock
     windows: int = 0  # final windows fed to the detectors (per group)
     first_ts: float | None = None
     last_ts: float | None = None
@@ -148,8 +156,18 @@ class _Replay:
         self.validate: dict[str, Callable[[dict[str, Any], float | None], Event]] = {
             kind: getattr(self.validator, VALIDATE[kind]) for kind in TOPIC_KINDS
         }
-        self.clock: float | None = None  # the replay clock: the latest valid event time
+        self.clock: float | None = None  # the replay clock: the latest valid event time (or arrival)
+        self.arrival: float | None = None  # the arrival of the record being replayed (see the module docstring)
+        self.event_clock = EventClock(settings.clock_tolerance)
         self.max_timeout = max((journey.session_timeout for journey in journey_map.journeys.values()), default=0.0)
+
+    def arrive(self, arrival: float | None) -> None:
+        """The next record arrived at ``arrival`` (None: with the record before it)."""
+        if arrival is None:
+            return
+        self.arrival = arrival
+        if self.clock is None or arrival > self.clock:
+            self.clock = arrival
 
     def reject(self, reason: str) -> None:
         malformed = self.result.malformed
@@ -165,6 +183,10 @@ class _Replay:
             self.reject(error.reason.value)
             return
         result = self.result
+        if self.arrival is not None:
+            event, _ = self.event_clock.correct_one(event, self.arrival)
+            if event.device_ts is not None:
+                result.clock_corrected += 1
         result.events[kind] += 1
         ts = event.ts
         if self.clock is None or ts > self.clock:
@@ -264,9 +286,9 @@ class Replayer:
 
         ``now``, when known, is when it reaches the worker (e.g. the generator's delivery
         time): it moves the replay clock, so events held back by a late batch and the ones
-        after the gap are judged as a live worker judges them, not as ``ts_in_future``."""
-        if now is not None and (self._replay.clock is None or now > self._replay.clock):
-            self._replay.clock = now
+        after the gap are judged as a live worker judges them, not as ``ts_in_future``; and
+        it is the arrival event times are corrected against, as the worker does."""
+        self._replay.arrive(now)
         self._replay.element(kind, value)
 
     def finish(self) -> ReplayResult:
@@ -318,6 +340,10 @@ def replay_events(
                     " (a line of `frictionwatch generate --output FILE.jsonl`)"
                 )
             kind = record["topic"]
+            timestamp = record.get("timestamp")
+            if timestamp is not None and (isinstance(timestamp, bool) or not isinstance(timestamp, int | float)):
+                raise BacktestInputError(f"{source}:{number}: timestamp must be epoch seconds, got {timestamp!r}")
+            replay.arrive(timestamp)
             if "value" in record:
                 value = record["value"]
                 if isinstance(value, list):

@@ -52,7 +52,8 @@ def events_table(result: ReplayResult, score: Score) -> str:
     lines += [
         "",
         f"events replayed        {sum(result.events.values()):,} ({malformed:,} malformed skipped, "
-        f"{result.late:,} late amounts), {score.simulated_days:.2f} simulated days",
+        f"{result.late:,} late amounts, {result.clock_corrected:,} times corrected for device clocks), "
+        f"{score.simulated_days:.2f} simulated days",
         f"incidents found        {totals['detected']}/{totals['incidents']}",
         f"alerts                 {totals['alerts']} ({totals['true_alerts']} true, {totals['false_alerts']} false;"
         f" {totals['alerts_after_end']} after the end of input, not scored)",
@@ -82,6 +83,7 @@ def events_summary(result: ReplayResult, score: Score, options: dict[str, Any], 
             "events": result.events,
             "malformed": result.malformed,
             "late_amounts": result.late,
+            "clock_corrected": result.clock_corrected,
             "final_windows": result.windows,
             "series": len(result.series),
             "first_ts": result.first_ts,

@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO
 
+from frictionwatch.generator import clocks
 from frictionwatch.generator.config import GeneratorConfig
 from frictionwatch.generator.records import TOPIC_KINDS
 from frictionwatch.generator.scenario import ScenarioError, load_scenario
@@ -35,6 +36,13 @@ def _epoch(text: str) -> float:
     if parsed.tzinfo is None:
         raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset (add Z or +hh:mm)")
     return parsed.timestamp()
+
+
+def _clock_skew(text: str) -> clocks.ClockSkew:
+    try:
+        return clocks.parse_clock_skew(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,6 +76,7 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
         "holiday and slow drift from 2 days on), drawn from --seed",
     )  # fmt: skip
     what.add_argument("--malformed-rate", type=float, default=0.0, help="share of records made malformed on purpose")
+    what.add_argument("--clock-skew", type=_clock_skew, action="append", default=[], metavar="SPEC", help=clocks.HELP)
     out = parser.add_argument_group("output")
     out.add_argument(
         "--output", default="kafka", metavar="kafka|FILE.jsonl",
@@ -124,6 +133,7 @@ def run_generate_command(args: argparse.Namespace, settings: Settings) -> int:
             seed=args.seed, rate=args.rate, duration=duration, count=args.count, time_mode=args.time_mode,
             start=args.start, malformed_rate=args.malformed_rate, scenario=args.scenario, daily_pattern=not args.flat,
             random_incidents=args.random_incidents, random_controls=args.random_controls,
+            clock_skews=tuple(args.clock_skew),
         )  # fmt: skip
         sink = _sink(args, settings)
     except (ValueError, OSError) as error:  # JourneyMapError and ScenarioError are ValueErrors

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final
 
+from frictionwatch.generator.clocks import ClockSkew
 from frictionwatch.generator.curves import TrafficPattern
 
 TIME_MODES: Final = ("simulated", "wall")
@@ -27,6 +28,7 @@ class GeneratorConfig:
     * ``malformed_rate``: share of emitted records replaced by realistic bad input.
     * ``scenario``: a YAML file of incidents (and baseline tuning) to inject.
     * ``daily_pattern``: False makes the rate constant (benchmarks, load tests).
+    * ``clock_skews``: devices whose clocks are off (:mod:`~frictionwatch.generator.clocks`).
     * ``random_incidents`` / ``random_controls``: that many incidents / controls drawn from
       the seed (:mod:`~frictionwatch.generator.draw`), besides the scenario's; needs a duration.
 
@@ -44,6 +46,7 @@ class GeneratorConfig:
     daily_pattern: bool = True
     random_incidents: int = 0
     random_controls: int = 0
+    clock_skews: tuple[ClockSkew, ...] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):

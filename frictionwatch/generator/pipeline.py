@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from random import Random
 
+from frictionwatch.generator.clocks import skewed
 from frictionwatch.generator.config import GeneratorConfig
 from frictionwatch.generator.curves import TrafficPattern
 from frictionwatch.generator.draw import draw
@@ -108,7 +109,8 @@ def generate(journey_map: JourneyMap, config: GeneratorConfig) -> Iterator[Gener
     Checks everything (scenario included) before returning, so errors surface at the call.
     """
     setup = plan(journey_map, config)
-    return delivered(_records(setup), setup.incidents)
+    assert setup.config.start is not None
+    return skewed(delivered(_records(setup), setup.incidents), config.clock_skews, setup.config.start)
 
 
 def _records(setup: Plan) -> Iterator[GeneratedRecord]:

@@ -7,6 +7,9 @@ Both sinks take the same :class:`GeneratedRecord` stream; :func:`run` feeds one 
 JSON lines: one line per Kafka record, ``{"topic": "clicks|contacts|feedback", "key": ...,
 "value": <event object or other JSON>}``; a malformed record whose bytes are not JSON
 at all is written as ``{"topic": ..., "key": ..., "value_b64": "<base64 of the bytes>"}``.
+Each line also has ``"timestamp"``: when the record was delivered (the Kafka record timestamp
+it would get; the latest true event time delivered so far), which the backtest corrects
+event times against, as the worker does with device clocks that are off.
 
 Kafka: with ``batch=1`` every event is one record keyed by its key, placed by the
 producer's partitioner (configure ``partitioner=murmur2_random`` so it matches
@@ -81,12 +84,16 @@ class JsonLinesSink:
         else:
             self._stream, self._owned = target, False
         self.records = _counts()
+        self.delivered = 0.0  # the delivery clock: the latest true event time written so far
 
     def write(self, record: GeneratedRecord) -> None:
+        self.delivered = max(self.delivered, record.ts)
+        line: dict[str, object]
         if record.raw is not None:
             line = {"topic": record.kind, "key": record.key, "value_b64": base64.b64encode(record.raw).decode()}
         else:
             line = {"topic": record.kind, "key": record.key, "value": record.value}
+        line["timestamp"] = round(self.delivered, 3)
         self._stream.write(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
         self.records[record.kind] += 1
 
