@@ -26,7 +26,7 @@ from frictionwatch.detectors.budget import FalseAlarmBudget, cusum_threshold, de
 from frictionwatch.detectors.sequential import DEFAULT_SHIFTS, UNION
 from frictionwatch.journeymap import JourneyMap
 
-__all__ = ["explain", "series_of"]
+__all__ = ["explain", "sequential_series", "series_of"]
 
 #: typical normal values and volumes the table is printed for: conversion-like ratios
 TYPICAL_RATIO = 0.8
@@ -50,6 +50,15 @@ def series_of(journey_map: JourneyMap) -> Iterator[tuple[SeriesPlace, str]]:
             yield ("", "", channel, queue, ""), metric
         for survey in journey_map.contact_channels[channel].surveys:
             yield ("", "", channel, queue, survey), survey
+
+
+def sequential_series(journey_map: JourneyMap) -> int:
+    """How many enabled series of the map sequential detectors watch."""
+    count = 0
+    for place, metric in series_of(journey_map):
+        settings = resolve(journey_map, place, metric)
+        count += bool(settings.enabled) and settings.kind == "sequential"
+    return count
 
 
 def explain(journey_map: JourneyMap, window_seconds: float) -> list[str]:
@@ -84,6 +93,8 @@ def explain(journey_map: JourneyMap, window_seconds: float) -> list[str]:
         f"  sequential: at most {per_day:.2g} false alarms a day across the map "
         f"({kinds['sequential']} series, {window_seconds:g}-s windows)"
     )
+    if journey_map.map_false_alarms is not None:
+        lines.append(f"  map budget {journey_map.map_false_alarms}, split evenly over the sequential series")
     for (where, text), (count, _) in groups.items():
         lines.append(f"  {where} ({count} series): {text} each")
     for text, budget in sorted({text: budget for (_, text), (_, budget) in groups.items()}.items()):

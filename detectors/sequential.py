@@ -71,11 +71,13 @@ DEFAULT_SHIFTS = (0.5, 1.0, 2.0, 4.0)
 DEFAULT_WINDOW = 60.0  # seconds, until two windows have shown the real length
 EXACT_BELOW = 30.0  # expected counts (or n p (1-p)) under which tails are computed exactly
 UNION = 0.78  # false alarms of the CUSUMs together, as a share of their sum (they overlap; measured)
-SEASON_PRIOR = 100.0  # volume (sessions, contacts) an hour slot needs before its offset counts half
+SEASON_PRIOR = 300.0  # volume (sessions, contacts) an hour slot needs before its offset counts half
 QUIET = 1800.0  # seconds without an alarm that end an incident
 PRIOR_EVENTS = 0.5  # events (or successes) a count model assumes beyond those seen
 CLIP = 2.5  # residuals teach the baseline clipped at this many standard deviations
 CLIP_SPREAD = 5.0  # ... and the spread, at this many
+ONE_UNIT = 3.0  # waits and rates: the most evidence one unit can give, in sd (n units: sqrt(n) times it)
+SHAPE_AFTER = 10  # windows seen before the skewness and kurtosis of residuals are learned
 _NORMAL = NormalDist()
 _MASK64 = 2**64 - 1
 
@@ -272,7 +274,7 @@ class SequentialDetector:
         self._learn_season(ts, value, volume)
         forget = max(forget, 1.0 / (learned.seen + 1.0))  # the spreads average all windows until memory is full
         if self.model in ("normal", "log_normal"):
-            if learned.unit_variance:
+            if learned.unit_variance and learned.seen >= SHAPE_AFTER:
                 standard = residual / math.sqrt(learned.unit_variance / volume + learned.extra_variance)
                 third = min(max(standard, -CLIP_SPREAD), CLIP_SPREAD) ** 3
                 learned.skew = min(max(learned.skew + forget * (third - learned.skew), -2.0), 2.0)
@@ -318,9 +320,17 @@ class SequentialDetector:
             z = (value - expected) / spread
             if self.model in ("normal", "log_normal"):
                 z = self._symmetric(z)
-            return z, spread
+            return self._capped(z, volume), spread
         # the exact tail knows sampling only: shrink it by the share of the spread sampling explains
-        return z * math.sqrt(max(sampling, 1e-12)) / spread, spread
+        return self._capped(z * math.sqrt(max(sampling, 1e-12)) / spread, volume), spread
+
+    def _capped(self, z: float, volume: float) -> float:
+        """One long wait is one long wait, however long, and one visit's errors are one visit's:
+        a unit (contact, visit) gives at most ``ONE_UNIT`` sd of evidence, n units sqrt(n) times it."""
+        if self.model not in ("log_normal", "poisson"):
+            return z
+        cap = ONE_UNIT * math.sqrt(volume)
+        return min(max(z, -cap), cap)
 
     def _independent(self, z: float) -> float:
         """Waits carry a queue's backlog from one window to the next: correlated evidence adds up
@@ -376,14 +386,17 @@ class SequentialDetector:
                 fired = abs(signed_shift)
         warm = learned.seen >= self.warmup
         anomaly = warm and score >= 1.0
-        if learned.alarmed and not anomaly:
-            evidence = [0.0] * len(evidence)  # the alarm is over: start afresh
+        if not warm or (learned.alarmed and not anomaly):
+            evidence = [0.0] * len(evidence)  # warming up, or the alarm is over: start afresh
         learned.alarmed = anomaly
         learned.evidence = evidence
         self._track_incident(observation.ts, value, volume, anomaly)
         if anomaly:  # the daily profile still learns, clipped: what recurs every afternoon is no incident
             self._hold_back(value, volume, expected, spread)
-            self._learn_season(observation.ts, expected + max(-CLIP, min(CLIP, z)) * spread, volume)
+            residual = min(max(value - expected, -CLIP * spread), CLIP * spread)
+            self._learn_season(observation.ts, expected + residual, volume)
+        elif not warm:  # the spread is not known yet: nothing to clip against
+            self._learn(observation.ts, value, volume, value - expected)
         else:  # learn, with the residual clipped: odd windows must not drag the baseline
             residual = min(max(value - expected, -CLIP * spread), CLIP * spread)
             deviation = min(max(value - expected, -CLIP_SPREAD * spread), CLIP_SPREAD * spread)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -122,6 +122,8 @@ class JourneyMap:
     detector_defaults: DetectorSettings = DetectorSettings()
     detector_overrides: tuple[DetectorOverride, ...] = ()
     source: str = "<memory>"
+    #: false alarms for the whole map, split evenly over its sequential series (their defaults' budget)
+    map_false_alarms: FalseAlarmBudget | None = None
 
     def step(self, journey: str, step: str) -> Step | None:
         """The step named ``step`` of ``journey``, or None when the map has no such step."""
@@ -318,11 +320,13 @@ class _Parser:
                     channels[name] = channel
         defaults: DetectorSettings = DetectorSettings()
         overrides: tuple[DetectorOverride, ...] = ()
+        map_budget: FalseAlarmBudget | None = None
         if "detectors" in top:
-            defaults, overrides = self.detectors(top["detectors"], journeys, channels)
+            defaults, overrides, map_budget = self.detectors(top["detectors"], journeys, channels)
         if self.problems:
             return None
-        return JourneyMap(journeys, channels, defaults, overrides, self.source)
+        journey_map = JourneyMap(journeys, channels, defaults, overrides, self.source)
+        return journey_map if map_budget is None else split_map_budget(journey_map, map_budget)
 
     def mapping_items(self, node: yaml.Node, path: str) -> list[tuple[yaml.Node, yaml.Node]]:
         if not isinstance(node, yaml.MappingNode) or not node.value:
@@ -386,9 +390,18 @@ class _Parser:
 
     def detectors(
         self, node: yaml.Node, journeys: Mapping[str, Journey], channels: Mapping[str, ContactChannel]
-    ) -> tuple[DetectorSettings, tuple[DetectorOverride, ...]]:
-        fields = self.mapping(node, "detectors", ("defaults", "overrides"))
+    ) -> tuple[DetectorSettings, tuple[DetectorOverride, ...], FalseAlarmBudget | None]:
+        fields = self.mapping(node, "detectors", ("map_false_alarms", "defaults", "overrides"))
         defaults = self.detector_settings(fields["defaults"], "detectors.defaults") if "defaults" in fields else None
+        map_budget = None
+        if "map_false_alarms" in fields:
+            map_budget = self.false_alarm_budget(fields["map_false_alarms"], "detectors.map_false_alarms")
+            if defaults is not None and defaults.false_alarms is not None:
+                self.problem(
+                    fields["map_false_alarms"],
+                    "detectors.map_false_alarms",
+                    "give the budget for the whole map or detectors.defaults.false_alarms per series, not both",
+                )
         if defaults is not None:
             self.river_outcomes_need_a_ratio(defaults, {}, fields["defaults"], "detectors.defaults")
         overrides: list[DetectorOverride] = []
@@ -404,7 +417,7 @@ class _Parser:
                 if match is not None and settings is not None:
                     self.river_outcomes_need_a_ratio(settings, match, item, path)
                     overrides.append(DetectorOverride(match, settings, item.start_mark.line + 1))
-        return defaults or DetectorSettings(), tuple(overrides)
+        return defaults or DetectorSettings(), tuple(overrides), map_budget
 
     def override_match(
         self, node: yaml.Node, path: str, journeys: Mapping[str, Journey], channels: Mapping[str, ContactChannel]
@@ -570,3 +583,15 @@ class JourneyMapWatcher:
             return None
         self.seen, self.requested = stamp, False
         return load_journey_map(self.path)
+
+
+def split_map_budget(journey_map: JourneyMap, budget: FalseAlarmBudget) -> JourneyMap:
+    """The map with ``budget`` (false alarms for the whole map) split evenly over its sequential
+    series: each gets ``budget.alarms`` per ``budget`` period times their number, as its default
+    budget. Overrides that give a series its own ``false_alarms`` or ``sensitivity`` still win."""
+    from frictionwatch.detectors.explain import sequential_series
+
+    series = sequential_series(replace(journey_map, map_false_alarms=budget))
+    share = FalseAlarmBudget(budget.alarms, budget.period * max(series, 1))
+    defaults = replace(journey_map.detector_defaults, false_alarms=share)
+    return replace(journey_map, detector_defaults=defaults, map_false_alarms=budget)

@@ -205,3 +205,32 @@ def test_check_config_explains_what_the_budget_allows_for_the_map() -> None:
     assert lines[0] == f"detectors: {series} series ({series} sequential), 0 disabled"
     assert f"at most {series / 100:.2g} false alarms a day" in lines[1]
     assert any("30 sessions a window" in line for line in lines)
+
+
+def test_a_budget_for_the_whole_map_is_split_over_its_sequential_series() -> None:
+    from frictionwatch.detectors.bank import resolve
+    from frictionwatch.detectors.explain import explain, series_of
+    from frictionwatch.journeymap import JourneyMapError, parse_journey_map
+
+    head = (
+        "version: 1\n"
+        "journeys:\n"
+        "  shop:\n"
+        "    steps:\n"
+        "      - {name: cart, stage: purchase, channels: [web, app]}\n"
+        "      - {name: paid, stage: purchase, channels: [web], goal: true}\n"
+        "contact_centre:\n"
+        "  phone: {queues: [billing]}\n"
+    )
+    journey_map = parse_journey_map(
+        head + "detectors:\n  map_false_alarms: 1 per 7d\n  defaults: {kind: sequential}\n"
+        "  overrides:\n    - {match: {channel: phone}, kind: window}\n"
+    )
+    places = list(series_of(journey_map))
+    sequential = [p for p in places if resolve(journey_map, *p).kind == "sequential"]
+    assert 0 < len(sequential) < len(places)  # the phone queue's series keep window detectors
+    per_day = sum(86400.0 / resolve(journey_map, *p).false_alarms.period for p in sequential)  # type: ignore[union-attr]
+    assert per_day == pytest.approx(1 / 7)
+    assert "map budget 1 per 7d" in "\n".join(explain(journey_map, window_seconds=60.0))
+    with pytest.raises(JourneyMapError, match=r"detectors\.map_false_alarms: give the budget for the whole map or"):
+        parse_journey_map(head + "detectors:\n  map_false_alarms: 1 per 7d\n  defaults: {false_alarms: 1 per 30d}\n")
