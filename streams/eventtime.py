@@ -34,7 +34,6 @@ device, however many of them are fast.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 from typing import NamedTuple
 
 from frictionwatch.contract import Event
@@ -93,26 +92,29 @@ class EventClock:
             return arrival, ahead
         return ts, None
 
-    def correct(self, events: Sequence[Event], arrival: float | None) -> tuple[list[Event], list[ClockReading]]:
+    def correct(self, events: list[Event], arrival: float | None) -> tuple[list[Event], list[ClockReading]]:
         """The events with their times corrected (``device_ts`` keeps the original ``ts``), and
         a reading of every device clock that could be measured.
 
-        Events that need no correction are returned as they are (the common case costs a
-        comparison per event).
+        The common case, nothing to correct, costs a comparison per event and returns
+        ``events`` itself.
         """
         if arrival is None:
-            return list(events), []
+            return events, []
         limit = arrival + self.tolerance
+        for event in events:
+            if event.sent_ts is not None or event.ts > limit:
+                break
+        else:
+            return events, []
         out: list[Event] = []
         readings: list[ClockReading] = []
         for event in events:
-            if event.sent_ts is None and event.ts <= limit:
-                out.append(event)
-                continue
-            event, reading = self.correct_one(event, arrival)
+            if event.sent_ts is not None or event.ts > limit:
+                event, reading = self.correct_one(event, arrival)
+                if reading is not None:
+                    readings.append(reading)
             out.append(event)
-            if reading is not None:
-                readings.append(reading)
         return out, readings
 
     def correct_one(self, event: Event, arrival: float | None) -> tuple[Event, ClockReading | None]:

@@ -28,6 +28,9 @@ CLICK_CASES = [
     (click(ts="2026-11-24T10:00:00"), Reason.INVALID_VALUE, "ts"),
     (click(ts="2026-11-24T10:00Z"), Reason.INVALID_VALUE, "ts"),  # ISO 8601, not RFC 3339: no seconds
     (click(ts="2026-11-24T10:00:00+0100"), Reason.INVALID_VALUE, "ts"),  # offset without a colon
+    (click(sent_ts=True), Reason.WRONG_TYPE, "sent_ts"),
+    (click(sent_ts=-1), Reason.INVALID_VALUE, "sent_ts"),
+    (click(sent_ts="2026-11-24T10:00"), Reason.INVALID_VALUE, "sent_ts"),
     (click(ts="2026-11-24T10:00:00+01"), Reason.INVALID_VALUE, "ts"),  # offset without minutes
     (click(ts="20261124T100000Z"), Reason.INVALID_VALUE, "ts"),  # basic format
     (click(ts="2026-W48-2T10:00:00Z"), Reason.INVALID_VALUE, "ts"),  # week date
@@ -222,6 +225,9 @@ def test_schema_is_valid_json_schema() -> None:
         ("click", click()),
         ("click", click(type="click", target="#buy")),
         ("click", click(ts="2026-11-24T10:00:00Z")),
+        ("click", click(sent_ts=NOW + 590)),  # sent 10 minutes after it happened
+        ("click", click(ts="2026-11-24T10:00:00Z", sent_ts="2026-11-24T10:00:01.5Z")),
+        ("contact", contact(sent_ts=None)),
         ("contact", contact()),
         ("contact", contact(type="queued", wait_seconds=...)),
         ("feedback", feedback()),
@@ -261,6 +267,9 @@ def test_schema_rejects_what_the_validator_rejects(kind: str, event: dict[str, A
         {"channel": "fax"}, {"type": "hover"}, {"type": "click"}, {"type": "click", "target": "#buy"},
         {"type": "step", "target": "#buy"}, {"target": ""}, {"customer_id": None}, {"customer_id": ""},
         {"customer_id": 7}, {"device": "x" * 201}, {"code": 500}, {"code": "E1"}, {"code": True},
+        {"sent_ts": None}, {"sent_ts": NOW}, {"sent_ts": NOW - 3600}, {"sent_ts": "2026-11-24T10:00:00Z"},
+        {"sent_ts": True}, {"sent_ts": -1}, {"ts": NOW + 600, "sent_ts": NOW + 601},
+        {"ts": NOW - 8 * 86400, "sent_ts": NOW}, {"ts": NOW - 8 * 86400, "sent_ts": NOW - 8 * 86400},
     ],
 )  # fmt: skip
 def test_fast_path_for_clicks_agrees_with_the_full_checks(validator: EventValidator, change: dict[str, Any]) -> None:

@@ -7,7 +7,8 @@ annotations): the generator sends 20 minutes of history at once (the detectors l
 it; the backlog also trips the pipeline rules), then live traffic in which the payment step
 breaks. Sessions time out after 5 minutes instead of 30 (a copy of the shipped journey map), so
 that step conversion and drop-off, counted when sessions end, have data within the test's
-minutes. Queries are polled until each has returned at least one finite value; panels with
+minutes. A share of the app devices send live events from clocks 90 s fast (the device-clock
+panels). Queries are polled until each has returned at least one finite value; panels with
 `$__range` are asked about the last 15 minutes, filters are set to All (`.*`).
 """
 
@@ -85,7 +86,8 @@ def test_every_dashboard_query_returns_data(
         [sys.executable, "-m", "frictionwatch", "generate", "--output", "kafka", "--bootstrap-servers",
          broker.bootstrap_servers, "--time", "wall", "--start", str(began - HISTORY), "--rate", RATE, "--flat",
          "--duration", f"{HISTORY + 900}s", "--scenario", str(scenario), "--batch", "20", "--seed", "12",
-         "--malformed-rate", "0.01", "--journey-map", journeys, "--quiet"],
+         "--malformed-rate", "0.01", "--clock-skew", f"share=0.3,offset=90s,channel=app,from={HISTORY}s",
+         "--journey-map", journeys, "--quiet"],
     )  # fmt: skip
     wanted = {(where, expr, instant) for where, expr, instant in every_query()}
     answered: set[tuple[str, str, bool]] = set()
