@@ -65,6 +65,7 @@ class Contender:
     note: str
     overrides: tuple[dict[str, Any], ...] = ()
     alternatives: tuple[dict[str, Any], ...] = ()
+    map_false_alarms: str | None = None  # a budget for the whole map (detectors.map_false_alarms)
 
 
 #: today's window detectors with their shipped defaults (detectors/bank.py DEFAULTS)
@@ -96,6 +97,12 @@ CONTENDERS: tuple[Contender, ...] = (
         {"kind": "sequential", "false_alarms": "1 per 30d"},
         "sequential LLR tests, 1 per 30d",
         alternatives=({"kind": "auto", "false_alarms": "1 per 30d"},),
+    ),
+    Contender(
+        "sequential-map-1d",
+        {"kind": "sequential"},
+        "sequential LLR tests, 1 false alarm a day for the whole map (split over its series)",
+        map_false_alarms="1 per 1d",
     ),
     Contender(
         "sequential-180d",
@@ -384,6 +391,8 @@ def contender_map(journey_map_path: Path, contender: Contender) -> JourneyMap:
     error: ValueError | None = None
     for settings in (contender.settings, *contender.alternatives):
         document["detectors"] = {"defaults": dict(settings), "overrides": ours + kept}
+        if contender.map_false_alarms is not None:
+            document["detectors"]["map_false_alarms"] = contender.map_false_alarms
         text = yaml.safe_dump(document, sort_keys=False)
         try:
             return parse_journey_map(text, f"{journey_map_path} ({contender.name})")

@@ -38,6 +38,10 @@ DEFAULTS = DetectorSettings(
     consecutive=2,
 )
 FLOW_METRICS = ("early_flow_ratio", "flow_ratio", "step_conversion")
+STALL_METRICS = ("early_flow_ratio", "flow_ratio")  # judged as deadlines pass, with or without new clicks
+VISITS_METRIC = "errors_per_visit"  # its volume is the visits of the window
+SILENT_VISITS = 10.0  # visits a journey's window is expected to have before none at all means missing data
+VISITS_RATE = 0.05  # the expected visits follow about the last 20 windows
 LATE_DATA_STEPS = 3  # flow falling at this many steps of a journey at once (and half of them) is late data
 WINDOW_SENSITIVITY = 4.0  # window detectors' threshold (standard deviations) when the map gives none
 #: metric name -> (window detector kind, bad direction, sequential model); see streams/series.py
@@ -138,6 +142,7 @@ class DetectorBank:
         self.season = season
         self.detectors: dict[tuple[SeriesPlace, str], Detector | None] = {}
         self.settings: dict[tuple[SeriesPlace, str], DetectorSettings] = {}
+        self.expected_visits: dict[str, float] = {}  # per journey, visits a window (not checkpointed)
 
     def settings_for(self, place: SeriesPlace, metric: str) -> DetectorSettings:
         key = (place, metric)
@@ -157,14 +162,44 @@ class DetectorBank:
     def observe(self, items: Iterable[tuple[SeriesPlace, str, Observation]]) -> list[Finding]:
         """Feed one final window's observations; the verdicts of the enabled detectors."""
         findings = []
+        items = list(items)
+        silent = self._silent_journeys(items)
         for place, metric, observation in items:
             detector = self._detector(place, metric)
             if detector is not None:
                 threshold = getattr(detector, "threshold", None)  # a river scorer's is in its own units
                 if threshold is None:
                     threshold = self.settings_for(place, metric).sensitivity or WINDOW_SENSITIVITY
-                findings.append(Finding(place, metric, detector.update(observation), threshold))
+                if place[0] in silent and metric in STALL_METRICS:
+                    verdict = Verdict.quiet(observation, "no clicks arrived for the journey: late or missing data")
+                else:
+                    verdict = detector.update(observation)
+                findings.append(Finding(place, metric, verdict, threshold))
         return self._late_data_is_not_friction(findings)
+
+    def _silent_journeys(self, items: list[tuple[SeriesPlace, str, Observation]]) -> set[str]:
+        """Journeys whose clicks stopped arriving in this window although dozens were due.
+
+        When a collector holds a batch back, no visit of the journey reaches the worker for a
+        while, yet the flow deadlines of the sessions already under way keep passing: every one
+        of them looks stuck. A broken step still has visits (the broken page is visited), so a
+        window without any visit where ``SILENT_VISITS`` were expected is missing data: its flow
+        verdicts are not fed to the detectors, and say why.
+        """
+        visits: dict[str, float] = {}
+        for place, metric, observation in items:
+            if place[0] and (metric in STALL_METRICS or metric == VISITS_METRIC):
+                visits[place[0]] = visits.get(place[0], 0.0) + (
+                    (observation.volume or 0.0) if metric == VISITS_METRIC else 0.0
+                )
+        silent = set()
+        for journey, seen in visits.items():
+            expected = self.expected_visits.get(journey, 0.0)
+            if seen == 0.0 and expected >= SILENT_VISITS:
+                silent.add(journey)
+            else:
+                self.expected_visits[journey] = expected + VISITS_RATE * (seen - expected)
+        return silent
 
     def _late_data_is_not_friction(self, findings: list[Finding]) -> list[Finding]:
         """Flow falling at most steps of a journey in the same window is late or missing data.

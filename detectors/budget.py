@@ -96,8 +96,12 @@ class FalseAlarmBudget:
         return self.period / self.alarms / window_seconds
 
     def split(self, series: int) -> FalseAlarmBudget:
-        """This budget shared by ``series`` series: each gets an equal part."""
-        return FalseAlarmBudget(self.alarms / max(series, 1), self.period)
+        """This budget shared by ``series`` series: each gets an equal part.
+
+        >>> str(FalseAlarmBudget.parse("1 per 7d").split(199))
+        '1 per 1393d'
+        """
+        return FalseAlarmBudget(self.alarms, self.period * max(series, 1))
 
 
 def average_run_length(threshold: float, shift: float) -> float:

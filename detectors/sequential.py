@@ -77,6 +77,9 @@ PRIOR_EVENTS = 0.5  # events (or successes) a count model assumes beyond those s
 CLIP = 2.5  # residuals teach the baseline clipped at this many standard deviations
 CLIP_SPREAD = 5.0  # ... and the spread, at this many
 ONE_UNIT = 3.0  # waits and rates: the most evidence one unit can give, in sd (n units: sqrt(n) times it)
+SPACING_RATE = 0.01  # the mean gap between windows with volume follows about the last 100 of them
+MAX_SPACING = 6 * 3600.0  # seconds: longer gaps count as this much
+RESPACE = 0.1  # thresholds are worked out again when that mean gap has changed by 10%
 SHAPE_AFTER = 10  # windows seen before the skewness and kurtosis of residuals are learned
 _NORMAL = NormalDist()
 _MASK64 = 2**64 - 1
@@ -101,6 +104,7 @@ class _Learned:
     alarmed: bool = False
     seen: int = 0  # windows with volume
     step: float | None = None  # the shortest gap between windows seen: the window length
+    spacing: float | None = None  # the mean gap between windows with volume (quiet series: longer)
     last_ts: float | None = None
     unusual_since: float | None = None  # first alarm of the current incident (alarms less than QUIET apart)
     last_alarm: float | None = None
@@ -187,8 +191,8 @@ class SequentialDetector:
 
     def _cusums(self) -> tuple[tuple[float, float, float], ...]:
         """Per CUSUM: its signed shift (the side times the shift), its drift and its threshold."""
-        step = self._step()
-        if self._thresholds is None or self._thresholds[0] != step:
+        step = self._spacing()
+        if self._thresholds is None or abs(math.log(self._thresholds[0] / step)) > RESPACE:
             cusums = len(self.sides) * len(self.shifts)
             run_length = self.windows_between_alarms() * cusums * UNION
             per_shift = [cusum_threshold(run_length, shift) for shift in self.shifts]
@@ -204,11 +208,16 @@ class SequentialDetector:
     def windows_between_alarms(self) -> float:
         """The average number of windows between false alarms the budget allows."""
         if isinstance(self.false_alarms, FalseAlarmBudget):
-            return self.false_alarms.windows_between_alarms(self._step())
+            return self.false_alarms.windows_between_alarms(self._spacing())
         return 1.0 / max(1.0 - _NORMAL.cdf(self.false_alarms), 1e-300)
 
     def _step(self) -> float:
         return self.window or self.learned.step or DEFAULT_WINDOW
+
+    def _spacing(self) -> float:
+        """Seconds between the windows judged: a quiet series, with volume in one window of ten,
+        can alarm only on those, so its budget in windows is ten times smaller."""
+        return max(self._step(), self.learned.spacing or 0.0)
 
     def _forget(self, volume: float) -> float:
         """How much of the level a window of ``volume`` replaces."""
@@ -426,6 +435,9 @@ class SequentialDetector:
         if learned.last_ts is not None and ts > learned.last_ts:
             gap = ts - learned.last_ts
             learned.step = gap if learned.step is None else min(learned.step, gap)
+            gap = min(gap, MAX_SPACING)  # an outage or a night is not the series' normal pace
+            rate = max(1.0 / (learned.seen + 1.0), SPACING_RATE)
+            learned.spacing = gap if learned.spacing is None else learned.spacing + rate * (gap - learned.spacing)
         learned.last_ts = ts
 
     def _hold_back(self, value: float, volume: float, expected: float, spread: float) -> None:

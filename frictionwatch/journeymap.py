@@ -592,6 +592,5 @@ def split_map_budget(journey_map: JourneyMap, budget: FalseAlarmBudget) -> Journ
     from frictionwatch.detectors.explain import sequential_series
 
     series = sequential_series(replace(journey_map, map_false_alarms=budget))
-    share = FalseAlarmBudget(budget.alarms, budget.period * max(series, 1))
-    defaults = replace(journey_map.detector_defaults, false_alarms=share)
+    defaults = replace(journey_map.detector_defaults, false_alarms=budget.split(series))
     return replace(journey_map, detector_defaults=defaults, map_false_alarms=budget)

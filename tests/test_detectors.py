@@ -165,3 +165,46 @@ def test_bank_checkpoint_per_group(journey_map: JourneyMap) -> None:
     assert fresh.restore(saved) == 1
     late = Observation(40 * MINUTE, 0.1, 100)
     assert fresh.observe([(step, "early_flow_ratio", late)]) == bank.observe([(step, "early_flow_ratio", late)])
+
+
+def _purchase_window(
+    rng: random.Random, minute: int, *, clicks: bool = True, broken: str = ""
+) -> list[tuple[tuple[str, str, str, str, str], str, Observation]]:
+    """One window of the example map's purchase journey: flow and visits at every step.
+
+    ``clicks=False`` is a collector holding its batch back: no visit arrives, but the flow
+    deadlines of sessions under way still pass (every one stalled), at two steps a window (each
+    step's progress timeout differs, so no window has them all). ``broken`` names a step that
+    stops letting sessions through while its visits keep coming.
+    """
+    items = []
+    for index, step in enumerate(("landing", "search", "product", "cart", "checkout", "payment")):
+        place = ("purchase", step, "web", "", "")
+        if not clicks and index % 3 != minute % 3:
+            continue
+        stalled = not clicks or step == broken
+        flow = 0.0 if stalled else noisy_ratio(rng, 0.8, 30)[0]
+        items.append((place, "flow_ratio", Observation(minute * MINUTE, flow, 30.0)))
+        if clicks:
+            items.append((place, "errors_per_visit", Observation(minute * MINUTE, 0.0, 30.0)))
+    return items
+
+
+def test_a_batch_held_back_is_missing_data_but_a_broken_step_pages(journey_map: JourneyMap) -> None:
+    rng = random.Random(21)
+    for kind in ("auto", "sequential"):
+        with open(journey_map.source) as file:
+            map_text = file.read()
+        cut = map_text.find("\ndetectors:")
+        bank = DetectorBank(parse_journey_map(map_text[:cut] + f"\ndetectors:\n  defaults: {{kind: {kind}}}\n"))
+        for minute in range(120):
+            bank.observe(_purchase_window(rng, minute))
+        held = [f for minute in range(120, 140) for f in bank.observe(_purchase_window(rng, minute, clicks=False))]
+        assert not any(f.verdict.anomaly for f in held), f"{kind}: a held-back batch paged"
+        assert all("late or missing data" in f.verdict.reason for f in held if f.metric == "flow_ratio")
+        for minute in range(140, 150):  # the batch is late: traffic goes on as before
+            bank.observe(_purchase_window(rng, minute))
+        windows = [_purchase_window(rng, minute, broken="payment") for minute in range(150, 160)]
+        broken = [finding for window in windows for finding in bank.observe(window)]
+        paged = {f.place[1] for f in broken if f.verdict.anomaly}
+        assert paged == {"payment"}, f"{kind}: a broken payment step paged {paged}"

@@ -101,6 +101,18 @@ def test_false_alarms_on_normal_traffic_are_within_a_factor_of_two_of_the_budget
     assert 150 <= observed <= 600, f"{name}: {observed} false alarms where the budget allows 300"
 
 
+def test_a_quiet_series_spends_its_budget_in_time_not_in_windows() -> None:
+    """Volume in 2 windows of 10 (a pair every 10 minutes): the budget, 1 per 1000 minutes, is
+    one alarm per 200 judged windows, not per 1000; over 60,000 judged windows ~300 alarms."""
+    detector = SequentialDetector("binomial", direction="both", false_alarms="1 per 1000m", warmup=0)
+    rng = random.Random(12)
+    draw = binomial(0.7, 5)
+    minutes = [10 * (i // 2) + i % 2 for i in range(62_000)]
+    verdicts = [detector.update(Observation(m * MINUTE, *draw(rng))) for m in minutes]
+    observed = alarms(verdicts[2000:])
+    assert 150 <= observed <= 600, f"{observed} false alarms where the budget allows 300"
+
+
 def test_a_busy_touchpoint_alarms_within_one_window() -> None:
     rng = random.Random(5)
     detector = SequentialDetector("binomial", direction="down")
