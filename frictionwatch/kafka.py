@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import ssl
 import time
+from collections.abc import Iterable
 from typing import Any
 
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from frictionwatch.settings import Settings
@@ -57,6 +59,23 @@ def consumer_config(settings: Settings, group_id: str, **extra: Any) -> dict[str
         "fetch.queue.backoff.ms": 10,
     }
     return librdkafka_config(settings, **{**defaults, **extra})
+
+
+def committed_offsets(
+    settings: Settings, group_id: str, partitions: Iterable[tuple[str, int]], timeout: float = 10.0
+) -> dict[tuple[str, int], int | None]:
+    """The offsets ``group_id`` committed for (topic, partition)s: the next record to read, None where none.
+
+    Asks the group coordinator without joining the group (nothing is assigned or committed).
+    """
+    consumer = Consumer(consumer_config(settings, group_id, **{"enable.auto.commit": False}))
+    try:
+        found = consumer.committed([TopicPartition(topic, partition) for topic, partition in partitions], timeout)
+    except Exception as error:  # KafkaException: the coordinator did not answer in time
+        raise KafkaUnavailable(f"cannot read the committed offsets of group {group_id}: {error}") from error
+    finally:
+        consumer.close()
+    return {(tp.topic, tp.partition): tp.offset if tp.offset >= 0 else None for tp in found}
 
 
 def faust_broker_options(settings: Settings) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
@@ -25,9 +26,10 @@ from frictionwatch.alerts.sender import AlertSender
 from frictionwatch.contract import Event, EventValidator, Reason, TimeLimits
 from frictionwatch.detectors.bank import Finding
 from frictionwatch.journeymap import JourneyMap, JourneyMapError, JourneyMapWatcher
-from frictionwatch.kafka import consumer_config, faust_broker_options
+from frictionwatch.kafka import committed_offsets, consumer_config, faust_broker_options
 from frictionwatch.pseudonym import Pseudonymiser
 from frictionwatch.settings import Settings
+from frictionwatch.streams import faust_commits
 from frictionwatch.streams.deadletter import Origin, deadletter_value
 from frictionwatch.streams.eventtime import EventClock
 from frictionwatch.streams.exposition import FrictionMetrics
@@ -317,7 +319,13 @@ def build_app(
         gap = continuity.check(topic, partition, message.offset)
         if gap == SKIP:
             return
-        await take_up(message)
+        if not recovery.knows(topic, partition):  # its first record here
+            if await read_left_off(topic, partition):
+                start = committed_at[topic, partition]
+                faust_commits.starts_at(app.consumer, topic, partition, start)
+                if start is not None and start < message.offset:
+                    gap = start  # Faust dropped the records it fetched before the flow resumed
+            await take_up(topic, partition, gap if gap >= 0 else message.offset)
         if gap >= 0:  # Faust dropped records before this one: read them ourselves
             read = True
             try:
@@ -332,36 +340,43 @@ def build_app(
             for offset, key, missed_value, missed_timestamp in missed:
                 timestamp = message.timestamp if missed_timestamp is None else missed_timestamp
                 await process(Delivered(topic, partition, offset, key, missed_value, timestamp))
-            if read:
-                await settle(topic, partition, gap, message.offset - 1)
+            if read:  # Faust never saw them: it would not commit past them (streams/faust_commits.py)
+                await faust_commits.handled(app.consumer, topic, partition, gap, message.offset - 1)
         await process(Delivered(topic, partition, message.offset, message.key, value, message.timestamp))
 
-    async def settle(topic: str, partition: int, first: int, last: int) -> None:
-        """Tell Faust's commit book that offsets ``first``-``last`` are done: we handled them ourselves.
+    # where the group left off (its committed offset, None if none) in the partitions assigned
+    committed_at: dict[tuple[str, int], int | None] = {}
 
-        Faust commits a partition's offset only over acknowledged records with no hole between
-        them, and it never saw the records it dropped (faust-streaming issue 596): without this
-        the partition's committed offset stays at the hole until its next rebalance, and a
-        restart would handle everything since again. On Apache Kafka this follows every
-        rebalance that a lost broker connection causes (commits of the expired member fail).
-        A hole is what Faust itself records for offsets that hold no record (compaction).
+    async def read_left_off(topic: str, partition: int) -> bool:
+        """Whether ``committed_at`` knows the partition, reading it for every partition assigned if not.
+
+        At a partition's first record here: Faust's own idea of it may be wrong, and a first
+        record past it means Faust dropped the records before (streams/faust_commits.py).
         """
-        consumer: Any = app.consumer
-        await consumer._add_gap(TP(topic, partition), first, last)
+        if (topic, partition) not in committed_at:
+            try:
+                assigned = app.consumer.assignment()
+            except ConsumerNotStarted:  # an agent's test context: no group, nothing dropped
+                return False
+            owned = {(tp.topic, tp.partition) for tp in assigned} | {(topic, partition)}
+            wanted = [key for key in owned if key not in committed_at]
+            try:
+                committed_at.update(await asyncio.to_thread(committed_offsets, settings, settings.group_id, wanted))
+            except Exception as error:  # the broker is unreachable: dropped records go unnoticed
+                log.warning("could not read where the group left off in %s[%d]: %s", topic, partition, error)
+                return False
+        return True
 
-    async def take_up(message: Any) -> None:
-        """Before a partition's first record here: rebuild its state from the records before it."""
-        topic, partition = message.topic, message.partition
-        if recovery.knows(topic, partition):
-            return
+    async def take_up(topic: str, partition: int, offset: int) -> None:
+        """Before a partition's first record here (at ``offset``): rebuild its state from the records before it."""
         began = time.monotonic()
         try:
-            span = recovery.plan(topic, partition, message.offset)
+            span = recovery.plan(topic, partition, offset)
             if span is None:
                 return
             count = await recovery.replay(topic, partition, *span)
         except Exception as error:  # a broker error or timeout: carry on with what was rebuilt
-            log.error("rebuilding %s[%d] before offset %d failed: %s", topic, partition, message.offset, error)
+            log.error("rebuilding %s[%d] before offset %d failed: %s", topic, partition, offset, error)
             return
         seconds = time.monotonic() - began
         friction.metrics.rebuilt_records.labels(topic).inc(count)
@@ -439,6 +454,7 @@ def build_app(
             friction.revoke(tp.topic, tp.partition)
             recovery.forget(tp.topic, tp.partition)
             continuity.forget(tp.topic, tp.partition)
+            committed_at.pop((tp.topic, tp.partition), None)
             next_offsets.pop((tp.topic, tp.partition), None)
         restored.clear()  # a group that comes back is restored from the checkpoint again
 

@@ -1,0 +1,63 @@
+"""streams/faust_commits.py against Faust's own commit book (no broker: nothing is committed).
+
+Each case is a state seen on Apache Kafka after the worker lost its broker connection for
+longer than the group session (tests/test_integration_outages.py): without the fix Faust
+offers no offset to commit for the partition, ever; with it, everything handled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import faust
+from faust.transport.consumer import Consumer
+from faust.types import TP, Message
+
+from frictionwatch.streams import faust_commits
+
+CLICKS = "journey.clicks"
+TP0 = TP(CLICKS, 0)
+
+
+async def consumer() -> Consumer:
+    """The consumer of an app whose agent reads the clicks topic (its records are acknowledged)."""
+    app = faust.App("commit-book", broker="kafka://127.0.0.1:9")
+    app.topics.add(app.topic(CLICKS))
+    await app.topics._update_indices()  # what subscribing does: the topic's records are acknowledged
+    found: Consumer = app.consumer  # type: ignore[assignment]
+    return found
+
+
+def acknowledge(consumer: Consumer, offsets: Iterable[int]) -> None:
+    """Faust's stream acknowledging the records it delivered at ``offsets``."""
+    for offset in offsets:
+        consumer.ack(Message(CLICKS, 0, offset, 0.0, 0, None, b"key", b"value", None, tp=TP0))
+
+
+async def test_faust_does_not_commit_past_records_it_dropped() -> None:
+    # the group committed 402; Faust dropped 402-448 and delivered 449-803: the worker read 402-448 itself
+    stuck = await consumer()
+    faust_commits.starts_at(stuck, CLICKS, 0, 402)
+    acknowledge(stuck, range(449, 804))
+    assert stuck._new_offset(TP0) is None  # Faust's defect: if this fails, recheck faust_commits
+
+    fixed = await consumer()
+    faust_commits.starts_at(fixed, CLICKS, 0, 402)
+    await faust_commits.handled(fixed, CLICKS, 0, 402, 448)
+    acknowledge(fixed, range(449, 804))
+    assert fixed._new_offset(TP0) == 804
+
+
+async def test_a_failed_commit_noted_as_done_is_put_right() -> None:
+    # a commit of 351 failed (the member had expired) and Faust noted it after the revocation;
+    # the group has no committed offset; Faust delivered from 372 (the worker had handled 0-371)
+    stuck = await consumer()
+    stuck._committed_offset[TP0] = 351
+    acknowledge(stuck, range(372, 702))
+    assert stuck._new_offset(TP0) is None  # Faust's defect: if this fails, recheck faust_commits
+
+    fixed = await consumer()
+    fixed._committed_offset[TP0] = 351
+    faust_commits.starts_at(fixed, CLICKS, 0, None)
+    acknowledge(fixed, range(372, 702))
+    assert fixed._new_offset(TP0) == 702
