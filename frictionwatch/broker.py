@@ -20,7 +20,7 @@ import time
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 if TYPE_CHECKING:
     from frictionwatch.kafka_broker import KafkaBroker
@@ -68,25 +68,19 @@ def wait_for_port(host: str, port: int, timeout: float, process: subprocess.Pope
             time.sleep(0.02)  # polling a TCP port: there is no event to wait on
 
 
-class EmbeddedBroker:
-    """Runs Tansu on ``host:port`` (a free port by default) with in-memory storage.
+class LocalBroker:
+    """A broker process on this machine: its address, the process, stop and the context manager.
 
-    Its output goes to ``log_path`` (appended), or nowhere when that is None.
-    ``advertised`` (host:port) is the address the broker tells clients to connect to, when
-    that is not ``host:port`` (e.g. a proxy in front of it, as the outage tests use).
-    Clients of it need the setting ``broker_quirks = "tansu"`` (its defects: docs/operations.md).
+    ``log_path`` gets its output (appended), or nothing when it is None; ``advertised``
+    (host:port) is the address the broker tells clients to connect to, when that is not
+    ``host:port`` (e.g. a proxy in front of it, as the outage tests use).
     """
 
-    quirks = "tansu"
+    engine: ClassVar[str]  # its name in local_broker and --broker
+    quirks: ClassVar[str]  # the broker_quirks setting its clients need (docs/operations.md)
 
     def __init__(
-        self,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        *,
-        start_timeout: float = 15.0,
-        log_path: Path | None = None,
-        advertised: str | None = None,
+        self, host: str, port: int, *, start_timeout: float, log_path: Path | None, advertised: str | None
     ) -> None:
         self.host = host
         self.port = port or free_port(host)
@@ -99,7 +93,50 @@ class EmbeddedBroker:
     def bootstrap_servers(self) -> str:
         return f"{self.host}:{self.port}"
 
-    def start(self) -> EmbeddedBroker:
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM, and SIGKILL if it has not exited after ``timeout`` s."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+class EmbeddedBroker(LocalBroker):
+    """Runs Tansu on ``host:port`` (a free port by default) with in-memory storage.
+
+    Clients of it need the setting ``broker_quirks = "tansu"`` (its defects: docs/operations.md).
+    """
+
+    engine = "tansu"
+    quirks = "tansu"
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        start_timeout: float = 15.0,
+        log_path: Path | None = None,
+        advertised: str | None = None,
+    ) -> None:
+        super().__init__(host, port, start_timeout=start_timeout, log_path=log_path, advertised=advertised)
+
+    def start(self) -> Self:
         address = f"tcp://{self.host}:{self.port}"
         env = {
             **os.environ,
@@ -124,24 +161,6 @@ class EmbeddedBroker:
             self.stop()
             raise
         return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout)
-
-    def __enter__(self) -> EmbeddedBroker:
-        return self.start()
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 def local_broker(engine: str, host: str = "127.0.0.1", port: int = 0, **options: Any) -> EmbeddedBroker | KafkaBroker:

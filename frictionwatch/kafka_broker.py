@@ -23,9 +23,9 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from types import TracebackType
+from typing import Self
 
-from frictionwatch.broker import BrokerError, free_port
+from frictionwatch.broker import BrokerError, LocalBroker, free_port
 
 DEFAULT_JARS = Path(__file__).resolve().parent.parent / "deploy" / "kafka" / "lib"
 FETCH_HINT = (
@@ -85,13 +85,14 @@ def wait_for_metadata(bootstrap: str, timeout: float, process: subprocess.Popen[
         time.sleep(0.1)  # polling another process: there is no event to wait on
 
 
-class KafkaBroker:
+class KafkaBroker(LocalBroker):
     """Runs Apache Kafka (KRaft, one node) on ``host:port`` (a free port by default).
 
-    Same interface as :class:`~frictionwatch.broker.EmbeddedBroker`: ``log_path`` gets its
-    output (appended), ``advertised`` (host:port) is the address it tells clients to use.
+    The rest as :class:`~frictionwatch.broker.LocalBroker`; ``jars`` is the folder of its
+    jars (:func:`kafka_jars`), ``partitions`` the default partition count of new topics.
     """
 
+    engine = "kafka"
     quirks = ""  # no defects to work around (see docs/operations.md)
 
     def __init__(
@@ -105,19 +106,10 @@ class KafkaBroker:
         jars: str | Path = "",
         partitions: int = 4,
     ) -> None:
-        self.host = host
-        self.port = port or free_port(host)
-        self.start_timeout = start_timeout
-        self.log_path = log_path
-        self.advertised = advertised
+        super().__init__(host, port, start_timeout=start_timeout, log_path=log_path, advertised=advertised)
         self.jars = jars
         self.partitions = partitions
-        self.process: subprocess.Popen[bytes] | None = None
         self.workdir: Path | None = None
-
-    @property
-    def bootstrap_servers(self) -> str:
-        return f"{self.host}:{self.port}"
 
     def properties(self, data: Path, controller_port: int) -> str:
         """server.properties of a single combined broker and controller with one replica of everything."""
@@ -147,7 +139,7 @@ class KafkaBroker:
             ]
         )
 
-    def start(self) -> KafkaBroker:
+    def start(self) -> Self:
         java, jars = java_command(), kafka_jars(self.jars)
         self.workdir = Path(tempfile.mkdtemp(prefix="frictionwatch-kafka-"))
         config = self.workdir / "server.properties"
@@ -175,21 +167,7 @@ class KafkaBroker:
         return self
 
     def stop(self, timeout: float = 30.0) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout)
+        super().stop(timeout)
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
-
-    def __enter__(self) -> KafkaBroker:
-        return self.start()
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        self.stop()
