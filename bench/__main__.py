@@ -1,5 +1,8 @@
 """Run the benchmarks: throughput, scale-out, event-to-alert latency, memory per session, detection.
 
+Throughput and scale-out run on both brokers (the embedded Tansu, then Apache Kafka, fetched
+by scripts/fetch-kafka), each against its own baselines; the rest on the embedded broker.
+
     bash bench/run                      # everything (~60 min), from a fresh clone
     python -m bench --only throughput   # a subset: throughput, scaleout, latency, memory, detection
     python -m bench --quick             # smaller sizes, for smoke-testing the harness
@@ -22,7 +25,7 @@ from typing import Any
 
 from bench import detection, latency, memory, report, throughput
 from bench.common import RESULTS, ROOT, BenchError, machine, machine_line, say
-from frictionwatch.broker import EmbeddedBroker
+from frictionwatch.broker import ENGINES, BrokerError, EmbeddedBroker, local_broker
 
 PARTS = ("throughput", "scaleout", "latency", "memory", "detection")
 
@@ -52,10 +55,18 @@ def main(argv: list[str] | None = None) -> int:
     clock = time.monotonic()
     try:
         if "throughput" in parts or "scaleout" in parts:
-            with EmbeddedBroker(log_path=workdir / "broker.log") as broker:
-                results["throughput"] = throughput.run(
-                    broker, workdir, events=events, batch=args.batch, scale_out="scaleout" in parts
-                )
+            results["throughput"] = {}
+            for engine in ENGINES:  # each broker with its own baselines, one after the other
+                try:
+                    with local_broker(engine, log_path=workdir / f"broker-{engine}.log") as broker:
+                        folder = workdir / engine
+                        folder.mkdir()
+                        results["throughput"][engine] = throughput.run(
+                            broker, folder, events=events, batch=args.batch, scale_out="scaleout" in parts
+                        )
+                except BrokerError as error:  # e.g. no Java or Kafka's jars: the other broker's rows still count
+                    say(f"throughput on {engine}: not measured: {error}")
+                    results["throughput"][engine] = {"broker": engine, "not_measured": str(error)}
         if "memory" in parts:
             results["memory"] = memory.run(quick=args.quick)
         if "latency" in parts:

@@ -1,6 +1,7 @@
-"""Throughput of one worker process (and two) on the embedded broker, each against a baseline.
+"""Throughput of one worker process (and two) on a broker, each against a baseline on that broker.
 
-Every case reads input topics pre-filled once by ``frictionwatch generate`` (valid events
+``python -m bench`` runs every case on each broker in turn (the embedded Tansu, then Apache
+Kafka), in one run. Every case reads input topics pre-filled once by ``frictionwatch generate`` (valid events
 only, the generator's normal mix of clicks, contacts and feedback, constant rate), from
 the start, in a consumer group of its own:
 
@@ -43,11 +44,12 @@ from bench.common import (
     tail,
     total,
 )
-from frictionwatch.broker import EmbeddedBroker
+from frictionwatch.broker import LocalBroker
 
 KINDS = ("clicks", "contacts", "feedback")
 PARTITIONS = 4
 RATE = 1000.0  # events per second of event time in the pre-filled topics
+NAMES = {"tansu": "the embedded broker (Tansu)", "kafka": "Apache Kafka"}
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,7 @@ class Filled:
         }
 
 
-def prefill(broker: EmbeddedBroker, prefix: str, events: int, batch: int, workdir: Path, seed: int) -> Filled:
+def prefill(broker: LocalBroker, prefix: str, events: int, batch: int, workdir: Path, seed: int) -> Filled:
     """Fill ``prefix``.clicks/contacts/feedback with ``events`` generated events."""
     topics = {kind: f"{prefix}.{kind}" for kind in KINDS}
     summary = workdir / f"{prefix}-summary.json"
@@ -104,7 +106,7 @@ def prefill(broker: EmbeddedBroker, prefix: str, events: int, batch: int, workdi
     return filled
 
 
-def _worker(broker: EmbeddedBroker, filled: Filled, group: str, workdir: Path, name: str) -> tuple[Any, str]:
+def _worker(broker: LocalBroker, filled: Filled, group: str, workdir: Path, name: str) -> tuple[Any, str]:
     port = free_metrics_port()
     env = {
         **filled.env(),
@@ -126,7 +128,7 @@ def _events_received(url: str) -> float:
 
 
 def run_workers(
-    broker: EmbeddedBroker, filled: Filled, count: int, label: str, workdir: Path, timeout: float = 120.0
+    broker: LocalBroker, filled: Filled, count: int, label: str, workdir: Path, timeout: float = 120.0
 ) -> dict[str, Any]:
     """``count`` workers in a fresh group reading ``filled`` from the start; their combined rate."""
     group = f"bench-{filled.prefix}-{count}w-{int(time.time())}"
@@ -150,7 +152,7 @@ def run_workers(
         )  # fmt: skip
         rss_end = [rss_bytes(process.pid) for process in processes]
         for url in urls:
-            sessions += total(scrape(url), "frictionwatch_state", kind="sessions")
+            sessions += total(scrape(url), "frictionwatch_state_size", kind="sessions")
     except BenchError as error:
         logs = "\n".join(tail(workdir / f"{group}-{index}.log") for index in range(count))
         raise BenchError(f"{error}\n{logs}") from None
@@ -163,7 +165,7 @@ def run_workers(
     return result
 
 
-def run_empty_agent(broker: EmbeddedBroker, filled: Filled, workdir: Path, timeout: float = 120.0) -> dict[str, Any]:
+def run_empty_agent(broker: LocalBroker, filled: Filled, workdir: Path, timeout: float = 120.0) -> dict[str, Any]:
     """The empty Faust agent over ``filled``: records/s."""
     group = f"bench-{filled.prefix}-empty-{int(time.time())}"
     port = free_metrics_port()
@@ -171,7 +173,7 @@ def run_empty_agent(broker: EmbeddedBroker, filled: Filled, workdir: Path, timeo
     process = python_module(
         "bench.empty_agent", "--bootstrap-servers", broker.bootstrap_servers, "--group-id", group,
         "--metrics-port", str(port), "--topics", ",".join(filled.topics.values()),
-        log=workdir / f"{group}.log",
+        env={"FRICTIONWATCH_BROKER_QUIRKS": broker.quirks}, log=workdir / f"{group}.log",
     )  # fmt: skip
     label = "empty Faust agent, single events"
     try:
@@ -188,7 +190,7 @@ def run_empty_agent(broker: EmbeddedBroker, filled: Filled, workdir: Path, timeo
     return result
 
 
-def run_bare_consumer(broker: EmbeddedBroker, filled: Filled, timeout: float = 60.0) -> dict[str, Any]:
+def run_bare_consumer(broker: LocalBroker, filled: Filled, timeout: float = 60.0) -> dict[str, Any]:
     """confluent-kafka consume + orjson decode of every record of ``filled``; nothing else."""
     consumer = Consumer(
         {
@@ -255,9 +257,9 @@ def ratio(value: float | None, baseline: float | None) -> float | None:
     return None if not value or not baseline else value / baseline
 
 
-def run(broker: EmbeddedBroker, workdir: Path, *, events: int, batch: int, scale_out: bool) -> dict[str, Any]:
-    """Every throughput case on one broker; the JSON part of the report."""
-    say(f"throughput: topics pre-filled with {events:,} events each, {PARTITIONS} partitions")
+def run(broker: LocalBroker, workdir: Path, *, events: int, batch: int, scale_out: bool) -> dict[str, Any]:
+    """Every throughput case on one broker; the JSON part of the report for that broker."""
+    say(f"throughput on {NAMES[broker.engine]}: topics pre-filled with {events:,} events each, {PARTITIONS} partitions")
     single = prefill(broker, "single", events, 1, workdir, seed=7)
     batched = prefill(broker, "batched", events, batch, workdir, seed=7)
     empty = run_empty_agent(broker, single, workdir)
@@ -265,6 +267,7 @@ def run(broker: EmbeddedBroker, workdir: Path, *, events: int, batch: int, scale
     bare = run_bare_consumer(broker, batched)
     pipeline_batched = run_workers(broker, batched, 1, f"frictionwatch worker, arrays of up to {batch}", workdir)
     result: dict[str, Any] = {
+        "broker": broker.engine,
         "events": events,
         "batch": batch,
         "partitions": PARTITIONS,
