@@ -221,16 +221,16 @@ class SessionTracker:
     def add(self, event: ClickEvent) -> list[Window]:
         """Apply one validated click event; returns the windows its time closed."""
         closed = self.advance(event.ts)
-        if event.device_ts is not None:
-            self.device_clocks[event.session_id] = (event.device_ts, event.device_ts - event.ts)
-        elif self.device_clocks:
-            self.device_clocks.pop(event.session_id, None)
         journey = self.journey_map.journeys[event.journey]
         step = journey.steps_by_name[event.step]
         session = self.sessions.get(event.session_id)
         if session is not None and session.journey is not journey:
             self._end(event.session_id, session, session.last_ts)  # a new journey: the old one is over
             session = None
+        if event.device_ts is not None:
+            self.device_clocks[event.session_id] = (event.device_ts, event.device_ts - event.ts)
+        elif self.device_clocks:
+            self.device_clocks.pop(event.session_id, None)
         if session is None:
             if self.first_ts is None:
                 self.first_ts = event.ts

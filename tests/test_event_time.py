@@ -297,3 +297,30 @@ def test_generated_skewed_producers_replay_to_the_windows_of_true_times(tmp_path
 def test_bad_clock_skew_specs_say_what_is_wrong(spec: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_clock_skew(spec)
+
+
+def test_a_line_without_timestamp_arrives_with_the_line_before_it(tmp_path: Path) -> None:
+    # Someone adds one event by hand, without a timestamp, 290 s ahead of its neighbours.
+    journey_map = load_journey_map()
+    config = GeneratorConfig(seed=5, rate=20.0, duration=20 * MINUTE, start=START, daily_pattern=False)
+    plain, edited = tmp_path / "plain.jsonl", tmp_path / "edited.jsonl"
+    run(journey_map, config, JsonLinesSink(plain))
+    lines = plain.read_bytes().splitlines(keepends=True)
+    middle = len(lines) // 2
+    neighbour = orjson.loads(lines[middle])
+    added = {"topic": "clicks", "key": "s-added", "value": step_at("s-added", neighbour["timestamp"] + 290)}
+    edited.write_bytes(b"".join([*lines[:middle], orjson.dumps(added) + b"\n", *lines[middle:]]))
+    expected, result = replay_events(plain, journey_map), replay_events(edited, journey_map)
+    assert result.clock_corrected == 1 and result.events["clicks"] == expected.events["clicks"] + 1
+    assert result.late == expected.late  # nobody else's amounts came too late
+    # A file with no timestamps at all replays the times its events give, as before issue 15.
+    bare = tmp_path / "bare.jsonl"
+    bare.write_bytes(b"".join(orjson.dumps({k: v for k, v in orjson.loads(line).items() if k != "timestamp"}) + b"\n"
+                              for line in edited.read_bytes().splitlines()))  # fmt: skip
+    blind = replay_events(bare, journey_map)
+    assert blind.clock_corrected == 0 and blind.late > expected.late
+
+
+def step_at(session: str, ts: float) -> dict[str, Any]:
+    return {"schema": 1, "event_id": f"{session}-{ts}", "ts": ts, "session_id": session, "journey": "purchase",
+            "step": "landing", "channel": "web", "type": "step"}  # fmt: skip
