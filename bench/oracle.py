@@ -46,6 +46,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from frictionwatch.detectors.budget import threshold_for
+
 Model = Literal["binomial", "poisson", "lognormal", "normal"]
 OVERSHOOT = 1.166  # 2 * 0.583: Siegmund's correction for a normal random walk, per unit of sqrt(2 I0)
 EPSILON = 1e-4  # probabilities and rates are kept this far from 0 and 1
@@ -148,15 +150,7 @@ def threshold(arl0: float, i0: float) -> float:
     lorden = math.log(max(arl0, 1.0))
     if arl0 <= 1:
         return 0.0
-    low, high = 0.0, 1.0
-    while siegmund_arl(high, i0) < arl0:
-        high *= 2
-    for _ in range(80):
-        middle = (low + high) / 2
-        if siegmund_arl(middle, i0) < arl0:
-            low = middle
-        else:
-            high = middle
+    high = threshold_for(lambda h: siegmund_arl(h, i0), arl0, steps=80)
     overshoot = OVERSHOOT * math.sqrt(2 * i0)
     return high if overshoot <= (high + overshoot) / 2 else lorden
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "average_run_length",
     "cusum_threshold",
     "detectable_shift",
+    "threshold_for",
 ]
 
 _PERIOD_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
@@ -115,12 +117,22 @@ def cusum_threshold(run_length: float, shift: float) -> float:
     """The threshold ``h`` (log-likelihood units) whose average run length is ``run_length``."""
     if run_length <= 1:
         return 0.0
+    return threshold_for(lambda h: average_run_length(h, shift), run_length)
+
+
+def threshold_for(run_length: Callable[[float], float], wanted: float, steps: int = 60) -> float:
+    """The threshold ``h >= 0`` at which ``run_length(h)``, increasing in ``h``, reaches ``wanted``
+    (doubling to bracket it, then bisection).
+
+    >>> round(threshold_for(lambda h: math.exp(h), 1000.0), 6) == round(math.log(1000.0), 6)
+    True
+    """
     low, high = 0.0, 1.0
-    while average_run_length(high, shift) < run_length:
+    while run_length(high) < wanted:
         high *= 2.0
-    for _ in range(60):
+    for _ in range(steps):
         middle = (low + high) / 2.0
-        low, high = (middle, high) if average_run_length(middle, shift) < run_length else (low, middle)
+        low, high = (middle, high) if run_length(middle) < wanted else (low, middle)
     return high
 
 

@@ -196,22 +196,24 @@ def test_sensitivity_stays_as_an_advanced_override() -> None:
         SequentialDetector("binomial", false_alarms=-1.0)
 
 
+SMALL_MAP = (
+    "version: 1\n"
+    "journeys:\n"
+    "  shop:\n"
+    "    steps:\n"
+    "      - {name: cart, stage: purchase, channels: [web, app]}\n"
+    "      - {name: paid, stage: purchase, channels: [web], goal: true}\n"
+    "contact_centre:\n"
+    "  phone: {queues: [billing]}\n"
+)
+
+
 def test_check_config_explains_what_the_budget_allows_for_the_map() -> None:
     from frictionwatch.detectors.explain import explain, series_of
     from frictionwatch.journeymap import parse_journey_map
 
-    journey_map = parse_journey_map(
-        "version: 1\n"
-        "journeys:\n"
-        "  shop:\n"
-        "    steps:\n"
-        "      - {name: cart, stage: purchase, channels: [web, app]}\n"
-        "      - {name: paid, stage: purchase, channels: [web], goal: true}\n"
-        "contact_centre:\n"
-        "  phone: {queues: [billing]}\n"
-        "detectors:\n"
-        "  defaults: {kind: sequential, false_alarms: 1 per 100d}\n"
-    )
+    detectors = "detectors:\n  defaults: {kind: sequential, false_alarms: 1 per 100d}\n"
+    journey_map = parse_journey_map(SMALL_MAP + detectors)
     series = sum(1 for _ in series_of(journey_map))
     lines = explain(journey_map, window_seconds=60.0)
     assert lines[0] == f"detectors: {series} series ({series} sequential), 0 disabled"
@@ -224,16 +226,7 @@ def test_a_budget_for_the_whole_map_is_split_over_its_sequential_series() -> Non
     from frictionwatch.detectors.explain import explain, series_of
     from frictionwatch.journeymap import JourneyMapError, parse_journey_map
 
-    head = (
-        "version: 1\n"
-        "journeys:\n"
-        "  shop:\n"
-        "    steps:\n"
-        "      - {name: cart, stage: purchase, channels: [web, app]}\n"
-        "      - {name: paid, stage: purchase, channels: [web], goal: true}\n"
-        "contact_centre:\n"
-        "  phone: {queues: [billing]}\n"
-    )
+    head = SMALL_MAP
     journey_map = parse_journey_map(
         head + "detectors:\n  map_false_alarms: 1 per 7d\n  defaults: {kind: sequential}\n"
         "  overrides:\n    - {match: {channel: phone}, kind: window}\n"
