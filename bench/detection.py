@@ -256,7 +256,8 @@ def markdown(results: dict[str, Any]) -> str:
         f" {counts['scored']} incidents scored ({counts['oracle_detectable']} detectable by the oracle,"
         f" {counts['oracle_undetectable']} undetectable, {counts['no_data']} without data; {counts['in_burn_in']} in"
         f" the first {plan['burn_in_seconds'] / 3600:g} h not scored), {counts['controls']} controls;"
-        f" budget {plan['budget']} per series; the run took {results['seconds'] / 60:.0f} min"
+        f" budget {plan['budget']}{'' if 'whole map' in plan['budget'] else ' per series'};"
+        f" the run took {results['seconds'] / 60:.0f} min"
         + (" (**--quick**)" if results.get("quick") else "")
         + (
             f"; rows of other contenders from the run(s) of {', '.join(results['merged_from'])}"
