@@ -186,12 +186,11 @@ class DetectorBank:
         window without any visit where ``SILENT_VISITS`` were expected is missing data: its flow
         verdicts are not fed to the detectors, and say why.
         """
-        visits: dict[str, float] = {}
+        visits: dict[str, float] = {}  # per journey with flow or visits in this window
         for place, metric, observation in items:
-            if place[0] and (metric in STALL_METRICS or metric == VISITS_METRIC):
-                visits[place[0]] = visits.get(place[0], 0.0) + (
-                    (observation.volume or 0.0) if metric == VISITS_METRIC else 0.0
-                )
+            if place[0] and metric in (*STALL_METRICS, VISITS_METRIC):
+                seen = (observation.volume or 0.0) if metric == VISITS_METRIC else 0.0
+                visits[place[0]] = visits.get(place[0], 0.0) + seen
         silent = set()
         for journey, seen in visits.items():
             expected = self.expected_visits.get(journey, 0.0)

@@ -191,8 +191,8 @@ class SequentialDetector:
 
     def _cusums(self) -> tuple[tuple[float, float, float], ...]:
         """Per CUSUM: its signed shift (the side times the shift), its drift and its threshold."""
-        step = self._spacing()
-        if self._thresholds is None or abs(math.log(self._thresholds[0] / step)) > RESPACE:
+        spacing = self._spacing()
+        if self._thresholds is None or abs(math.log(self._thresholds[0] / spacing)) > RESPACE:
             cusums = len(self.sides) * len(self.shifts)
             run_length = self.windows_between_alarms() * cusums * UNION
             per_shift = [cusum_threshold(run_length, shift) for shift in self.shifts]
@@ -202,7 +202,7 @@ class SequentialDetector:
                 for shift, h in zip(self.shifts, per_shift, strict=True)
             )
             band = min(h / d + d / 2.0 for d, h in zip(self.shifts, per_shift, strict=True))
-            self._thresholds = (step, specs, band)
+            self._thresholds = (spacing, specs, band)
         return self._thresholds[1]
 
     def windows_between_alarms(self) -> float:
@@ -400,14 +400,13 @@ class SequentialDetector:
         learned.alarmed = anomaly
         learned.evidence = evidence
         self._track_incident(observation.ts, value, volume, anomaly)
+        residual = min(max(value - expected, -CLIP * spread), CLIP * spread)
         if anomaly:  # the daily profile still learns, clipped: what recurs every afternoon is no incident
             self._hold_back(value, volume, expected, spread)
-            residual = min(max(value - expected, -CLIP * spread), CLIP * spread)
             self._learn_season(observation.ts, expected + residual, volume)
         elif not warm:  # the spread is not known yet: nothing to clip against
             self._learn(observation.ts, value, volume, value - expected)
         else:  # learn, with the residual clipped: odd windows must not drag the baseline
-            residual = min(max(value - expected, -CLIP * spread), CLIP * spread)
             deviation = min(max(value - expected, -CLIP_SPREAD * spread), CLIP_SPREAD * spread)
             self._learn(observation.ts, expected + residual, volume, deviation)
         learned.seen += 1
