@@ -49,7 +49,9 @@ def test_a_worker_corrects_skewed_clocks_and_counts_nothing_late_for_others(brok
         customer, outlier, behind = keys_on(0, "s", 3)
         (fast,) = keys_on(1, "fast", 1)
         now = time.time()
-        batch = [step(fast, name, now + 600 - 5 + i, "app", sent_ts=now + 600) for i, name in
+        # 590 s fast, not 600: the skew is sent_ts minus the record's timestamp (whole ms, so up to
+        # 1 ms before `now`), and it must stay inside the histogram's 600-s bucket
+        batch = [step(fast, name, now + 590 - 5 + i, "app", sent_ts=now + 590) for i, name in
                  enumerate(("landing", "search", "product"))]  # fmt: skip
         records = [
             (customer, [step(customer, "landing", now)]),
