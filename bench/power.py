@@ -16,9 +16,18 @@ Definitions (docs/detectors.md, "Detection benchmark", says the same):
   start and ``ECHO`` after its end (late echoes: session-end metrics come a session timeout
   later, a queue drains); every other episode is false, alerts during controls included.
 * **The oracle** (bench/oracle.py) runs for each incident on every series of its touchpoint
-  that its metrics move; its delay is the smallest. *Before* = pooled over the series' windows
-  in the two hours before ``from`` (windows inside another incident at the touchpoint left
-  out); *after* = pooled over ``[from, until]``. An incident whose oracle doesn't reach the
+  that its metrics move in their bad direction (an incident that by chance made a series
+  better is not one a friction detector should see there); its delay is the smallest.
+  *Before* = pooled over the series' windows in the two hours before ``from`` (windows inside
+  another incident at the touchpoint left out), or further back until they hold
+  ``BEFORE_UNITS`` units: a quiet queue's two hours may hold two survey answers, and a
+  "before" of 2 of 2 satisfied made one unsatisfied answer look like overwhelming evidence;
+  counts get half a unit more than seen (0 errors in 30 visits is a small rate, not none);
+  *after* = pooled over ``[from, until]``. For waits and survey scores the per-unit
+  variance is a parameter too: it comes from at least ``VARIANCE_UNITS`` contacts or answers
+  before ``from`` (going back as far as needed, each two-hour block about its own mean), not
+  from the handful a quiet queue has in two hours, which can agree by chance and make one
+  answer look like overwhelming evidence. An incident whose oracle doesn't reach the
   threshold by ``until`` is **undetectable** and reported apart.
 * **Buckets**: size = ``max(m, 1/m)`` of the ground-truth ``magnitude`` of the incident's
   first metric (incident / normal value of its kind's main parameter; the oracle's
@@ -36,8 +45,11 @@ from typing import Any
 
 from bench import oracle
 from bench.sweep import AlertRow, Replayed
+from frictionwatch.streams.series import BY_NAME
 
 PRE_SECONDS = 2 * 3600.0
+BEFORE_UNITS = 30.0  # sessions, contacts or answers "before" is pooled over at least (further back than 2 h if need be)
+VARIANCE_UNITS = 100.0  # contacts or answers the normal models' per-unit variance is estimated from
 EPISODE_GAP = 30 * 60.0
 ECHO = 40 * 60.0  # a session timeout (30 min) plus the progress timeout and a few windows
 GRACE_WINDOWS = 2
@@ -160,18 +172,28 @@ def run_oracle(replayed: Replayed, cases: list[Case], budget_days: float) -> Non
                 continue
             series = windows[sid]
             times = [ts for ts, _, _ in series]
-            low = bisect.bisect_left(times, case.detect_from - PRE_SECONDS)
             onset = bisect.bisect_right(times, case.detect_from)
             high = bisect.bisect_right(times, case.detect_until)
-            before = [w for w in series[low:onset] if not _disturbed(w[0], place, others, replayed.window_size)]
+            history = [w for w in series[:onset] if not _disturbed(w[0], place, others, replayed.window_size)]
+            low = bisect.bisect_left([ts for ts, _, _ in history], case.detect_from - PRE_SECONDS)
+            volume = max(volume, sum(v for _, _, v in history[low:]) / (PRE_SECONDS / 60.0))
+            before = _recent(history, low, BEFORE_UNITS)
             after = series[onset:high]
-            volume = max(volume, sum(v for _, _, v in before) / (PRE_SECONDS / 60.0) if before else 0.0)
             pooled_before = oracle.pooled(model, before)
             pooled_after = oracle.pooled(model, after) if model in ("binomial", "poisson") else _mean(model, after)
             if pooled_before is None or pooled_after is None:
                 continue
-            parameters = oracle.Parameters(model, pooled_before[0], pooled_after[0], pooled_before[1])
             reachable = True
+            level, variance = pooled_before
+            if model in ("binomial", "poisson"):  # half a unit more than seen: 0 of 30 is no certainty
+                units = sum(v for _, _, v in before)
+                level = (level * units + 0.5) / (units + 1.0)
+            else:
+                variance = _unit_variance(model, history) or variance
+            worse = BY_NAME[metric].direction
+            if (worse == "down" and pooled_after[0] >= level) or (worse == "up" and pooled_after[0] <= level):
+                continue  # the series got better: no detector watching for friction should alarm
+            parameters = oracle.Parameters(model, level, pooled_after[0], variance)
             i0 = sum(oracle.divergence(parameters, v) for _, _, v in before) / len(before)
             arl0 = budget_days * len(series) / max(replayed.days, 1e-9)
             h = oracle.threshold(arl0, i0)
@@ -183,6 +205,40 @@ def run_oracle(replayed: Replayed, cases: list[Case], budget_days: float) -> Non
             case.oracle_delay, case.effect, case.oracle_status = best[0], best[1], "detected"
         elif reachable:
             case.oracle_status = "undetectable"
+
+
+def _recent(history: Sequence[tuple[float, float, float]], low: int, units: float) -> list[tuple[float, float, float]]:
+    """``history[low:]``, reaching further back while it holds fewer than ``units`` units."""
+    total = sum(volume for _, _, volume in history[low:])
+    while low > 0 and total < units:
+        low -= 1
+        total += history[low][2]
+    return list(history[low:])
+
+
+def _unit_variance(model: oracle.Model, history: Sequence[tuple[float, float, float]]) -> float | None:
+    """The per-unit variance of the last ``VARIANCE_UNITS`` units of ``history`` (windows in
+    time order), each ``PRE_SECONDS`` block about its own mean so the daily profile doesn't
+    count as spread; None with fewer units (the two hours' estimate stands)."""
+    used: list[tuple[float, float, float]] = []
+    units = 0.0
+    for ts, value, volume in reversed(history):
+        if volume > 0:
+            used.append((ts, oracle.transform(model, value), volume))
+            units += volume
+            if units >= VARIANCE_UNITS:
+                break
+    if units < VARIANCE_UNITS:
+        return None
+    blocks: dict[int, list[tuple[float, float]]] = {}
+    for ts, x, volume in used:
+        blocks.setdefault(int(ts // PRE_SECONDS), []).append((x, volume))
+    squares, freedom = 0.0, 0
+    for block in blocks.values():
+        mean = sum(x * v for x, v in block) / sum(v for _, v in block)
+        squares += sum(v * (x - mean) ** 2 for x, v in block)
+        freedom += len(block) - 1
+    return max(squares / freedom, 1e-6) if freedom > 0 else None
 
 
 def _mean(model: oracle.Model, windows: Sequence[tuple[float, float, float]]) -> tuple[float, float] | None:
