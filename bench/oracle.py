@@ -46,12 +46,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from frictionwatch.detectors.budget import llr_average_run_length as siegmund_arl
-from frictionwatch.detectors.budget import llr_threshold as threshold
-
-__all__ = ["MODELS", "Parameters", "cusum_alarm", "divergence", "llr", "pooled", "siegmund_arl", "threshold"]
+from frictionwatch.detectors.budget import threshold_for
 
 Model = Literal["binomial", "poisson", "lognormal", "normal"]
+OVERSHOOT = 1.166  # 2 * 0.583: Siegmund's correction for a normal random walk, per unit of sqrt(2 I0)
 EPSILON = 1e-4  # probabilities and rates are kept this far from 0 and 1
 MIN_WAIT_SECONDS = 1.0  # waits below this are taken as this on the log scale
 
@@ -126,6 +124,35 @@ def divergence(parameters: Parameters, volume: float) -> float:
         p0, p1 = max(p0, EPSILON), max(p1, EPSILON)
         return volume * (p0 * math.log(p0 / p1) - p0 + p1)
     return volume * (p1 - p0) ** 2 / (2 * parameters.unit_variance)
+
+
+def siegmund_arl(h: float, i0: float) -> float:
+    """In-control average run length (windows) of an LLR CUSUM with threshold ``h`` whose
+    increments drift by ``-i0`` per window (Siegmund's approximation, module docstring)."""
+    if i0 <= 0:
+        return math.inf
+    corrected = h + OVERSHOOT * math.sqrt(2 * i0)
+    if corrected < 1e-6:
+        return 1.0
+    return max(1.0, math.expm1(corrected) - corrected) / i0
+
+
+def threshold(arl0: float, i0: float) -> float:
+    """The CUSUM threshold ``h`` whose in-control ARL is ``arl0`` windows.
+
+    Solves :func:`siegmund_arl` while its overshoot correction is at most half the corrected
+    threshold (increments small against ``h``: where the approximation holds). Otherwise one
+    window can cross alone and ``h = ln(arl0)``: Lorden's bound ``ARL0 >= exp(h)``, which
+    holds for any LLR CUSUM (``E0[exp(llr)] = 1``) and is tight in that regime.
+    """
+    if i0 <= 0:
+        return math.inf
+    lorden = math.log(max(arl0, 1.0))
+    if arl0 <= 1:
+        return 0.0
+    high = threshold_for(lambda h: siegmund_arl(h, i0), arl0, steps=80)
+    overshoot = OVERSHOOT * math.sqrt(2 * i0)
+    return high if overshoot <= (high + overshoot) / 2 else lorden
 
 
 def cusum_alarm(

@@ -41,8 +41,6 @@ __all__ = [
     "average_run_length",
     "cusum_threshold",
     "detectable_shift",
-    "llr_average_run_length",
-    "llr_threshold",
     "threshold_for",
 ]
 
@@ -120,41 +118,6 @@ def cusum_threshold(run_length: float, shift: float) -> float:
     if run_length <= 1:
         return 0.0
     return threshold_for(lambda h: average_run_length(h, shift), run_length)
-
-
-def llr_average_run_length(threshold: float, divergence: float) -> float:
-    """Windows between false alarms of a CUSUM of log-likelihood ratios (any model) with
-    ``threshold``, whose increments drift by ``-divergence`` a window on normal traffic (the
-    Kullback-Leibler divergence of the normal model from the alternative; Siegmund's
-    approximation, its overshoot taken as a normal random walk's with that drift)."""
-    if divergence <= 0:
-        return math.inf
-    corrected = threshold + _SIEGMUND * math.sqrt(2 * divergence)
-    if corrected < 1e-6:
-        return 1.0
-    return max(1.0, math.expm1(corrected) - corrected) / divergence
-
-
-def llr_threshold(run_length: float, divergence: float) -> float:
-    """The threshold of a log-likelihood-ratio CUSUM whose average run length is ``run_length``.
-
-    Solves :func:`llr_average_run_length` while its overshoot correction is at most half the
-    corrected threshold (increments small against ``h``: where the approximation holds).
-    Otherwise one window can cross alone and ``h = ln(run_length)``: Lorden's bound
-    ``ARL0 >= exp(h)``, which holds for any LLR CUSUM (``E0[exp(llr)] = 1``).
-
-    >>> round(llr_threshold(43_200, divergence=0.5), 2)
-    8.81
-    >>> round(llr_threshold(43_200, divergence=100.0), 2) == round(math.log(43_200), 2)
-    True
-    """
-    if divergence <= 0:
-        return math.inf
-    if run_length <= 1:
-        return 0.0
-    high = threshold_for(lambda h: llr_average_run_length(h, divergence), run_length, steps=80)
-    overshoot = _SIEGMUND * math.sqrt(2 * divergence)
-    return high if overshoot <= (high + overshoot) / 2 else math.log(run_length)
 
 
 def threshold_for(run_length: Callable[[float], float], wanted: float, steps: int = 60) -> float:
