@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
@@ -104,20 +104,35 @@ def faust_broker_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
-def ensure_topics(settings: Settings, names: list[str], timeout: float = 30.0) -> dict[str, int]:
+def ensure_topics(
+    settings: Settings, names: list[str], timeout: float = 30.0, *, compacted: Mapping[str, int] | None = None
+) -> dict[str, int]:
     """Create the missing topics and return the partition count of each.
 
     Existing topics keep their partition count (the returned numbers are what the
     brokers report), so a worker computes key placement from the real layout.
+    ``compacted`` names compacted topics (Faust's table changelogs) with the partition
+    count each must have; they are created too and their counts returned as well.
+    Returns once every topic is in the metadata with a leader for each partition: on
+    Apache Kafka a new topic shows there a moment after it is created, first without
+    partitions (Faust takes such a changelog for one with 0 partitions and crashes).
     """
     admin = AdminClient(librdkafka_config(settings))
-    wanted = list(dict.fromkeys(names))
+    compacted = dict(compacted or {})
+    wanted = list(dict.fromkeys([*names, *compacted]))
     try:
         existing = admin.list_topics(timeout=timeout).topics
     except Exception as error:  # librdkafka raises KafkaException with a transport error
         raise KafkaUnavailable(f"cannot reach Kafka at {settings.bootstrap_servers}: {error}") from error
     missing = [
         NewTopic(name, num_partitions=settings.partitions, replication_factor=settings.replication_factor)
+        if name not in compacted
+        else NewTopic(
+            name,
+            num_partitions=compacted[name],
+            replication_factor=settings.replication_factor,
+            config={"cleanup.policy": "compact"},
+        )
         for name in wanted
         if name not in existing
     ]
@@ -128,15 +143,25 @@ def ensure_topics(settings: Settings, names: list[str], timeout: float = 30.0) -
             except Exception as error:
                 if "TOPIC_ALREADY_EXISTS" not in str(error):
                     raise KafkaUnavailable(f"cannot create topic {name}: {error}") from error
-    # a new topic reaches the brokers' metadata a moment after it is created (Apache Kafka)
+
+    def unready(metadata: Mapping[str, Any]) -> list[str]:
+        return [
+            name
+            for name in wanted
+            if name not in metadata
+            or not metadata[name].partitions
+            or any(partition.leader < 0 for partition in metadata[name].partitions.values())
+        ]
+
     deadline = time.monotonic() + timeout
     metadata = admin.list_topics(timeout=timeout).topics
-    while any(name not in metadata for name in wanted) and time.monotonic() < deadline:
+    while unready(metadata) and time.monotonic() < deadline:
         time.sleep(0.1)
         metadata = admin.list_topics(timeout=timeout).topics
-    absent = [name for name in wanted if name not in metadata]
+    absent = unready(metadata)
     if absent:
         raise KafkaUnavailable(
-            f"topics {', '.join(absent)} were created but are not in the metadata after {timeout:g} s"
+            f"topics {', '.join(absent)} were created but have no partitions with leaders in the metadata"
+            f" after {timeout:g} s"
         )
     return {name: len(metadata[name].partitions) for name in wanted}

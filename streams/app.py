@@ -178,6 +178,16 @@ def build_decoders(settings: Settings, journey_map: JourneyMap, partitions: dict
     }
 
 
+# Faust's tables, each co-partitioned with a topic: (table, the topic whose partitions it follows)
+REPLAY_MARKS, DETECTOR_STATE = "replay-marks", "detector-state"
+
+
+def table_changelogs(settings: Settings, partitions: Mapping[str, int]) -> dict[str, int]:
+    """Each table's changelog topic (named as Faust names it) and the partition count it must have."""
+    sources = {REPLAY_MARKS: settings.topic_clicks, DETECTOR_STATE: settings.topic_windows}
+    return {f"{settings.group_id}-{table}-changelog": partitions[topic] for table, topic in sources.items()}
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerApp:
     """A Faust app and the pipeline its agents feed."""
@@ -306,7 +316,7 @@ def build_app(
     # (streams/recovery.py); where to replay from is checkpointed in this table, co-partitioned
     # with the topics (Faust writes a key to the partition of the record being processed).
     replay_marks = app.Table(
-        "replay-marks", default=bytes, partitions=partitions[settings.topic_clicks], key_type=str, value_type=bytes
+        REPLAY_MARKS, default=bytes, partitions=partitions[settings.topic_clicks], key_type=str, value_type=bytes
     )
     recovery = build_recovery(settings, friction, pipeline.decoders, replay_marks)
     unmarked: set[str] = set()  # topics whose partition count differs from the table's: no marks
@@ -424,7 +434,7 @@ def build_app(
     # co-partitioned with the windows topic (same key, same partition count), so the worker that
     # reduces a group also holds its detectors' state, and a new owner restores it from here.
     detector_state = app.Table(
-        "detector-state", default=dict, partitions=partitions[settings.topic_windows], key_type=str
+        DETECTOR_STATE, default=dict, partitions=partitions[settings.topic_windows], key_type=str
     )
     restored: set[str] = set()
 

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector, disable_creat
 from frictionwatch.journeymap import JourneyMapWatcher, load_journey_map
 from frictionwatch.kafka import KafkaUnavailable, ensure_topics
 from frictionwatch.settings import Settings
-from frictionwatch.streams.app import build_app
+from frictionwatch.streams.app import build_app, table_changelogs
 from frictionwatch.streams.outage_log import install as install_broker_error_digest
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,11 @@ def wait_for_topics(settings: Settings, wait: float) -> dict[str, int]:
     delay = 0.5
     while True:
         try:
-            return ensure_topics(settings, names, timeout=min(10.0, max(1.0, wait)))
+            timeout = min(10.0, max(1.0, wait))
+            partitions = ensure_topics(settings, names, timeout=timeout)
+            # the changelogs too, before Faust: it reads their partition count once, at the first record
+            ensure_topics(settings, [], timeout=timeout, compacted=table_changelogs(settings, partitions))
+            return partitions
         except KafkaUnavailable as error:
             if time.monotonic() + delay > deadline:
                 raise

@@ -10,11 +10,14 @@ from pathlib import Path
 import orjson
 import pytest
 from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
 from processes import Broker, Worker, frictionwatch, total, wait_until
 
-from frictionwatch.kafka import consumer_config, ensure_topics, producer_config
+from frictionwatch.kafka import consumer_config, ensure_topics, librdkafka_config, producer_config
 from frictionwatch.partitioning import partition_for
 from frictionwatch.settings import Settings
+from frictionwatch.streams.app import table_changelogs
+from frictionwatch.streams.worker import wait_for_topics
 
 pytestmark = pytest.mark.integration
 INPUTS = ("journey.clicks", "journey.contacts", "journey.feedback")
@@ -39,6 +42,20 @@ def test_librdkafka_places_keys_where_the_worker_expects(broker: Broker) -> None
         producer.produce("placement", key=key, value=b"{}", on_delivery=delivered)
     assert producer.flush(30) == 0
     assert placed == {key: partition_for(key, 4) for key in keys}
+
+
+def test_the_tables_changelogs_exist_before_faust_starts(broker: Broker) -> None:
+    # Faust reads a changelog's partition count once, at its table's first record; a changelog it
+    # had just created showed 0 partitions on Apache Kafka, and the worker's agent crashed
+    settings = Settings.load(env={}, cli={"bootstrap_servers": broker.bootstrap_servers, "partitions": 6})
+    partitions = wait_for_topics(settings, 30)
+    assert partitions[settings.topic_windows] == 6
+    changelogs = table_changelogs(settings, partitions)
+    assert changelogs == {"frictionwatch-replay-marks-changelog": 6, "frictionwatch-detector-state-changelog": 6}
+    metadata = AdminClient(librdkafka_config(settings)).list_topics(timeout=30).topics
+    for name, count in changelogs.items():
+        assert len(metadata[name].partitions) == count
+        assert all(partition.leader >= 0 for partition in metadata[name].partitions.values())
 
 
 def read_topic(settings: Settings, topic: str, expected: int, timeout: float = 60.0) -> list[bytes]:
