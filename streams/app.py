@@ -178,6 +178,8 @@ def build_decoders(settings: Settings, journey_map: JourneyMap, partitions: dict
     }
 
 
+COMMIT_LOOK_SECONDS = 30.0  # how often the group's committed offsets are compared with the records handled
+
 # Faust's tables, each co-partitioned with a topic: (table, the topic whose partitions it follows)
 REPLAY_MARKS, DETECTOR_STATE = "replay-marks", "detector-state"
 
@@ -350,6 +352,7 @@ def build_app(
             for offset, key, missed_value, missed_timestamp in missed:
                 timestamp = message.timestamp if missed_timestamp is None else missed_timestamp
                 await process(Delivered(topic, partition, offset, key, missed_value, timestamp))
+            continuity.read_back(topic, partition, gap, message.offset - 1, read=read)
             if read:  # Faust never saw them: it would not commit past them (streams/faust_commits.py)
                 await faust_commits.handled(app.consumer, topic, partition, gap, message.offset - 1)
         await process(Delivered(topic, partition, message.offset, message.key, value, message.timestamp))
@@ -466,7 +469,41 @@ def build_app(
             continuity.forget(tp.topic, tp.partition)
             committed_at.pop((tp.topic, tp.partition), None)
             next_offsets.pop((tp.topic, tp.partition), None)
+            last_look.pop(tp, None)
         restored.clear()  # a group that comes back is restored from the checkpoint again
+
+    # per partition at the last look: the group's committed offset, and where the handled records ended
+    last_look: dict[TP, tuple[int | None, int]] = {}
+
+    @app.timer(interval=COMMIT_LOOK_SECONDS)
+    async def unstick_commits() -> None:
+        """Where the group's offset stayed put although records past it were handled a look ago, commit them.
+
+        Faust's book of offsets can fall out with the group's (streams/faust_commits.py); its
+        commits then stop until the next rebalance, and a restart would handle everything since.
+        """
+        try:
+            runs = {tp: continuity.handled(tp.topic, tp.partition) for tp in app.consumer.assignment()}
+            owned = {tp: run for tp, run in runs.items() if run is not None}
+            if not owned:
+                return
+            group = await asyncio.to_thread(
+                committed_offsets, settings, settings.group_id, [(tp.topic, tp.partition) for tp in owned]
+            )
+        except Exception as error:  # the broker is unreachable: look again next time
+            log.info("could not compare the group's committed offsets with the records handled: %s", error)
+            return
+        for tp, (first, end) in owned.items():
+            committed = group.get((tp.topic, tp.partition))
+            before, last_look[tp] = last_look.get(tp), (committed, end)
+            if before is None or before[0] != committed:
+                continue  # a first look, or the group moved on
+            start, handled_end = first if committed is None else committed, before[1]
+            if first <= start < handled_end:
+                faust_commits.acknowledge(app.consumer, tp.topic, tp.partition, committed, start, handled_end - 1)
+                log.warning("the group's offset of %s[%d] stayed at %s for %.0f s although the worker had handled"
+                            " offsets %d-%d: Faust commits them now", tp.topic, tp.partition, committed,
+                            COMMIT_LOOK_SECONDS, start, handled_end - 1)  # fmt: skip
 
     @app.on_partitions_assigned.connect
     async def report_assignment(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:

@@ -16,9 +16,17 @@ commits of a group member that expired fail:
 
 The worker puts both right at a partition's first record after an assignment:
 :func:`starts_at` sets Faust's committed offset to the group's (read from the broker), and
-:func:`handled` tells it that the records the worker read itself are done. Both use Faust's
-private state (there is no public way): check them when faust-streaming is upgraded
-(tests/test_faust_commits.py does).
+:func:`handled` tells it that the records the worker read itself are done.
+
+Faust's book can still fall out with the group's later: a failed commit noted as done
+after the partition came back, or records the worker had handled before a rebalance that
+Faust fetched again and dropped. The group's offset then stays put while the worker goes
+on. So the worker compares the two every 30 s, and when the group has not moved although
+records past its offset were handled 30 s ago, :func:`acknowledge` writes those records
+into Faust's book, which then commits them as usual.
+
+All three use Faust's private state (there is no public way): check them when
+faust-streaming is upgraded (tests/test_faust_commits.py does).
 """
 
 from __future__ import annotations
@@ -36,3 +44,18 @@ def starts_at(consumer: Any, topic: str, partition: int, committed: int | None) 
 async def handled(consumer: Any, topic: str, partition: int, first: int, last: int) -> None:
     """Offsets ``first`` to ``last`` are done: Faust commits past them as past offsets holding no record."""
     await consumer._add_gap(TP(topic, partition), first, last)
+
+
+def acknowledge(consumer: Any, topic: str, partition: int, committed: int | None, first: int, last: int) -> None:
+    """The group committed ``committed``; offsets ``first`` to ``last`` were handled: Faust may commit past them.
+
+    Faust's committed offset becomes the group's, and the offsets are acknowledged in its
+    book as if its stream had delivered them.
+    """
+    tp = TP(topic, partition)
+    consumer._committed_offset[tp] = committed
+    acked, index = consumer._acked[tp], consumer._acked_index[tp]
+    new = [offset for offset in range(first, last + 1) if offset not in index]
+    acked.extend(new)
+    acked.sort()
+    index.update(new)

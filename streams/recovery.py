@@ -257,10 +257,21 @@ class Continuity:
     >>> seen = Continuity()
     >>> [seen.check("t", 0, offset) for offset in (5, 6, 9, 10, 7)]  # 7 and 8 skipped; 7 again later
     [-1, -1, 7, -1, -2]
+
+    It also knows the run of offsets handled without a hole since the partition came
+    here (:meth:`handled`): from the first record, or from where the worker read back to.
+
+    >>> seen.read_back("t", 0, 7, 8, read=True)  # the worker read and handled 7-8
+    >>> seen.handled("t", 0)
+    (5, 11)
+    >>> seen.read_back("t", 0, 7, 8, read=False)  # had it failed to read them: the run starts after them
+    >>> seen.handled("t", 0)
+    (9, 11)
     """
 
     def __init__(self) -> None:
         self.expected: dict[tuple[str, int], int] = {}
+        self.since: dict[tuple[str, int], int] = {}
 
     def check(self, topic: str, partition: int, offset: int) -> int:
         """PROCESS, SKIP, or the first offset (>= 0) of the records skipped before this one."""
@@ -269,7 +280,25 @@ class Continuity:
         if expected is not None and offset < expected:
             return SKIP
         self.expected[key] = offset + 1
+        if expected is None:
+            self.since[key] = offset
         return expected if expected is not None and offset > expected else PROCESS
+
+    def read_back(self, topic: str, partition: int, first: int, last: int, *, read: bool) -> None:
+        """The worker read and handled offsets ``first``-``last`` itself (``read``), or failed to."""
+        key = (topic, partition)
+        if read:
+            self.since[key] = min(self.since.get(key, first), first)
+        else:
+            self.since[key] = last + 1
+
+    def handled(self, topic: str, partition: int) -> tuple[int, int] | None:
+        """(first, end): the offsets from ``first`` to before ``end`` were all handled here; None if none."""
+        key = (topic, partition)
+        if key not in self.expected:
+            return None
+        return self.since[key], self.expected[key]
 
     def forget(self, topic: str, partition: int) -> None:
         self.expected.pop((topic, partition), None)
+        self.since.pop((topic, partition), None)

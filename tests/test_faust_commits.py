@@ -61,3 +61,32 @@ async def test_a_failed_commit_noted_as_done_is_put_right() -> None:
     faust_commits.starts_at(fixed, CLICKS, 0, None)
     acknowledge(fixed, range(372, 702))
     assert fixed._new_offset(TP0) == 702
+
+
+async def test_records_handled_before_a_rebalance_and_dropped_after_it_are_acknowledged() -> None:
+    # the group committed 778; the worker had handled up to 789 before the partition came back
+    # to it; Faust fetched 778-789 again, dropped them, and delivered 790-803
+    stuck = await consumer()
+    faust_commits.starts_at(stuck, CLICKS, 0, 778)
+    acknowledge(stuck, range(790, 804))
+    assert stuck._new_offset(TP0) is None  # Faust's defect: if this fails, recheck faust_commits
+
+    fixed = await consumer()
+    faust_commits.starts_at(fixed, CLICKS, 0, 778)
+    acknowledge(fixed, range(790, 804))
+    faust_commits.acknowledge(fixed, CLICKS, 0, 778, 778, 789)
+    assert fixed._new_offset(TP0) == 804
+
+
+async def test_a_book_ahead_of_the_group_with_nothing_left_to_acknowledge_is_put_right() -> None:
+    # a commit of 792 failed but Faust noted it; the group stayed at 778 and every record was handled
+    stuck = await consumer()
+    stuck._committed_offset[TP0] = 792
+    acknowledge(stuck, range(778, 792))  # too late: Faust ignores offsets below its committed one
+    assert stuck._new_offset(TP0) is None
+
+    fixed = await consumer()
+    fixed._committed_offset[TP0] = 792
+    faust_commits.acknowledge(fixed, CLICKS, 0, 778, 778, 791)
+    assert fixed._new_offset(TP0) == 792
+    assert fixed._committed_offset[TP0] == 778  # until Faust commits 792 for real

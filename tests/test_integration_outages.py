@@ -146,7 +146,10 @@ def test_a_worker_resumes_after_losing_the_broker_connection(proxied: tuple[Brok
         try:
             wait_until(lambda: not behind(), 180, "the group to commit every offset", poll=1)
         except AssertionError as error:
-            raise AssertionError(f"{error}; (committed, end) of the partitions behind: {behind()}") from None
+            kept = ("group's offset", "skipped", "Revoking", "assigned", "Commit", "rebuilt")
+            lines = [line for line in worker.tail(5000).splitlines() if any(word in line for word in kept)]
+            raise AssertionError(f"{error}; (committed, end) of the partitions behind: {behind()}; the worker's"
+                                 " commit and rebalance log:\n" + "\n".join(lines[-60:])) from None  # fmt: skip
     finally:
         code = worker.stop()
     assert code == 0, worker.tail()
