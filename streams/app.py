@@ -36,7 +36,16 @@ from frictionwatch.streams.exposition import FrictionMetrics
 from frictionwatch.streams.friction import Friction, Outbound
 from frictionwatch.streams.ingest import DecodedRecord, RecordDecoder, Rejection, TopicKind
 from frictionwatch.streams.metrics import IngestMetrics
-from frictionwatch.streams.recovery import SKIP, Continuity, Records, StateRecovery, read_partition
+from frictionwatch.streams.recovery import (
+    SKIP,
+    Continuity,
+    PartitionLook,
+    Records,
+    StateRecovery,
+    commit_range,
+    read_again_from,
+    read_partition,
+)
 from frictionwatch.streams.reduce import FinalWindow
 from frictionwatch.streams.stage import SourceKind, StageSettings
 
@@ -178,7 +187,7 @@ def build_decoders(settings: Settings, journey_map: JourneyMap, partitions: dict
     }
 
 
-COMMIT_LOOK_SECONDS = 30.0  # how often the group's committed offsets are compared with the records handled
+LOOK_SECONDS = 30.0  # how often each partition's offsets are compared with the records handled
 
 # Faust's tables, each co-partitioned with a topic: (table, the topic whose partitions it follows)
 REPLAY_MARKS, DETECTOR_STATE = "replay-marks", "detector-state"
@@ -472,38 +481,44 @@ def build_app(
             last_look.pop(tp, None)
         restored.clear()  # a group that comes back is restored from the checkpoint again
 
-    # per partition at the last look: the group's committed offset, and where the handled records ended
-    last_look: dict[TP, tuple[int | None, int]] = {}
+    # each partition at the last look (streams/recovery.py: PartitionLook)
+    last_look: dict[TP, PartitionLook] = {}
+    agent_topics = {*topics, *internal}
 
-    @app.timer(interval=COMMIT_LOOK_SECONDS)
-    async def unstick_commits() -> None:
-        """Where the group's offset stayed put although records past it were handled a look ago, commit them.
+    @app.timer(interval=LOOK_SECONDS)
+    async def look_at_partitions() -> None:
+        """Put right what Faust's consumer left behind: records it read but never handed over, and commits that stopped.
 
-        Faust's book of offsets can fall out with the group's (streams/faust_commits.py); its
-        commits then stop until the next rebalance, and a restart would handle everything since.
+        Each look compares, per partition, the group's committed offset, the records this worker
+        handled and the consumer's position with the last look (streams/faust_commits.py).
         """
         try:
-            runs = {tp: continuity.handled(tp.topic, tp.partition) for tp in app.consumer.assignment()}
-            owned = {tp: run for tp, run in runs.items() if run is not None}
+            owned = [tp for tp in app.consumer.assignment() if tp.topic in agent_topics]
             if not owned:
                 return
             group = await asyncio.to_thread(
                 committed_offsets, settings, settings.group_id, [(tp.topic, tp.partition) for tp in owned]
             )
-        except Exception as error:  # the broker is unreachable: look again next time
-            log.info("could not compare the group's committed offsets with the records handled: %s", error)
+            positions = {tp: await app.consumer.position(tp) for tp in owned}
+        except Exception as error:  # the broker is unreachable, or a rebalance took a partition: next time
+            log.info("could not look at the partitions' offsets: %s", error)
             return
-        for tp, (first, end) in owned.items():
-            committed = group.get((tp.topic, tp.partition))
-            before, last_look[tp] = last_look.get(tp), (committed, end)
-            if before is None or before[0] != committed:
-                continue  # a first look, or the group moved on
-            start, handled_end = first if committed is None else committed, before[1]
-            if first <= start < handled_end:
-                faust_commits.acknowledge(app.consumer, tp.topic, tp.partition, committed, start, handled_end - 1)
-                log.warning("the group's offset of %s[%d] stayed at %s for %.0f s although the worker had handled"
-                            " offsets %d-%d: Faust commits them now", tp.topic, tp.partition, committed,
-                            COMMIT_LOOK_SECONDS, start, handled_end - 1)  # fmt: skip
+        for tp in owned:
+            handled = continuity.handled(tp.topic, tp.partition)
+            now = PartitionLook(group.get((tp.topic, tp.partition)), handled, positions[tp])
+            before, last_look[tp] = last_look.get(tp), now
+            offset = read_again_from(before, now)
+            if offset is not None:
+                log.warning("the consumer read %s[%d] up to offset %d but had handed this worker none from"
+                            " offset %d on, %.0f s ago: reading them again", tp.topic, tp.partition,
+                            (now.position or 0) - 1, offset, LOOK_SECONDS)  # fmt: skip
+                await app.consumer.seek(tp, offset)
+            committing = commit_range(before, now)
+            if committing is not None:
+                faust_commits.acknowledge(app.consumer, tp.topic, tp.partition, now.committed, *committing)
+                log.warning("the group's offset of %s[%d] stayed at %s for %.0f s although this worker had handled"
+                            " offsets %d-%d: Faust commits them now", tp.topic, tp.partition, now.committed,
+                            LOOK_SECONDS, *committing)  # fmt: skip
 
     @app.on_partitions_assigned.connect
     async def report_assignment(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:

@@ -40,6 +40,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -302,3 +303,57 @@ class Continuity:
     def forget(self, topic: str, partition: int) -> None:
         self.expected.pop((topic, partition), None)
         self.since.pop((topic, partition), None)
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionLook:
+    """A partition at one look (every 30 s): what the group committed, what the worker handled, and
+    the consumer's position (the next offset its fetcher hands out); None where not known."""
+
+    committed: int | None
+    handled: tuple[int, int] | None  # Continuity.handled: (first, end)
+    position: int | None
+
+
+def read_again_from(before: PartitionLook | None, now: PartitionLook) -> int | None:
+    """The offset to seek the consumer back to, when it read records it never handed to the worker.
+
+    Faust drops records it fetched while a rebalance ran, and the fetcher moves past them. The
+    worker notices such a gap at the next record; at the end of a partition there is none, so
+    nothing moved for a whole look while the position stayed past the records handled (or, before
+    any record, past the group's offset). Reading again records that were only waiting is harmless:
+    :class:`Continuity` skips those handled already.
+
+    >>> stuck = PartitionLook(committed=100, handled=None, position=140)
+    >>> read_again_from(stuck, stuck), read_again_from(None, stuck)
+    (100, None)
+    >>> idle = PartitionLook(committed=140, handled=(100, 140), position=140)
+    >>> read_again_from(idle, idle) is None
+    True
+    """
+    if before != now or now.position is None:
+        return None
+    needed = now.handled[1] if now.handled is not None else now.committed
+    if needed is None:
+        return 0 if now.position > 0 else None  # the group never committed: from the beginning
+    return needed if now.position > needed else None
+
+
+def commit_range(before: PartitionLook | None, now: PartitionLook) -> tuple[int, int] | None:
+    """The offsets (first, last) to acknowledge in Faust's book, when its commits stopped.
+
+    The group's offset stayed put for a look although the worker had handled records past it a
+    look ago, without a hole from it (streams/faust_commits.py).
+
+    >>> before = PartitionLook(committed=778, handled=(0, 792), position=792)
+    >>> commit_range(before, PartitionLook(committed=778, handled=(0, 792), position=792))
+    (778, 791)
+    >>> commit_range(before, PartitionLook(committed=790, handled=(0, 800), position=800)) is None  # it moved
+    True
+    """
+    if before is None or before.handled is None or now.handled is None or before.committed != now.committed:
+        return None
+    first = now.handled[0]
+    start = first if now.committed is None else now.committed
+    end = min(before.handled[1], now.handled[1])
+    return (start, end - 1) if first <= start < end else None
