@@ -34,59 +34,52 @@ def acknowledge(consumer: Consumer, offsets: Iterable[int]) -> None:
         consumer.ack(Message(CLICKS, 0, offset, 0.0, 0, None, b"key", b"value", None, tp=TP0))
 
 
+async def book(committed: int | None, delivered: Iterable[int]) -> Consumer:
+    """A consumer whose book says Faust committed ``committed``, after its stream delivered ``delivered``."""
+    found = await consumer()
+    found._committed_offset[TP0] = committed
+    acknowledge(found, delivered)
+    return found
+
+
 async def test_faust_does_not_commit_past_records_it_dropped() -> None:
     # the group committed 402; Faust dropped 402-448 and delivered 449-803: the worker read 402-448 itself
-    stuck = await consumer()
-    faust_commits.starts_at(stuck, CLICKS, 0, 402)
-    acknowledge(stuck, range(449, 804))
+    stuck = await book(402, range(449, 804))
     assert stuck._new_offset(TP0) is None  # Faust's defect: if this fails, recheck faust_commits
 
-    fixed = await consumer()
-    faust_commits.starts_at(fixed, CLICKS, 0, 402)
+    fixed = await book(402, range(449, 804))
     await faust_commits.handled(fixed, CLICKS, 0, 402, 448)
-    acknowledge(fixed, range(449, 804))
     assert fixed._new_offset(TP0) == 804
 
 
 async def test_a_failed_commit_noted_as_done_is_put_right() -> None:
     # a commit of 351 failed (the member had expired) and Faust noted it after the revocation;
     # the group has no committed offset; Faust delivered from 372 (the worker had handled 0-371)
-    stuck = await consumer()
-    stuck._committed_offset[TP0] = 351
-    acknowledge(stuck, range(372, 702))
+    stuck = await book(351, range(372, 702))
     assert stuck._new_offset(TP0) is None  # Faust's defect: if this fails, recheck faust_commits
 
-    fixed = await consumer()
-    fixed._committed_offset[TP0] = 351
+    fixed = await book(351, range(372, 702))
     faust_commits.starts_at(fixed, CLICKS, 0, None)
-    acknowledge(fixed, range(372, 702))
     assert fixed._new_offset(TP0) == 702
 
 
 async def test_records_handled_before_a_rebalance_and_dropped_after_it_are_acknowledged() -> None:
     # the group committed 778; the worker had handled up to 789 before the partition came back
     # to it; Faust fetched 778-789 again, dropped them, and delivered 790-803
-    stuck = await consumer()
-    faust_commits.starts_at(stuck, CLICKS, 0, 778)
-    acknowledge(stuck, range(790, 804))
+    stuck = await book(778, range(790, 804))
     assert stuck._new_offset(TP0) is None  # Faust's defect: if this fails, recheck faust_commits
 
-    fixed = await consumer()
-    faust_commits.starts_at(fixed, CLICKS, 0, 778)
-    acknowledge(fixed, range(790, 804))
+    fixed = await book(778, range(790, 804))
     faust_commits.acknowledge(fixed, CLICKS, 0, 778, 778, 789)
     assert fixed._new_offset(TP0) == 804
 
 
 async def test_a_book_ahead_of_the_group_with_nothing_left_to_acknowledge_is_put_right() -> None:
     # a commit of 792 failed but Faust noted it; the group stayed at 778 and every record was handled
-    stuck = await consumer()
-    stuck._committed_offset[TP0] = 792
-    acknowledge(stuck, range(778, 792))  # too late: Faust ignores offsets below its committed one
+    stuck = await book(792, range(778, 792))  # Faust ignores offsets below the one it believes committed
     assert stuck._new_offset(TP0) is None
 
-    fixed = await consumer()
-    fixed._committed_offset[TP0] = 792
+    fixed = await book(792, ())
     faust_commits.acknowledge(fixed, CLICKS, 0, 778, 778, 791)
     assert fixed._new_offset(TP0) == 792
     assert fixed._committed_offset[TP0] == 778  # until Faust commits 792 for real
