@@ -125,13 +125,11 @@ def ensure_topics(
     except Exception as error:  # librdkafka raises KafkaException with a transport error
         raise KafkaUnavailable(f"cannot reach Kafka at {settings.bootstrap_servers}: {error}") from error
     missing = [
-        NewTopic(name, num_partitions=settings.partitions, replication_factor=settings.replication_factor)
-        if name not in compacted
-        else NewTopic(
+        NewTopic(
             name,
-            num_partitions=compacted[name],
+            num_partitions=compacted.get(name, settings.partitions),
             replication_factor=settings.replication_factor,
-            config={"cleanup.policy": "compact"},
+            config={"cleanup.policy": "compact"} if name in compacted else {},
         )
         for name in wanted
         if name not in existing

@@ -189,7 +189,7 @@ def build_decoders(settings: Settings, journey_map: JourneyMap, partitions: dict
 
 LOOK_SECONDS = 30.0  # how often each partition's offsets are compared with the records handled
 
-# Faust's tables, each co-partitioned with a topic: (table, the topic whose partitions it follows)
+# Faust's tables (each co-partitioned with a topic: table_changelogs says which)
 REPLAY_MARKS, DETECTOR_STATE = "replay-marks", "detector-state"
 
 
