@@ -2,7 +2,7 @@
 alerts per simulated day and time to detect, for every contender side by side and against
 an oracle (a CUSUM that knows each incident's before and after, at the same false-alarm budget).
 
-    .venv/bin/python -m bench.detection                    # the full run: 2 maps x 2 levels x 2 days
+    .venv/bin/python -m bench.detection                    # the full run: 2 maps x 2 levels x 7 days, 220 incidents
     .venv/bin/python -m bench.detection --quick            # the CI reduced sweep: 1 day, ~30 incidents
     .venv/bin/python -m bench.detection --contenders shipped,sequential --levels 3
 
@@ -61,6 +61,16 @@ PNG = ROOT / "docs" / "images" / "power-curve.png"
 BEGIN = "<!-- detection:begin (written by `python -m bench.detection`; do not edit by hand) -->"
 END = "<!-- detection:end -->"
 QUICK_CONTENDERS = ("shipped", "sequential")
+#: the full run's rows: every kind of contender once (river.ADWIN, DDM and HDDMW, and sequential-180d, on request)
+FULL_CONTENDERS = (
+    "shipped",
+    "sequential-map-1d",
+    "sequential",
+    "river.PageHinkley",
+    "river.HDDMA",
+    "river.GaussianScorer",
+    "river.PAD-HoltWinters",
+)
 
 
 @dataclass(slots=True)
@@ -409,10 +419,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.detection", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--days", type=float, default=None, help="simulated days a traffic set (default 2: 4 a map)")
+    parser.add_argument("--days", type=float, default=None, help="simulated days a traffic set (default 7; --quick 1)")
     parser.add_argument(
         "--levels", type=_levels, default=None, metavar="RATE[,RATE]",
-        help="traffic levels, mean events per second over the day (default 2,8: a quiet and a busier shop)",
+        help="traffic levels, mean events per second over the day (default 2,4: a quiet and a busier shop)",
     )  # fmt: skip
     parser.add_argument(
         "--maps", type=_names, default=None, metavar="NAME[,NAME]",
@@ -431,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--contenders", type=_names, default=None, metavar="NAME[,NAME]",
         help="which rows of bench/sweep.py CONTENDERS to run: " + ", ".join(c.name for c in CONTENDERS)
-        + " (default: all)",
+        + f" (default: {', '.join(FULL_CONTENDERS)})",
     )  # fmt: skip
     parser.add_argument(
         "--burn-in", type=float, default=None, metavar="HOURS",
@@ -443,7 +453,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--map-budget-days", type=float, default=None, metavar="N",
         help="the oracle's budget for the whole map instead: 1 false alarm per N days, split evenly over the series"
-        " the map watches (as detectors.map_false_alarms splits it); compare with the sequential-map-1d row at 1",
+        " the map watches (as detectors.map_false_alarms splits it, and as the sequential-map-1d row is set);"
+        " default 1 for a full run, per series (--budget-days) for --quick; 0: per series in a full run too",
     )  # fmt: skip
     parser.add_argument("--scenario", default="", help="a scenario file of incidents and controls added to every set")
     parser.add_argument("--jobs", type=int, default=2, help="processes (default 2: this machine has 2 cores)")
@@ -464,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     args = parser.parse_args(argv)
     quick = args.quick
-    names = args.contenders or (list(QUICK_CONTENDERS) if quick else [c.name for c in CONTENDERS])
+    names = args.contenders or list(QUICK_CONTENDERS if quick else FULL_CONTENDERS)
     by_name = {contender.name: contender for contender in CONTENDERS}
     unknown = [name for name in names if name not in by_name]
     if unknown:
@@ -473,10 +484,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in maps:
         if name not in MAPS and not (BENCH_MAPS / f"{name}.yml").exists():
             parser.error(f"--maps: no map {name!r} (example, or a file bench/maps/{name}.yml)")
-    days = args.days or (1.0 if quick else 2.0)
+    days = args.days or (1.0 if quick else 7.0)
     plan = Plan(
         maps=maps,
-        levels=args.levels or ([10.0] if quick else [2.0, 8.0]),
+        levels=args.levels or ([10.0] if quick else [2.0, 4.0]),
         days=days,
         incidents=args.incidents if args.incidents is not None else (30 if quick else 220),
         controls=args.controls if args.controls is not None else round(1.5 * days),
@@ -484,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
         contenders=[by_name[name] for name in names],
         burn_in=(args.burn_in if args.burn_in is not None else (3.0 if quick else 6.0)) * 3600.0,
         budget_days=args.budget_days,
-        map_budget_days=args.map_budget_days,
+        map_budget_days=(None if quick else 1.0) if args.map_budget_days is None else (args.map_budget_days or None),
         scenario=args.scenario,
         jobs=max(1, args.jobs),
         cache=args.cache,
