@@ -89,8 +89,9 @@ def explain(journey_map: JourneyMap, window_seconds: float) -> list[str]:
     lines = [f"detectors: {total} series ({shown}), {disabled} disabled"]
     if not groups:
         return lines
+    allowed = f"{per_day:.2g}"
     lines.append(
-        f"  sequential: at most {per_day:.2g} false alarms a day across the map "
+        f"  sequential: at most {allowed} false alarm{'' if allowed == '1' else 's'} a day across the map "
         f"({kinds['sequential']} series, {window_seconds:g}-s windows)"
     )
     if journey_map.map_false_alarms is not None:

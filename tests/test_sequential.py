@@ -239,3 +239,15 @@ def test_a_budget_for_the_whole_map_is_split_over_its_sequential_series() -> Non
     assert "map budget 1 per 7d" in "\n".join(explain(journey_map, window_seconds=60.0))
     with pytest.raises(JourneyMapError, match=r"detectors\.map_false_alarms: give the budget for the whole map or"):
         parse_journey_map(head + "detectors:\n  map_false_alarms: 1 per 7d\n  defaults: {false_alarms: 1 per 30d}\n")
+
+
+def test_check_config_says_one_false_alarm_in_the_singular() -> None:
+    from frictionwatch.detectors.explain import explain
+    from frictionwatch.journeymap import parse_journey_map
+
+    def said(budget: str) -> str:
+        detectors = f"detectors:\n  map_false_alarms: {budget}\n  defaults: {{kind: sequential}}\n"
+        return "\n".join(explain(parse_journey_map(SMALL_MAP + detectors), window_seconds=60.0))
+
+    assert "at most 1 false alarm a day across the map" in said("1 per 1d")
+    assert "at most 2 false alarms a day across the map" in said("2 per 1d")
