@@ -78,6 +78,25 @@ def committed_offsets(
     return {(tp.topic, tp.partition): tp.offset if tp.offset >= 0 else None for tp in found}
 
 
+def first_offsets(
+    settings: Settings, partitions: Iterable[tuple[str, int]], timeout: float = 10.0
+) -> dict[tuple[str, int], int]:
+    """Each (topic, partition)'s first offset still held (its log start): where a group with no
+    committed offset starts reading (the worker's consumers reset to the earliest offset)."""
+    partitions = list(partitions)
+    consumer = Consumer(consumer_config(settings, "frictionwatch-first-offsets", **{"enable.auto.commit": False}))
+    try:
+        return {
+            (topic, partition): consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout)[0]
+            for topic, partition in partitions
+        }
+    except Exception as error:  # KafkaException: the broker did not answer in time
+        topics = ", ".join(sorted({topic for topic, _ in partitions}))
+        raise KafkaUnavailable(f"cannot read the first offsets of {topics}: {error}") from error
+    finally:
+        consumer.close()
+
+
 def faust_broker_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for ``faust.App`` that carry the broker address and credentials."""
     import faust

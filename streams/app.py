@@ -26,7 +26,7 @@ from frictionwatch.alerts.sender import AlertSender
 from frictionwatch.contract import Event, EventValidator, Reason, TimeLimits
 from frictionwatch.detectors.bank import Finding
 from frictionwatch.journeymap import JourneyMap, JourneyMapError, JourneyMapWatcher
-from frictionwatch.kafka import committed_offsets, consumer_config, faust_broker_options
+from frictionwatch.kafka import committed_offsets, consumer_config, faust_broker_options, first_offsets
 from frictionwatch.pseudonym import Pseudonymiser
 from frictionwatch.settings import Settings
 from frictionwatch.streams import faust_commits
@@ -45,6 +45,7 @@ from frictionwatch.streams.recovery import (
     commit_range,
     read_again_from,
     read_partition,
+    skipped_before,
 )
 from frictionwatch.streams.reduce import FinalWindow
 from frictionwatch.streams.stage import SourceKind, StageSettings
@@ -342,10 +343,11 @@ def build_app(
             return
         if not recovery.knows(topic, partition):  # its first record here
             if await read_left_off(topic, partition):
-                start = committed_at[topic, partition]
-                faust_commits.starts_at(app.consumer, topic, partition, start)
-                if start is not None and start < message.offset:
-                    gap = start  # Faust dropped the records it fetched before the flow resumed
+                committed = committed_at[topic, partition]
+                faust_commits.starts_at(app.consumer, topic, partition, committed)
+                skipped = skipped_before(committed, first_at.get((topic, partition)), message.offset)
+                if skipped is not None:
+                    gap = skipped  # Faust dropped the records it fetched before the flow resumed
             await take_up(topic, partition, gap if gap >= 0 else message.offset)
         if gap >= 0:  # Faust dropped records before this one: read them ourselves
             read = True
@@ -366,8 +368,10 @@ def build_app(
                 await faust_commits.handled(app.consumer, topic, partition, gap, message.offset - 1)
         await process(Delivered(topic, partition, message.offset, message.key, value, message.timestamp))
 
-    # where the group left off (its committed offset, None if none) in the partitions assigned
+    # where the group left off (its committed offset, None if none) in the partitions assigned,
+    # and where the group has none, the partition's first offset (the consumer starts there)
     committed_at: dict[tuple[str, int], int | None] = {}
+    first_at: dict[tuple[str, int], int] = {}
 
     async def read_left_off(topic: str, partition: int) -> bool:
         """Whether ``committed_at`` knows the partition, reading it for every partition assigned if not.
@@ -384,6 +388,9 @@ def build_app(
             wanted = [key for key in owned if key not in committed_at]
             try:
                 committed_at.update(await asyncio.to_thread(committed_offsets, settings, settings.group_id, wanted))
+                never = [key for key in wanted if committed_at[key] is None]
+                if never:
+                    first_at.update(await asyncio.to_thread(first_offsets, settings, never))
             except Exception as error:  # the broker is unreachable: dropped records go unnoticed
                 log.warning("could not read where the group left off in %s[%d]: %s", topic, partition, error)
                 return False
@@ -477,6 +484,7 @@ def build_app(
             recovery.forget(tp.topic, tp.partition)
             continuity.forget(tp.topic, tp.partition)
             committed_at.pop((tp.topic, tp.partition), None)
+            first_at.pop((tp.topic, tp.partition), None)
             next_offsets.pop((tp.topic, tp.partition), None)
             last_look.pop(tp, None)
         restored.clear()  # a group that comes back is restored from the checkpoint again

@@ -305,6 +305,23 @@ class Continuity:
         self.since.pop((topic, partition), None)
 
 
+def skipped_before(committed: int | None, first: int | None, offset: int) -> int | None:
+    """Where records skipped before a partition's first record here (at ``offset``) begin; None if none.
+
+    The consumer starts at the group's ``committed`` offset or, where the group has none, at
+    the partition's ``first`` offset (the worker's consumers reset to the earliest). A first
+    record past that start means Faust dropped the records it had fetched before: around a
+    rebalance, a new group loses the head of every partition that way.
+
+    >>> skipped_before(committed=120, first=0, offset=120) is None
+    True
+    >>> skipped_before(committed=120, first=0, offset=157), skipped_before(committed=None, first=0, offset=57)
+    (120, 0)
+    """
+    start = committed if committed is not None else first
+    return start if start is not None and start < offset else None
+
+
 @dataclass(frozen=True, slots=True)
 class PartitionLook:
     """A partition at one look (every 30 s): what the group committed, what the worker handled, and
