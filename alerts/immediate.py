@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from frictionwatch.detectors.bank import Finding, SeriesPlace
+from frictionwatch.detectors.bank import ALL_CHANNELS, Finding, SeriesPlace
 
 #: metric -> alert name (docs/runbooks/<name>.md)
 ALERT_NAMES: Mapping[str, str] = {
@@ -223,7 +223,8 @@ class AlertTracker:
         journey, step, channel, queue, survey = finding.place
         verdict = finding.verdict
         name = ALERT_NAMES.get(finding.metric, "FrictionAnomaly")
-        where = f"{journey}/{step} on {channel}" if journey else f"{channel} queue {queue}"
+        on = "all its channels" if channel == ALL_CHANNELS else channel
+        where = f"{journey}/{step} on {on}" if journey else f"{channel} queue {queue}"
         if survey:
             where += f" ({survey} survey)"
         unit = UNITS.get(finding.metric, "")

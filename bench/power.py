@@ -45,6 +45,7 @@ from typing import Any
 
 from bench import oracle
 from bench.sweep import AlertRow, Replayed
+from frictionwatch.detectors.bank import ALL_CHANNELS
 from frictionwatch.streams.series import BY_NAME
 
 PRE_SECONDS = 2 * 3600.0
@@ -99,7 +100,9 @@ class Case:
         journey, step, channel, queue = place[0], place[1], place[2], place[3]
         for want_journey, want_step, want_channel, want_queue in self.places:
             if want_journey is not None:
-                if (journey, step) == (want_journey, want_step) and want_channel in (None, channel):
+                if (journey, step) == (want_journey, want_step) and (
+                    want_channel in (None, channel) or channel == ALL_CHANNELS  # a step's pooled series: any channel
+                ):
                     return True
             elif channel == want_channel and want_queue in (None, queue):
                 return True
@@ -153,9 +156,36 @@ def cases_of(replayed: Replayed, burn_in: float) -> list[Case]:
 # -- the oracle ----------------------------------------------------------------------------------
 
 
+def with_pooled_steps(
+    series: Sequence[tuple[Sequence[str], str]], windows: dict[int, list[tuple[float, float, float]]]
+) -> tuple[list[tuple[Sequence[str], str]], dict[int, list[tuple[float, float, float]]]]:
+    """The series and their windows, plus each step's click metrics pooled over its channels
+    (channel ``all``), as the detector bank pools them: the oracle sees the same evidence."""
+    groups: dict[tuple[str, str, str], list[int]] = {}
+    for sid, (place, metric) in enumerate(series):
+        if place[1] and not place[3] and not (len(place) > 4 and place[4]) and sid in windows:
+            groups.setdefault((place[0], place[1], metric), []).append(sid)
+    series, windows = list(series), dict(windows)
+    for (journey, step, metric), members in groups.items():
+        if len(members) < 2:
+            continue
+        sums: dict[float, list[float]] = {}
+        for sid in members:
+            for ts, value, volume in windows[sid]:
+                total = sums.setdefault(ts, [0.0, 0.0])
+                total[0] += value * volume
+                total[1] += volume
+        windows[len(series)] = [
+            (ts, amount / volume, volume) for ts, (amount, volume) in sorted(sums.items()) if volume > 0
+        ]
+        series.append(((journey, step, ALL_CHANNELS, "", ""), metric))
+    return series, windows
+
+
 def run_oracle(replayed: Replayed, cases: list[Case], budget_days: float) -> None:
-    """Fill in each incident's oracle delay, status, effect and volume."""
-    windows = replayed.series_windows()
+    """Fill in each incident's oracle delay, status, effect and volume (the volume of the
+    busiest channel's series: a step's pooled series count for the delay, not the bucket)."""
+    all_series, windows = with_pooled_steps(replayed.series, replayed.series_windows())
     for case in cases:
         if case.control:
             continue
@@ -164,7 +194,7 @@ def run_oracle(replayed: Replayed, cases: list[Case], budget_days: float) -> Non
         reachable = False
         volume = 0.0
         others = [other for other in cases if other is not case]
-        for sid, (place, metric) in enumerate(replayed.series):
+        for sid, (place, metric) in enumerate(all_series):
             if sid not in windows or not case.matches(place) or (wanted and metric not in wanted):
                 continue
             model = oracle.MODELS.get(metric)
@@ -176,7 +206,8 @@ def run_oracle(replayed: Replayed, cases: list[Case], budget_days: float) -> Non
             high = bisect.bisect_right(times, case.detect_until)
             history = [w for w in series[:onset] if not _disturbed(w[0], place, others, replayed.window_size)]
             low = bisect.bisect_left([ts for ts, _, _ in history], case.detect_from - PRE_SECONDS)
-            volume = max(volume, sum(v for _, _, v in history[low:]) / (PRE_SECONDS / 60.0))
+            if place[2] != ALL_CHANNELS:
+                volume = max(volume, sum(v for _, _, v in history[low:]) / (PRE_SECONDS / 60.0))
             before = _recent(history, low, BEFORE_UNITS)
             after = series[onset:high]
             pooled_before = oracle.pooled(model, before)
@@ -266,6 +297,8 @@ class Outcome:
     false_episodes: int = 0
     false_in_controls: int = 0
     false_by_series: dict[str, int] = field(default_factory=dict)
+    #: each false episode: its first alert's series, hours into the traffic set, and the control it fell in
+    false_alerts: list[dict[str, Any]] = field(default_factory=list)
     days: float = 0.0
 
 
@@ -301,8 +334,20 @@ def score(replayed: Replayed, cases: list[Case], alerts: list[AlertRow], burn_in
             first = episode[0]
             name = "/".join(part for part in first[0] if part) + " " + first[1]
             outcome.false_by_series[name] = outcome.false_by_series.get(name, 0) + 1
-            if any(case.start <= first[2] <= case.end + ECHO and case.matches(first[0]) for case in controls):
-                outcome.false_in_controls += 1
+            control = next(
+                (case for case in controls if case.start <= first[2] <= case.end + ECHO and case.matches(first[0])),
+                None,
+            )
+            outcome.false_in_controls += control is not None
+            outcome.false_alerts.append(
+                {
+                    "traffic": replayed.traffic.label,
+                    "series": name,
+                    "hour": round((first[2] - replayed.first_ts) / 3600.0, 2),
+                    "alerts": len(episode),
+                    "control": control.kind if control is not None else None,
+                }
+            )
     return outcome
 
 
@@ -389,6 +434,7 @@ def summary(name: str, cases: list[Case], outcomes: list[Outcome]) -> dict[str, 
         "scored_days": days,
         "false_per_day": false / days if days else None,
         "false_by_series": dict(sorted(by_series.items(), key=lambda item: -item[1])[:8]),
+        "false_alerts": [alert for outcome in outcomes for alert in outcome.false_alerts],
         "power": grid,  # volume bucket -> size bucket -> [caught, incidents]
     }
 

@@ -44,6 +44,7 @@ SILENT_VISITS = 10.0  # visits a journey's window is expected to have before non
 VISITS_RATE = 0.05  # the expected visits follow about the last 20 windows
 LATE_DATA_STEPS = 3  # flow falling at this many steps of a journey at once (and half of them) is late data
 WINDOW_SENSITIVITY = 4.0  # window detectors' threshold (standard deviations) when the map gives none
+ALL_CHANNELS = "all"  # the channel label of a step's series pooled over its channels
 #: metric name -> (window detector kind, bad direction, sequential model); see streams/series.py
 MetricKinds = dict[str, tuple[str, Direction, Model]]
 MATCH_FIELDS = ("journey", "step", "channel", "queue")
@@ -164,6 +165,7 @@ class DetectorBank:
         findings = []
         items = list(items)
         silent = self._silent_journeys(items)
+        items += self._pooled(items)
         for place, metric, observation in items:
             detector = self._detector(place, metric)
             if detector is not None:
@@ -176,6 +178,39 @@ class DetectorBank:
                     verdict = detector.update(observation)
                 findings.append(Finding(place, metric, verdict, threshold))
         return self._late_data_is_not_friction(findings)
+
+    def _pooled(self, items: list[tuple[SeriesPlace, str, Observation]]) -> list[tuple[SeriesPlace, str, Observation]]:
+        """A step's click metrics pooled over its channels, as the touchpoint (journey, step, ``all``).
+
+        An outage of a step on every channel shows in each channel's series, each holding a share
+        of the step's visits and each spending its own share of the false-alarm budget; pooled,
+        the evidence adds up in one series (a step with 2 sessions a minute on web and 1 on the
+        app is judged on 3). A one-channel incident is still judged by its channel's series.
+        Ratios and per-visit means pool exactly: sum of value x volume over sum of volume.
+        Steps with one channel are not pooled (the pooled series would be the same series).
+        """
+        sums: dict[tuple[str, str, str], list[float]] = {}
+        for place, metric, observation in items:
+            journey, step, channel, queue, survey = place
+            if not step or queue or survey or channel == ALL_CHANNELS or metric not in self.metric_kinds:
+                continue
+            if observation.volume is None or not observation.volume > 0 or not math.isfinite(observation.value):
+                continue
+            if len(self._channels(journey, step)) < 2:
+                continue
+            total = sums.setdefault((journey, step, metric), [0.0, 0.0, observation.ts])
+            total[0] += observation.value * observation.volume
+            total[1] += observation.volume
+            total[2] = max(total[2], observation.ts)
+        return [
+            ((journey, step, ALL_CHANNELS, "", ""), metric, Observation(ts, amount / volume, volume))
+            for (journey, step, metric), (amount, volume, ts) in sums.items()
+        ]
+
+    def _channels(self, journey: str, step: str) -> tuple[str, ...]:
+        known = self.journey_map.journeys.get(journey)
+        found = known.steps_by_name.get(step) if known is not None else None
+        return found.channels if found is not None else ()
 
     def _silent_journeys(self, items: list[tuple[SeriesPlace, str, Observation]]) -> set[str]:
         """Journeys whose clicks stopped arriving in this window although dozens were due.

@@ -6,14 +6,14 @@ budget catches within one window, five windows and half an hour, at a few volume
 
 >>> from frictionwatch.journeymap import load_journey_map, parse_journey_map
 >>> explain(load_journey_map(), window_seconds=60.0)
-['detectors: 199 series (199 window), 33 disabled']
+['detectors: 265 series (265 window), 33 disabled']
 >>> text = load_journey_map().source
 >>> payment = "  overrides:\n    - {match: {step: payment}, kind: sequential, false_alarms: 1 per 180d}\n"
 >>> lines = explain(parse_journey_map(open(text).read().replace("  overrides:\n", payment, 1)), 60.0)
 >>> print("\n".join(lines[:3]))
-detectors: 199 series (187 window, 12 sequential), 33 disabled
-  sequential: at most 0.067 false alarms a day across the map (12 series, 60-s windows)
-  purchase/payment (12 series): 1 per 180d each
+detectors: 265 series (247 window, 18 sequential), 33 disabled
+  sequential: at most 0.1 false alarms a day across the map (18 series, 60-s windows)
+  purchase/payment (18 series): 1 per 180d each
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
-from frictionwatch.detectors.bank import SeriesPlace, resolve
+from frictionwatch.detectors.bank import ALL_CHANNELS, SeriesPlace, resolve
 from frictionwatch.detectors.budget import FalseAlarmBudget, cusum_threshold, detectable_shift
 from frictionwatch.detectors.sequential import DEFAULT_SHIFTS, UNION
 from frictionwatch.journeymap import JourneyMap
@@ -45,6 +45,9 @@ def series_of(journey_map: JourneyMap) -> Iterator[tuple[SeriesPlace, str]]:
         for survey in step.surveys:
             if survey in surveys:
                 yield (journey, step.name, channel, "", survey), survey
+        if len(step.channels) > 1 and channel == step.channels[-1]:  # the step on all its channels
+            for metric in by_source["clicks"]:
+                yield (journey, step.name, ALL_CHANNELS, "", ""), metric
     for channel, queue in journey_map.queues():
         for metric in by_source["contacts"]:
             yield ("", "", channel, queue, ""), metric

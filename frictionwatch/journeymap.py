@@ -370,6 +370,10 @@ class _Parser:
         channels = self.names(fields["channels"], f"{path}.channels")
         if not channels:
             self.problem(fields["channels"], f"{path}.channels", "a step needs at least one channel")
+        if "all" in channels:  # detectors.bank.ALL_CHANNELS: the step's series pooled over its channels
+            self.problem(
+                fields["channels"], f"{path}.channels", "'all' names the step on all its channels; pick another name"
+            )
         goal = self.boolean(fields["goal"], f"{path}.goal") if "goal" in fields else False
         surveys = self.names(fields["surveys"], f"{path}.surveys", SURVEYS) if "surveys" in fields else ()
         progress = None

@@ -159,12 +159,38 @@ def test_bank_checkpoint_per_group(journey_map: JourneyMap) -> None:
             (queue, "abandonment_ratio", Observation(minute * MINUTE, 0.1, 80)),
         ])  # fmt: skip
     saved = orjson.loads(orjson.dumps(bank.state("purchase")))
-    assert list(saved) == ["purchase/payment/web///early_flow_ratio"]
+    assert list(saved) == ["purchase/payment/web///early_flow_ratio", "purchase/payment/all///early_flow_ratio"]
     assert list(bank.state("phone")) == ["//phone/billing//abandonment_ratio"]
     fresh = DetectorBank(journey_map)
-    assert fresh.restore(saved) == 1
+    assert fresh.restore(saved) == 2
     late = Observation(40 * MINUTE, 0.1, 100)
     assert fresh.observe([(step, "early_flow_ratio", late)]) == bank.observe([(step, "early_flow_ratio", late)])
+
+
+def test_a_step_on_all_its_channels_is_one_more_series(journey_map: JourneyMap) -> None:
+    """Web and app of the payment step pooled: the step as one touchpoint (channel ``all``),
+    judged on every session of the window; a one-channel step is not pooled."""
+    bank = DetectorBank(journey_map)
+    web, app = ("purchase", "payment", "web", "", ""), ("purchase", "payment", "app", "", "")
+    findings = bank.observe([
+        (web, "flow_ratio", Observation(60.0, 0.9, 30)),
+        (app, "flow_ratio", Observation(60.0, 0.6, 10)),
+        (web, "errors_per_visit", Observation(60.0, 0.1, 30)),
+        (("", "", "phone", "billing", ""), "abandonment_ratio", Observation(60.0, 0.1, 80)),
+    ])  # fmt: skip
+    pooled = {f.metric: f.verdict for f in findings if f.place == ("purchase", "payment", "all", "", "")}
+    assert set(pooled) == {"flow_ratio", "errors_per_visit"}
+    assert pooled["flow_ratio"].observed == pytest.approx((0.9 * 30 + 0.6 * 10) / 40)
+    assert pooled["flow_ratio"].volume == 40
+    assert pooled["errors_per_visit"].observed == pytest.approx(0.1) and pooled["errors_per_visit"].volume == 30
+    single = parse_journey_map(MAP)  # the test map's steps have one channel each
+    assert not [
+        f
+        for f in DetectorBank(single).observe(
+            [(("shop", "cart", "web", "", ""), "flow_ratio", Observation(60.0, 0.9, 30))]
+        )
+        if f.place[2] == "all"
+    ]
 
 
 def _purchase_window(

@@ -81,3 +81,31 @@ def test_worker_down_inhibits_the_alerts_the_workers_push(alertmanager: Server) 
     )  # fmt: skip
     (inhibited,) = [a for a in alertmanager.get("/api/v2/alerts") if a["labels"]["alertname"] == name]
     assert inhibited["status"]["inhibitedBy"], inhibited["status"]
+
+
+def test_a_step_judged_on_all_its_channels_inhibits_its_alerts_per_channel(alertmanager: Server) -> None:
+    """An outage on every channel of a step: the pooled series (channel "all") and the web
+    series both alarm; on-call hears of the step once. Another step's alert is not touched."""
+    now = time.time()
+    tracker = AlertTracker(AlertSettings(resend_seconds=60, expiry_seconds=300, hold_seconds=0, echo_seconds=0))
+    verdict = Verdict(0, 0.1, 0.4, 0.3, 0.5, 9.0, 120, True, "critical")
+    places = [
+        ("purchase", "payment", "web", "", ""),
+        ("purchase", "payment", "all", "", ""),
+        ("purchase", "cart", "web", "", ""),
+    ]
+    pushed = tracker.update(
+        [Finding(place, "flow_ratio", verdict, 4.0) for place in places], now - 120, now, {}
+    )  # fmt: skip
+    post(alertmanager, pushed)
+
+    def by_place() -> dict[tuple[str, str], str]:
+        return {
+            (alert["labels"]["step"], alert["labels"]["channel"]): alert["status"]["state"]
+            for alert in alertmanager.get("/api/v2/alerts")
+        }
+
+    wanted = {("payment", "web"): "suppressed", ("payment", "all"): "active", ("cart", "web"): "active"}
+    wait_until(lambda: by_place() == wanted, 30, "payment/web inhibited by payment on all channels, cart/web not")
+    (pooled,) = [a for a in pushed if a["labels"]["channel"] == "all"]
+    assert "purchase/payment on all its channels" in pooled["annotations"]["description"]

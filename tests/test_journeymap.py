@@ -95,6 +95,18 @@ def test_missing_pieces() -> None:
     assert (5, "journeys.shop.steps") in found  # no goal step
 
 
+def test_all_is_not_a_channel_of_a_step() -> None:
+    """``all`` names a step on all its channels (the detectors' pooled series)."""
+    found = problems("""\
+        version: 1
+        journeys:
+          shop:
+            steps:
+              - {name: paid, stage: purchase, channels: [web, all], goal: true}
+        """)
+    assert (5, "journeys.shop.steps[0].channels") in found
+
+
 def test_version_and_yaml_errors() -> None:
     assert problems("version: 2\njourneys: {}\n")[0] == (1, "version")
     line, field = problems("version: 1\njourneys: [unclosed\n")[0]
