@@ -149,7 +149,7 @@ class AlertTracker:
                     out += self._relabel(incident, severity, now)
                 member = incident.members.get(key)
                 starts = member.alert["startsAt"] if member else _time(window_start)
-                ids = list((examples or {}).get(finding.place, ()))[:5]
+                ids = _examples_of(finding.place, examples or {})[:5]
                 if self.pseudonymise is not None:
                     ids = [_pseudonymised(self.pseudonymise, example) for example in ids]
                 alert = self._alert(finding, starts, now, stages, ids, incident)
@@ -281,6 +281,16 @@ class AlertTracker:
             "endsAt": _time(now + self.settings.expiry_seconds),
             "generatorURL": f"{self.settings.dashboard_base_url}/d/frictionwatch-detectors/detector-tuning",
         }
+
+
+def _examples_of(place: SeriesPlace, examples: Mapping[Any, Sequence[str]]) -> list[str]:
+    """Example session or contact ids of a touchpoint; of a step on all its channels, its channels'."""
+    if place[2] != ALL_CHANNELS:
+        return list(examples.get(place, ()))
+    same_step = (
+        ids for other, ids in examples.items() if tuple(other[:2]) == place[:2] and not other[3] and not other[4]
+    )
+    return [example for ids in same_step for example in ids]
 
 
 def _severity(finding: Finding) -> str:

@@ -186,3 +186,18 @@ def test_quiet_members_are_kept_alive_until_the_incident_resolves() -> None:
     assert resolved(kept, clock.now) == []
     (quiet,) = [alert for alert in kept if alert["labels"]["metric"] == "errors_per_visit"]
     assert quiet["annotations"]["normal_since"]
+
+
+def test_a_step_on_all_its_channels_shows_its_channels_example_sessions() -> None:
+    tracker = AlertTracker(AlertSettings(hold_seconds=HOLD, echo_seconds=ECHO))
+    pooled: SeriesPlace = ("purchase", "payment", "all", "", "")
+    examples = {
+        PAYMENT: ["s-web-1", "s-web-2"],
+        ("purchase", "payment", "app", "", ""): ["s-app-1"],
+        CART: ["s-cart-1"],
+        ("purchase", "payment", "web", "", "csat"): ["s-survey-1"],
+    }
+    (alert,) = tracker.update([finding("flow_ratio", place=pooled)], 9_910.0, 10_000.0, STAGES, examples)
+    assert alert["annotations"]["examples"] == "s-web-1, s-web-2, s-app-1"
+    assert alert["labels"]["channel"] == "all"
+    assert "purchase/payment on all its channels" in alert["annotations"]["description"]
