@@ -113,9 +113,8 @@ class _Learned:
     unusual_sum: float = 0.0  # volume-weighted sum of the incident's deseasonalised values
     unusual_volume: float = 0.0
     offset_volume: dict[str, float] = field(default_factory=dict)  # volume each hour slot has taught
-    calibration: dict[str, list[float]] = field(
-        default_factory=dict
-    )  # per volume class: windows, mean and mean square of z
+    #: per volume class (1, 2, 3-5, 6+ units): windows learned, mean and mean square of z
+    calibration: dict[str, list[float]] = field(default_factory=dict)
 
 
 class SequentialDetector:
