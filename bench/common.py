@@ -105,15 +105,21 @@ def say(text: str) -> None:
 
 
 def python_module(module: str, *args: str, env: Mapping[str, str] | None = None, log: Path) -> subprocess.Popen[bytes]:
-    """``python -m module args`` in the background, output to ``log``, from the repository root."""
+    """``python -m module args`` in the background, output to ``log``.
+
+    It runs in the log's folder (the bench's temp folder), so that what it leaves behind,
+    such as Faust's ``<app id>-data`` folder, goes there and not into the repository; the
+    repository root is on its path for the ``bench`` modules.
+    """
+    path = os.pathsep.join(part for part in (str(ROOT), os.environ.get("PYTHONPATH", "")) if part)
     with log.open("ab") as output:
         return subprocess.Popen(
             [sys.executable, "-m", module, *args],
             stdout=output,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            cwd=ROOT,
-            env={**os.environ, **(env or {})},
+            cwd=log.parent,
+            env={**os.environ, **(env or {}), "PYTHONPATH": path},
         )
 
 
