@@ -36,13 +36,18 @@ Known when a session ends (an ``exit`` event, or ``session_timeout`` of inactivi
 A session's channel is that of its latest event; amounts go to the window holding the
 time they became known (an event's ts, a deadline, the session's end).
 
-Sessions already under way when the partition's stream began (first seen within
-``cold_start`` seconds of its first event) are not judged for the flow signals: the
-tracker never saw them enter their step, so it would take them for quick movers and bias
-the first minutes' ratios up (and every detector's baseline with them). Nor do they count
-in the session-end metrics, which start ``cold_start + session_timeout`` after the
-partition's first event, once sessions can end by inactivity as well as by exit. With
-``cold_start=0`` everything counts from the first event (replays of complete histories).
+A session first seen within ``cold_start`` seconds of the partition's first event may have
+been under way when the stream began: the tracker never saw it enter the step it was first
+seen at, and would take it for a quick mover there. So that first visit is not judged for
+the flow signals; the session's later visits are, since the tracker saw them begin. Nor do
+such sessions count in the session-end metrics, which start ``cold_start + session_timeout``
+after the partition's first event, once sessions can end by inactivity as well as by exit.
+With ``cold_start=0`` everything counts from the first event (replays of complete histories).
+
+Flow outcomes count only from ``cold_start`` plus the visit's progress timeout after the
+first event: before that no judged visit can have stalled yet, only the quick outcomes
+would be known, and the flow ratio would read about 1.0 (the detectors would learn that as
+normal and then take the true level for a drop).
 
 >>> from frictionwatch.contract import ClickEvent
 >>> from frictionwatch.journeymap import load_journey_map
@@ -95,7 +100,7 @@ class Session:
     rage_counted: bool = False  # this burst of clicks on click_target was counted already
     flow_open: bool = False  # the current visit's flow outcome is not known yet
     early_open: bool = False  # the current visit's early check is still to come
-    judged: bool = True  # False for sessions under way when the stream began (see cold_start)
+    judged: bool = True  # False for sessions that may have been under way when the stream began (cold_start)
     progress_timeout: float = 0.0  # of the current visit, fixed when it began
     filed: Bucket | None = None
 
@@ -237,7 +242,7 @@ class SessionTracker:
             judged = event.ts >= self.first_ts + self.cold_start
             session = Session(journey, event.channel, step, event.ts, event.ts, 0, judged=judged)
             self.sessions[event.session_id] = session
-            self._enter(event.session_id, session, step, event.ts)
+            self._enter(event.session_id, session, step, event.ts, observed=judged)
             if self.on_session_start is not None:
                 self.on_session_start(event)
         else:
@@ -271,9 +276,7 @@ class SessionTracker:
                 self._count(session.entered_at + self.early_age, self._place(session), "early_waiting", session_id)
             if session.flow_open and session.entered_at + session.progress_timeout <= watermark:
                 session.flow_open = False
-                self._count(
-                    session.entered_at + session.progress_timeout, self._place(session), "flow_stalled", session_id
-                )
+                self._flow_outcome(session, session.entered_at + session.progress_timeout, "flow_stalled", session_id)
             inactive = session.last_ts + session.journey.session_timeout
             if inactive <= watermark:
                 self._end(session_id, session, inactive)
@@ -308,7 +311,8 @@ class SessionTracker:
 
     # -- steps ------------------------------------------------------------------------
 
-    def _enter(self, session_id: str, session: Session, step: Step, ts: float) -> None:
+    def _enter(self, session_id: str, session: Session, step: Step, ts: float, *, observed: bool = True) -> None:
+        """The session enters ``step`` at ``ts``; ``observed``: its visit is known to begin here."""
         place = Touchpoint(session.journey.name, step.name, session.channel)
         bit = 1 << step.index
         if not session.reached & bit:
@@ -317,7 +321,7 @@ class SessionTracker:
         self._count(ts, place, "step_visits")
         session.step = step
         session.entered_at = ts
-        session.flow_open = session.early_open = session.judged and not step.goal
+        session.flow_open = session.early_open = observed and not step.goal
         if session.flow_open:
             session.progress_timeout = self.progress_timeout(session.journey, step)
 
@@ -329,13 +333,24 @@ class SessionTracker:
         self._close_early(session, "early_progressed" if step.index > previous.index else "early_waiting", session_id)
         if step.index > previous.index:
             if session.flow_open:
-                self._count(ts, place, "flow_progressed")
+                self._flow_outcome(session, ts, "flow_progressed", None)
             if step.index == previous.index + 1 and self.on_step_time is not None:
                 self.on_step_time(StepObservation(session.journey.name, previous.name, session.channel, dwell))
         else:
             self._count(ts, place, "backtracks", session_id)
         session.flow_open = False
         self._enter(session_id, session, step, ts)
+
+    def _flow_outcome(self, session: Session, ts: float, outcome: str, session_id: str | None) -> None:
+        """Count a visit's flow outcome at ``ts``, once the outcomes of every visit are known.
+
+        A visit that stalls is known a progress timeout after it began, one that moves on
+        (or leaves) sooner, so outcomes before ``cold_start`` plus the visit's progress
+        timeout after the first event are left out (see the module's docstring).
+        """
+        begun = self.first_ts if self.first_ts is not None else ts
+        if ts >= begun + self.cold_start + session.progress_timeout:
+            self._count(ts, self._place(session), outcome, session_id)
 
     def _close_early(self, session: Session, outcome: str, session_id: str) -> None:
         """The visit ends before its early check: count it now, in the window of the check's time."""
@@ -386,7 +401,7 @@ class SessionTracker:
         self._close_early(session, "early_waiting", session_id)
         journey = session.journey
         if session.flow_open:
-            self._count(ts, self._place(session), "flow_stalled", session_id)
+            self._flow_outcome(session, ts, "flow_stalled", session_id)
         if not self._ends_count(session, ts):
             return
         converted = False

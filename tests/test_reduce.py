@@ -108,7 +108,9 @@ def test_stage_one_and_two_end_to_end_without_kafka(journey_map: JourneyMap) -> 
     labels = {"journey": "purchase", "stage": "purchase", "step": "cart", "channel": "web"}
     assert registry.get_sample_value("frictionwatch_step_sessions_entered_total", labels) == 1
     assert registry.get_sample_value("frictionwatch_window_step_sessions_entered", labels) == 1
-    assert registry.get_sample_value("frictionwatch_window_step_flow_ratio", labels) == 1.0
+    # a's move on from the cart came within the cart's progress timeout of the stream's start,
+    # when no visit could have stalled yet: left out of the flow ratio (streams/sessions.py)
+    assert math.isnan(registry.get_sample_value("frictionwatch_window_step_flow_ratio", labels) or 0.0)
     checkout = {**labels, "step": "checkout"}
     assert math.isnan(registry.get_sample_value("frictionwatch_window_step_flow_ratio", checkout) or 0.0)
     end = registry.get_sample_value("frictionwatch_window_end_timestamp_seconds", {"source": "journey.clicks",

@@ -105,6 +105,7 @@ def test_the_dropoff_lands_in_the_window_of_the_end() -> None:
 
 def test_flow_signal_progress_within_the_timeout_or_stall() -> None:
     run = Run(lateness=120)  # sessions are fed one after the other, so event time goes back and forth
+    run(-100, "z", "browse")  # the stream begins early enough for every flow outcome below to count
     run(0, "a", "cart"), run(59, "a", "pay")  # progressed from cart within 60 s
     run(0, "b", "cart"), run(61, "b", "pay")  # stalled at 60, then moved on late
     run(0, "c", "cart"), run(10, "c", "cart", "exit")  # exit: stalled now
@@ -115,6 +116,35 @@ def test_flow_signal_progress_within_the_timeout_or_stall() -> None:
     assert totals[tp("pay"), "flow_progressed"] == 1  # d
     assert totals[tp("pay"), "flow_stalled"] == 2  # a and b never left pay: stalled 30 s after entering
     assert totals[tp("done"), "flow_stalled"] == 0  # goal steps have no flow outcome
+
+
+def test_the_flow_ratio_does_not_read_high_while_no_visit_can_have_stalled_yet() -> None:
+    # Steady traffic from the stream's start: a session enters the cart every 2 s, every other
+    # one moves on 10 s later, the rest stay (stalled at the cart's 60 s timeout). The ratio is
+    # 0.5; in the first 60 s only the quick outcomes are known, and it would read 1.0.
+    run = Run()
+    for ts in range(0, 1200, 2):
+        run(ts, f"s{ts}", "cart")
+        if ts >= 10 and (ts - 10) % 4 == 0:
+            run(ts, f"s{ts - 10}", "pay")
+    run.finish(5000)
+    outcomes = {
+        window.start: (counts.get("flow_progressed", 0), counts.get("flow_stalled", 0))
+        for window in run.closed
+        if (counts := window.counts.get(tp("cart"), {}))
+    }
+    assert all(outcomes[start] == (0, 0) for start in outcomes if start < 60)
+    assert [outcomes[start] for start in range(60, 1140, 60)] == [(15, 15)] * 18
+
+
+def test_a_session_under_way_at_the_start_is_judged_from_its_first_observed_step_on() -> None:
+    run = Run(cold_start=300)
+    run(0, "z", "browse")  # the stream begins
+    run(200, "a", "cart")  # first seen in the cold start: maybe long on the cart already
+    run(400, "a", "pay")  # seen to enter the payment step: judged there
+    totals = run.finish(5000)
+    assert totals[tp("cart"), "flow_progressed"] == 0 and totals[tp("cart"), "early_progressed"] == 0
+    assert totals[tp("pay"), "flow_stalled"] == 1 and totals[tp("pay"), "early_waiting"] == 1
 
 
 def test_progress_timeout_defaults_to_the_learned_p95_dwell() -> None:
