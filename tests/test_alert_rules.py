@@ -125,11 +125,12 @@ def seconds(duration: str) -> float:
     return int(match[1]) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[match[2]]
 
 
-def test_critical_alerts_wait_at_most_a_few_seconds_for_their_group() -> None:
-    """group_wait is added to every page's delay (detector fired -> webhook received)."""
+def test_critical_and_warning_alerts_wait_at_most_a_few_seconds_for_their_group() -> None:
+    """group_wait is added to every alert's delay (detector fired -> webhook received)."""
     routes = yaml.safe_load(ALERTMANAGER.read_text())["route"]["routes"]
-    (critical,) = [route for route in routes if route.get("matchers") == ['severity="critical"']]
-    assert seconds(critical["group_wait"]) <= 5
+    for severity in ("critical", "warning"):
+        (route,) = [route for route in routes if route.get("matchers") == [f'severity="{severity}"']]
+        assert seconds(route["group_wait"]) <= 5, severity
 
 
 def test_rule_and_detector_alerts_of_one_touchpoint_share_the_group_labels() -> None:
