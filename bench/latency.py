@@ -12,15 +12,28 @@ incidents on five different touchpoints, staggered, long enough for the rules' `
 The latency of an incident is the time from its onset (wall clock = event time) to the
 first firing alert at the receiver whose labels name its touchpoint (journey and step, or
 channel and queue), per path (``source="detector"`` or ``"rule"``).
+
+Alertmanager runs the shipped ``alerts/alertmanager.yml`` (every receiver pointed at the
+bench's webhook), so its routing and ``group_wait`` count in the figures. The worker posts
+its alerts through a recording proxy: the **delivery** time of an incident's first detector
+alert is from the worker's post (the detector fired) to the webhook receiving it.
 """
 
 from __future__ import annotations
 
+import http.server
+import json
+import os
 import statistics
+import threading
 import time
+import urllib.request
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from bench.common import ROOT, BenchError, Progress, free_metrics_port, python_module, say, scrape, stop, tail, total
 from frictionwatch.alerting_stack import StackError, WebhookReceiver, start_alertmanager, start_prometheus
@@ -65,6 +78,60 @@ def scenario(history: float, control: float, stagger: float, duration: float) ->
     return "\n".join(lines) + "\n", offsets
 
 
+class AlertProxy:
+    """Forwards what the worker posts to Alertmanager, noting when each alert was posted.
+
+    ``posted`` maps an alert's labels (sorted items) to the time of its first post (the firing one).
+    """
+
+    def __init__(self, target: str) -> None:
+        self.posted: dict[tuple[tuple[str, str], ...], float] = {}
+        self.lock = threading.Lock()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                at = time.time()
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                with proxy.lock:
+                    for alert in json.loads(body):  # an alert's first post fires it (resolving comes later)
+                        proxy.posted.setdefault(tuple(sorted(alert["labels"].items())), at)
+                request = urllib.request.Request(
+                    target + self.path, data=body, headers={"Content-Type": "application/json"}, method="POST"
+                )
+                with urllib.request.urlopen(request, timeout=10) as answer:
+                    status = answer.status
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def posted_at(self, labels: dict[str, str]) -> float | None:
+        with self.lock:
+            return self.posted.get(tuple(sorted(labels.items())))
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
+def shipped_routing(webhook_url: str) -> dict[str, Any]:
+    """alerts/alertmanager.yml with every receiver posting to ``webhook_url`` (its path names the receiver).
+
+    >>> config = shipped_routing("http://127.0.0.1:1/alerts")
+    >>> sorted({hook["url"] for receiver in config["receivers"] for hook in receiver["webhook_configs"]})
+    ['http://127.0.0.1:1/alerts/oncall', 'http://127.0.0.1:1/alerts/ops', 'http://127.0.0.1:1/alerts/product-teams']
+    """
+    config: dict[str, Any] = yaml.safe_load((ROOT / "alerts" / "alertmanager.yml").read_text())
+    for receiver in config["receivers"]:
+        receiver["webhook_configs"] = [{"url": f"{webhook_url}/{receiver['name']}", "send_resolved": True}]
+    return config
+
+
 def summarise(values: list[float | None]) -> dict[str, float | int | None]:
     """Median and max of the latencies that were measured, and how many were missed.
 
@@ -91,19 +158,21 @@ def run(broker: EmbeddedBroker, workdir: Path, *, quick: bool = False) -> dict[s
     )
     receiver = WebhookReceiver()
     try:
-        alertmanager = start_alertmanager(workdir, receiver.url)
+        alertmanager = start_alertmanager(workdir, receiver.url, config=shipped_routing(receiver.url))
     except StackError as error:
         receiver.stop()
         raise BenchError(str(error)) from None
+    proxy = AlertProxy(alertmanager.url)
     port = free_metrics_port()
     worker = python_module(
         "frictionwatch", "worker", "--bootstrap-servers", broker.bootstrap_servers, "--metrics-port", str(port),
         "--window-size", str(WINDOW_SIZE), "--early-flow-age", str(EARLY_FLOW_AGE), "--alertmanager-urls",
-        alertmanager.url, "--log-level", "warning", "--group-id", "bench-latency", "--broker-quirks", broker.quirks,
+        proxy.url, "--log-level", "warning", "--group-id", "bench-latency", "--broker-quirks", broker.quirks,
         log=workdir / "latency-worker.log",
     )  # fmt: skip
     rules = sorted((ROOT / "alerts" / "rules").glob("*.yml"))
     prometheus = start_prometheus(workdir, [f"127.0.0.1:{port}"], rules, alertmanager)
+    load = os.getloadavg()[0]
     began = time.time()
     start = round(began - history, 3)
     total_seconds = history + control + stagger * (len(INCIDENTS) - 1) + duration + 30
@@ -119,7 +188,7 @@ def run(broker: EmbeddedBroker, workdir: Path, *, quick: bool = False) -> dict[s
         while True:
             if worker.poll() is not None:
                 raise BenchError(f"the worker exited:\n{tail(workdir / 'latency-worker.log')}")
-            found = _latencies(receiver, onsets)
+            found = _latencies(receiver, proxy, onsets)
             immediate = sum(1 for item in found if item["immediate"] is not None)
             rule = sum(1 for item in found if item["rule"] is not None)
             lag = _processed(port)
@@ -134,11 +203,12 @@ def run(broker: EmbeddedBroker, workdir: Path, *, quick: bool = False) -> dict[s
         stop(generator)
         code = stop(worker)
         prometheus.stop()
+        proxy.stop()
         alertmanager.stop()
         receiver.stop()
     if code not in (0, -15):
         say(f"  (the worker exited with {code})")
-    found = _latencies(receiver, onsets)
+    found = _latencies(receiver, proxy, onsets)
     matched = {id(alert) for item in found for alert in item.pop("alerts")}
     unrelated = sorted(
         {
@@ -148,10 +218,14 @@ def run(broker: EmbeddedBroker, workdir: Path, *, quick: bool = False) -> dict[s
         }
     )
     immediate_summary = summarise([item["immediate"] for item in found])
+    delivery_summary = summarise([item["delivery"] for item in found if item["immediate"] is not None])
     progress.done(
-        f"immediate path median {immediate_summary['median'] or 0:.0f} s, max {immediate_summary['max'] or 0:.0f} s"
+        f"immediate path median {immediate_summary['median'] or 0:.0f} s, max {immediate_summary['max'] or 0:.0f} s;"
+        f" detector fired -> webhook median {delivery_summary['median'] or 0:.2f} s"
     )
     return {
+        "started": datetime.fromtimestamp(began, UTC).isoformat(timespec="seconds"),
+        "load_average_at_start": load,
         "rate": RATE,
         "window_size": WINDOW_SIZE,
         "early_flow_age": EARLY_FLOW_AGE,
@@ -160,6 +234,8 @@ def run(broker: EmbeddedBroker, workdir: Path, *, quick: bool = False) -> dict[s
         "incidents": found,
         "immediate": immediate_summary,
         "rule": summarise([item["rule"] for item in found]),
+        "delivery": delivery_summary,
+        "routing": "alerts/alertmanager.yml",
         "other_alerts": unrelated,
     }
 
@@ -171,14 +247,16 @@ def _processed(port: int) -> float:
         return 0.0
 
 
-def _latencies(receiver: WebhookReceiver, onsets: list[float]) -> list[dict[str, Any]]:
-    """Per incident: seconds from onset to the first alert of each path naming its touchpoint."""
+def _latencies(receiver: WebhookReceiver, proxy: AlertProxy, onsets: list[float]) -> list[dict[str, Any]]:
+    """Per incident: seconds from onset to the first alert of each path naming its touchpoint,
+    and from the worker posting that detector alert to the webhook receiving it (delivery)."""
     with receiver.lock:
         alerts = list(receiver.alerts)
     found = []
     for incident, onset in zip(INCIDENTS, onsets, strict=True):
         item: dict[str, Any] = {"name": incident.name, "kind": incident.kind, "target": incident.target,
-                                "immediate": None, "rule": None, "alertnames": [], "alerts": []}  # fmt: skip
+                                "immediate": None, "rule": None, "delivery": None, "alertnames": [],
+                                "alerts": []}  # fmt: skip
         for at, alert in alerts:
             labels = alert["labels"]
             if alert["status"] != "firing" or at < onset or not incident.matches(labels):
@@ -187,6 +265,9 @@ def _latencies(receiver: WebhookReceiver, onsets: list[float]) -> list[dict[str,
             item["alerts"].append(alert)
             if item[path] is None:
                 item[path] = round(at - onset, 1)
+                posted = proxy.posted_at(labels) if path == "immediate" else None
+                if posted is not None:
+                    item["delivery"] = round(at - posted, 3)
                 item["alertnames"].append(f"{labels.get('alertname')} ({path}, {labels.get('metric', 'rule')})")
         found.append(item)
     return found

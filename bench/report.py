@@ -16,6 +16,14 @@ def _n(value: float | None, digits: int = 0) -> str:
     return "n/a" if value is None else f"{value:,.{digits}f}"
 
 
+def _ms(seconds: float | None) -> str:
+    """
+    >>> _ms(0.0042), _ms(None)
+    ('4 ms', 'n/a')
+    """
+    return "n/a" if seconds is None else f"{seconds * 1000:,.0f} ms"
+
+
 def _met(ok: bool | None) -> str:
     return "n/a" if ok is None else ("**met**" if ok else "**not met**")
 
@@ -49,9 +57,14 @@ def markdown(results: dict[str, Any]) -> str:
         ok = None
         if immediate["median"] is not None and immediate["max"] is not None:
             ok = immediate["median"] <= 15 and immediate["max"] <= 30 and immediate["missed"] == 0
+        when = (
+            f", run of {part['started'][:16].replace('T', ' ')} UTC, load {part['load_average_at_start']:.1f}"
+            if "started" in part
+            else ""
+        )
         lines.append(
             f"| onset to alert, immediate path ({part['window_size']}-s windows,"
-            f" {len(part['incidents'])} incidents) | **median {_n(immediate['median'])} s, max"
+            f" {len(part['incidents'])} incidents{when}) | **median {_n(immediate['median'])} s, max"
             f" {_n(immediate['max'])} s** ({immediate['missed']} missed) | — | — |"
             f" median <= 15 s, max <= 30 s | {_met(ok)} |"
         )
@@ -60,6 +73,14 @@ def markdown(results: dict[str, Any]) -> str:
             f" median {_n(rule['median'])} s, max {_n(rule['max'])} s ({rule['measured']} of"
             f" {len(part['incidents'])} incidents alerted by a rule within the run) | — | — | — | |"
         )
+        delivery = part.get("delivery")
+        if delivery:  # results from before the shipped routing was measured have none
+            ok = delivery["median"] <= 1 if delivery["median"] is not None else None
+            lines.append(
+                f"| detector fired (worker posts) to webhook received, through alerts/alertmanager.yml |"
+                f" **median {_ms(delivery['median'])}, max {_ms(delivery['max'])}**"
+                f" ({delivery['measured']} incidents) | — | — | median <= 1 s | {_met(ok)} |"
+            )
     part = results.get("memory")
     if part:
         small, large = part["points"]
@@ -73,14 +94,16 @@ def markdown(results: dict[str, Any]) -> str:
     if part:
         lines += [
             "",
-            "| incident | kind | immediate path | rule path | first alerts |",
-            "|---|---|---:|---:|---|",
+            "| incident | kind | immediate path | of which delivery | rule path | first alerts |",
+            "|---|---|---:|---:|---:|---|",
         ]
         for item in part["incidents"]:
             immediate = "missed" if item["immediate"] is None else f"{item['immediate']:.0f} s"
+            delivery = "—" if item.get("delivery") is None else _ms(item["delivery"])
             rule = "none" if item["rule"] is None else f"{item['rule']:.0f} s"
             lines.append(
-                f"| {item['name']} | {item['kind']} | {immediate} | {rule} | {'; '.join(item['alertnames'])} |"
+                f"| {item['name']} | {item['kind']} | {immediate} | {delivery} | {rule} |"
+                f" {'; '.join(item['alertnames'])} |"
             )
     return "\n".join(lines) + "\n"
 
