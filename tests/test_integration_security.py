@@ -25,6 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from frictionwatch.broker import free_port
 from frictionwatch.contract import Reason
+from frictionwatch.detectors.bank import ALL_CHANNELS
 from frictionwatch.journeymap import load_journey_map
 from frictionwatch.kafka import consumer_config, producer_config
 from frictionwatch.settings import Settings
@@ -187,7 +188,8 @@ def check_labels(page: str, ids: set[str]) -> None:
         "journey": set(journey_map.journeys),
         "step": {s.name for j in journey_map.journeys.values() for s in j.steps},
         "stage": {s.stage for j in journey_map.journeys.values() for s in j.steps},
-        "channel": {c for _, _, c in journey_map.touchpoints()} | set(journey_map.contact_channels),
+        # ... and "all": the detectors' gauges of a step judged on all its channels together
+        "channel": {c for _, _, c in journey_map.touchpoints()} | set(journey_map.contact_channels) | {ALL_CHANNELS},
         "queue": {q for _, q in journey_map.queues()},
         "survey": {"csat", "nps", "ces"},
         "topic": {*INPUTS, "journey.deadletter", "frictionwatch.windows", "frictionwatch.customer-touches"},
