@@ -22,6 +22,7 @@ from typing import Any, cast
 
 from frictionwatch.detectors.base import Detector, Direction, Observation, Verdict
 from frictionwatch.detectors.budget import FalseAlarmBudget
+from frictionwatch.detectors.handover import FirstDayHandover
 from frictionwatch.detectors.sequential import Model, SequentialDetector
 from frictionwatch.detectors.volume import MeanDetector, RatioDetector, Season
 from frictionwatch.journeymap import DetectorSettings, JourneyMap
@@ -61,13 +62,32 @@ class Finding:
 
 
 def resolve(journey_map: JourneyMap, place: SeriesPlace, metric: str) -> DetectorSettings:
-    """The settings of one series: built-in defaults, the map's defaults, then matching overrides."""
+    """The settings of one series: built-in defaults, the map's defaults, then matching overrides.
+
+    A sequential detector has one threshold: its ``false_alarms`` budget, or ``sensitivity`` as
+    an advanced override; where both reach a ``kind: sequential`` series, the one given later
+    (the more specific) wins. ``kind: auto`` uses both: ``sensitivity`` on the series' first
+    day (window detectors), ``false_alarms`` after it.
+    """
     labels = dict(zip(("journey", "step", "channel", "queue", "survey"), place, strict=True), metric=metric)
     settings = _merge(DEFAULTS, journey_map.detector_defaults)
+    latest = _threshold_given(journey_map.detector_defaults)
     for override in journey_map.detector_overrides:
         if all(labels.get(key) == value for key, value in override.match.items()):
             settings = _merge(settings, override.settings)
+            latest = _threshold_given(override.settings) or latest
+    if settings.kind == "sequential" and latest is not None:
+        settings = replace(settings, **{"sensitivity" if latest == "false_alarms" else "false_alarms": None})
     return settings
+
+
+def _threshold_given(changes: DetectorSettings) -> str | None:
+    """Which of the two thresholds ``changes`` gives alone, if one."""
+    if changes.false_alarms is not None and changes.sensitivity is None:
+        return "false_alarms"
+    if changes.sensitivity is not None and changes.false_alarms is None:
+        return "sensitivity"
+    return None
 
 
 def _merge(base: DetectorSettings, changes: DetectorSettings) -> DetectorSettings:
@@ -76,24 +96,26 @@ def _merge(base: DetectorSettings, changes: DetectorSettings) -> DetectorSetting
     }
     if changes.kind is not None and changes.params is None:
         given["params"] = None  # a river detector's params go with its kind, never to another one
-    if changes.sensitivity is not None and changes.false_alarms is None:
-        given["false_alarms"] = None  # the more specific of the two thresholds wins
-    if changes.false_alarms is not None and changes.sensitivity is None:
-        given["sensitivity"] = None
     return replace(base, **given)
 
 
 def build(settings: DetectorSettings, kind: str, direction: Direction, season: Season, model: Model) -> Detector:
     """A detector for a metric of window ``kind`` (ratio or mean), bad ``direction`` and ``model``.
 
-    ``kind: auto`` (and ``window``) is the window detector of the metric's kind (``ratio`` or
-    ``mean``); ``sequential`` a :class:`SequentialDetector`; ``river.<Name>`` a river detector.
+    ``kind: window`` is the window detector of the metric's kind (``ratio`` or ``mean``);
+    ``sequential`` a :class:`SequentialDetector`; ``auto`` the window detector on the series'
+    first day and the sequential one from then on (:class:`FirstDayHandover`); ``river.<Name>``
+    a river detector.
     """
-    chosen = settings.kind if settings.kind not in (None, "auto") else "window"
+    chosen = settings.kind or "auto"
     bad = direction if settings.direction in (None, "auto") else cast(Direction, settings.direction)
-    if chosen == "sequential":
+    if chosen in ("sequential", "auto"):
         budget: FalseAlarmBudget | float = settings.false_alarms or settings.sensitivity or WINDOW_SENSITIVITY
-        return SequentialDetector(model, direction=bad, false_alarms=budget, warmup=settings.warmup or 0)
+        sequential = SequentialDetector(model, direction=bad, false_alarms=budget, warmup=settings.warmup or 0)
+        if chosen == "sequential":
+            return sequential
+        window = build(replace(settings, kind="window"), kind, direction, season, model)
+        return FirstDayHandover(window, sequential)
     if chosen == "window":
         chosen = kind
     options: dict[str, Any] = {

@@ -26,7 +26,10 @@ from frictionwatch.detectors.budget import FalseAlarmBudget, cusum_threshold, de
 from frictionwatch.detectors.sequential import DEFAULT_SHIFTS, UNION
 from frictionwatch.journeymap import JourneyMap
 
-__all__ = ["explain", "sequential_series", "series_of"]
+__all__ = ["SEQUENTIAL_KINDS", "explain", "sequential_series", "series_of"]
+
+#: kinds judged by sequential evidence against a budget (auto: from the series' second day on)
+SEQUENTIAL_KINDS = ("sequential", "auto")
 
 #: typical normal values and volumes the table is printed for: conversion-like ratios
 TYPICAL_RATIO = 0.8
@@ -60,13 +63,13 @@ def sequential_series(journey_map: JourneyMap) -> int:
     count = 0
     for place, metric in series_of(journey_map):
         settings = resolve(journey_map, place, metric)
-        count += bool(settings.enabled) and settings.kind == "sequential"
+        count += bool(settings.enabled) and (settings.kind or "auto") in SEQUENTIAL_KINDS
     return count
 
 
 def explain(journey_map: JourneyMap, window_seconds: float) -> list[str]:
     """Lines for check-config: series per kind, the map's total budget, what each budget catches."""
-    kinds = {"window": 0, "sequential": 0, "river": 0}
+    kinds = {"auto": 0, "window": 0, "sequential": 0, "river": 0}
     disabled = 0
     per_day = 0.0
     groups: dict[tuple[str, str], tuple[int, FalseAlarmBudget | float]] = {}
@@ -78,8 +81,8 @@ def explain(journey_map: JourneyMap, window_seconds: float) -> list[str]:
         kind = settings.kind or "auto"
         if kind.startswith("river."):
             kinds["river"] += 1
-        elif kind == "sequential":
-            kinds["sequential"] += 1
+        elif kind in SEQUENTIAL_KINDS:
+            kinds[kind] += 1
             budget: FalseAlarmBudget | float = settings.false_alarms or settings.sensitivity or 4.0
             per_day += 86400.0 / (_windows_between(budget, window_seconds) * window_seconds)
             where = "/".join(part for part in place[:2] if part) or "/".join(part for part in place[2:4] if part)
@@ -93,10 +96,16 @@ def explain(journey_map: JourneyMap, window_seconds: float) -> list[str]:
     if not groups:
         return lines
     allowed = f"{per_day:.2g}"
+    budgeted = kinds["sequential"] + kinds["auto"]
     lines.append(
         f"  sequential: at most {allowed} false alarm{'' if allowed == '1' else 's'} a day across the map "
-        f"({kinds['sequential']} series, {window_seconds:g}-s windows)"
+        f"({budgeted} series, {window_seconds:g}-s windows)"
     )
+    if kinds["auto"]:
+        lines.append(
+            f"  auto ({kinds['auto']} series): window detectors on a series' first day, while the daily profile"
+            " is learned; this budget from then on"
+        )
     if journey_map.map_false_alarms is not None:
         lines.append(f"  map budget {journey_map.map_false_alarms}, split evenly over the sequential series")
     for (where, text), (count, _) in groups.items():

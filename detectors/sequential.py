@@ -461,6 +461,11 @@ class SequentialDetector:
             reason,
         )
 
+    def forget_evidence(self) -> None:
+        """Drop the evidence added up so far (the baseline stays): a fresh start of the CUSUMs."""
+        self.learned.evidence = [0.0] * len(self.learned.evidence)
+        self.learned.alarmed = False
+
     def _note_time(self, ts: float) -> None:
         learned = self.learned
         if learned.last_ts is not None and ts > learned.last_ts:

@@ -181,10 +181,14 @@ def build_parser() -> argparse.ArgumentParser:
         "score a NAB-format series. Reports each incident found or missed and how late, false\n"
         "alerts per simulated day, precision and recall; writes a JSON summary and a PNG per\n"
         "series. See docs/backtest.md.\n\n"
+        "The shipped detectors (kind auto) are window detectors on a series' first day and\n"
+        "sequential evidence against a false-alarm budget after it: backtest two days or more to\n"
+        "see the budget at work (--false-alarms tries another one for the whole map).\n\n"
         "examples:\n"
-        "  frictionwatch generate --output day.jsonl --duration 24h --rate 30 --scenario s.yml --incidents t.jsonl\n"
-        "  frictionwatch backtest day.jsonl --incidents t.jsonl --out report/\n"
-        "  frictionwatch backtest day.jsonl --incidents t.jsonl --threshold 5 --consecutive 2\n"
+        "  frictionwatch generate --output days.jsonl --duration 72h --rate 30 --scenario s.yml --incidents t.jsonl\n"
+        "  frictionwatch backtest days.jsonl --incidents t.jsonl --out report/\n"
+        "  frictionwatch backtest days.jsonl --incidents t.jsonl --false-alarms '1 per 7d'\n"
+        "  frictionwatch backtest days.jsonl --incidents t.jsonl --threshold 5 --consecutive 2   # first day\n"
         "  frictionwatch backtest --nab tests/data/nab/data/realKnownCause/nyc_taxi.csv \\\n"
         "      --labels tests/data/nab/labels/combined_windows.json   # NAB corpus in a clone",
     )

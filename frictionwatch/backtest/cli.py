@@ -27,6 +27,7 @@ from frictionwatch.backtest.report import (
     write_json,
 )
 from frictionwatch.backtest.scoring import load_incidents, score_replay
+from frictionwatch.detectors.budget import FalseAlarmBudget
 from frictionwatch.journeymap import JourneyMapError, load_journey_map
 from frictionwatch.settings import Settings
 
@@ -56,6 +57,13 @@ def _positive(text: str) -> float:
     return value
 
 
+def _budget(text: str) -> FalseAlarmBudget:
+    try:
+        return FalseAlarmBudget.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _count(text: str) -> int:
     try:
         value = int(text)
@@ -77,7 +85,15 @@ def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--nab", type=Path, default=None, metavar="FILE.csv", help="a NAB series (timestamp,value)")
     data.add_argument("--labels", type=Path, default=None, help="NAB labels/combined_windows.json (with --nab)")
     tuning = parser.add_argument_group("detector settings to try (override every detector of the journey map)")
-    tuning.add_argument("--threshold", type=_positive, default=None, help="sensitivity: score (sd) that fires")
+    tuning.add_argument(
+        "--false-alarms", type=_budget, default=None, metavar="BUDGET",
+        help="false alarms the whole map may raise on normal traffic, e.g. '1 per 7d': split over its series"
+        " (detectors.map_false_alarms; kind auto and sequential)",
+    )  # fmt: skip
+    tuning.add_argument(
+        "--threshold", type=_positive, default=None,
+        help="sensitivity: score (sd) that fires (window detectors, and kind auto on a series' first day)",
+    )  # fmt: skip
     tuning.add_argument("--min-volume", type=_count, default=None, help="windows with less volume never fire")
     tuning.add_argument("--consecutive", type=_count, default=None, help="flagged windows in a row before firing")
     scoring = parser.add_argument_group("scoring and output")
@@ -145,6 +161,7 @@ def _run_events(args: argparse.Namespace, settings: Settings) -> int:
         threshold=args.threshold,
         min_volume=args.min_volume,
         consecutive=args.consecutive,
+        map_false_alarms=args.false_alarms,
     )
     if args.consecutive == 0:
         raise BacktestInputError("--consecutive must be >= 1")
@@ -160,6 +177,7 @@ def _run_events(args: argparse.Namespace, settings: Settings) -> int:
     options: dict[str, Any] = {
         "journey_map": journey_map.source,
         "incidents_file": str(args.incidents) if args.incidents is not None else None,
+        "false_alarms": str(args.false_alarms) if args.false_alarms is not None else None,
         "threshold": args.threshold,
         "min_volume": args.min_volume,
         "consecutive": args.consecutive,

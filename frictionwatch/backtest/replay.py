@@ -36,7 +36,8 @@ import orjson
 from frictionwatch.contract import Event, EventValidator, InvalidEvent
 from frictionwatch.detectors.bank import DetectorBank, SeriesPlace
 from frictionwatch.detectors.base import Observation, Verdict
-from frictionwatch.journeymap import DetectorSettings, JourneyMap
+from frictionwatch.detectors.budget import FalseAlarmBudget
+from frictionwatch.journeymap import DetectorSettings, JourneyMap, split_map_budget
 from frictionwatch.settings import Settings
 from frictionwatch.streams.eventtime import EventClock
 from frictionwatch.streams.reduce import FinalWindow, group_of
@@ -68,9 +69,18 @@ def tuned_map(
     threshold: float | None = None,
     min_volume: int | None = None,
     consecutive: int | None = None,
+    map_false_alarms: FalseAlarmBudget | None = None,
 ) -> JourneyMap:
     """``journey_map`` with every detector's sensitivity, minimum volume or consecutive
-    windows set to the given value: in the defaults, and cleared from every override."""
+    windows set to the given value: in the defaults, and cleared from every override; and with
+    ``map_false_alarms``, that budget for the whole map split over its series (overrides'
+    own budgets cleared)."""
+    if map_false_alarms is not None:
+        overrides = tuple(
+            replace(override, settings=replace(override.settings, false_alarms=None))
+            for override in journey_map.detector_overrides
+        )
+        journey_map = split_map_budget(replace(journey_map, detector_overrides=overrides), map_false_alarms)
     changes: dict[str, Any] = {}
     if threshold is not None:
         changes["sensitivity"] = threshold
