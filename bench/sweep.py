@@ -14,8 +14,8 @@ window, as the worker's stage 2 feeds it).
 
 A **contender** is a row of :data:`CONTENDERS`: detector settings written as the journey
 map's ``detectors.defaults`` (the map's own overrides keep only ``enabled``, so every
-contender watches the same touchpoints); ``shipped`` is the map's own ``detectors:``
-section unchanged.
+contender watches the same touchpoints); ``shipped`` is the example map's defaults (``kind:
+auto`` and one false alarm a day for the whole map), ``window`` the window detectors alone.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ class Contender:
     map_false_alarms: str | None = None  # a budget for the whole map (detectors.map_false_alarms)
 
 
-#: today's window detectors with their shipped defaults (detectors/bank.py DEFAULTS)
+#: the window detectors' shipped defaults (detectors/bank.py DEFAULTS; on a series' first day under kind auto)
 WINDOW_DEFAULTS = {"sensitivity": 4.0, "min_volume": 10, "warmup": 30, "direction": "auto", "consecutive": 2}
 
 
@@ -88,8 +88,15 @@ def _on_outcomes(kind: str) -> Contender:
 CONTENDERS: tuple[Contender, ...] = (
     Contender(
         "shipped",
+        {"kind": "auto", **WINDOW_DEFAULTS},
+        "the example map's settings: kind auto (window detectors on a series' first day, sequential after),"
+        " 1 false alarm a day for the whole map",
+        map_false_alarms="1 per 1d",
+    ),
+    Contender(
+        "window",
         {"kind": "window", **WINDOW_DEFAULTS},
-        "today's window detectors, shipped defaults",
+        "the window detectors alone (the shipped default before 2026-12-01)",
         alternatives=({"kind": "auto", **WINDOW_DEFAULTS},),  # before the sequential detectors, auto was them
     ),
     Contender(
