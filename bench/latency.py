@@ -6,8 +6,11 @@ loading the shipped ``alerts/rules`` unchanged (scrape and evaluation every seco
 :mod:`frictionwatch.alerting_stack` configures it: the rule path), Alertmanager routing
 everything at once to a webhook receiver. The generator sends wall-clock traffic at a
 steady 1,000 events/s that starts ``history`` seconds in the past (released at once, so
-the detectors learn what normal looks like), then paces the rest live, with five
-incidents on five different touchpoints, staggered, long enough for the rules' ``for:``.
+the detectors learn what normal looks like), then paces the rest live, with seven
+incidents on seven different touchpoints, staggered, long enough for the rules' ``for:``:
+two step outages, two understaffed queues, an error burst, a queue's waits ramping up
+(``linear_ramp``) and an error burst at a quiet step (the store channel of the product
+step, about six sessions a minute).
 
 The latency of an incident is the time from its onset (wall clock = event time) to the
 first firing alert at the receiver whose labels name its touchpoint (journey and step, or
@@ -17,6 +20,13 @@ Alertmanager runs the shipped ``alerts/alertmanager.yml`` (every receiver pointe
 bench's webhook), so its routing and ``group_wait`` count in the figures. The worker posts
 its alerts through a recording proxy: the **delivery** time of an incident's first detector
 alert is from the worker's post (the detector fired) to the webhook receiving it.
+
+The **oracle** column (:func:`oracle_delays`) is the anchor of issue 12's target: the same
+events made again and replayed through the worker's stages into the same 10-s final
+windows, and per incident the CUSUM of bench/oracle.py that knows the true before and
+after, at the example map's false-alarm budget split over its series. It is what a
+detector fed those final windows could do at best; the evidence path of issue 12 (fed as
+events arrive, before a window closes) could beat it.
 """
 
 from __future__ import annotations
@@ -35,9 +45,15 @@ from typing import Any
 
 import yaml
 
+from bench import power
 from bench.common import ROOT, BenchError, Progress, free_metrics_port, python_module, say, scrape, stop, tail, total
+from bench.sweep import TrafficSet, replay
 from frictionwatch.alerting_stack import StackError, WebhookReceiver, start_alertmanager, start_prometheus
 from frictionwatch.broker import EmbeddedBroker
+from frictionwatch.detectors.explain import sequential_series
+from frictionwatch.generator.config import GeneratorConfig
+from frictionwatch.journeymap import load_journey_map
+from frictionwatch.streams.stage import StageSettings
 
 RATE = 1000
 WINDOW_SIZE = 10
@@ -61,7 +77,20 @@ INCIDENTS = (
     Incident("article_errors", "error_burst", {"journey": "support", "step": "article"}, "error_rate: 0.5"),
     Incident("cart_outage", "step_outage", {"journey": "purchase", "step": "cart"}, "continuation: 0.05"),
     Incident("phone_billing_understaffed", "understaffed", {"channel": "phone", "queue": "billing"}, "factor: 4"),
+    Incident(
+        "phone_technical_ramp",
+        "understaffed",
+        {"channel": "phone", "queue": "technical"},
+        "factor: 4, shape: linear_ramp",
+    ),
+    Incident(  # about 6 sessions a minute on the store channel of the product step: a quiet step
+        "store_product_errors",
+        "error_burst",
+        {"journey": "purchase", "step": "product", "channel": "store"},
+        "error_rate: 0.5",
+    ),
 )
+SEED = 11
 
 
 def scenario(history: float, control: float, stagger: float, duration: float) -> tuple[str, list[float]]:
@@ -76,6 +105,34 @@ def scenario(history: float, control: float, stagger: float, duration: float) ->
             f" duration: {duration:.0f}s, {incident.parameters}}}"
         )
     return "\n".join(lines) + "\n", offsets
+
+
+def oracle_delays(
+    start: float, seconds: float, scenario_path: Path, rate: float = RATE
+) -> dict[str, tuple[float | None, str]]:
+    """Per incident name: the oracle's onset-to-alarm seconds (None when it can't tell within
+    the incident) and its status, on the run's own events.
+
+    The generator makes the run's traffic again (same seed, start, rate and scenario; event
+    time does not depend on the pacing), the worker's stages turn it into the same 10-s final
+    windows, and :func:`bench.power.run_oracle` runs, per incident, the CUSUM that knows the
+    true before and after (bench/oracle.py). Its budget is the example map's, split over the
+    series as the shipped detectors split it (``map_false_alarms``: one false alarm a day for
+    the whole map).
+    """
+    traffic = TrafficSet("example", rate, seconds / 86400.0, SEED, 0, scenario=str(scenario_path), start=start)
+    config = GeneratorConfig(
+        seed=SEED, rate=rate, duration=seconds, start=start, scenario=scenario_path, daily_pattern=False
+    )
+    replayed = replay(traffic, config, StageSettings(window_size=WINDOW_SIZE, early_age=EARLY_FLOW_AGE), report=False)
+    journey_map = load_journey_map(traffic.map_path())
+    if journey_map.map_false_alarms is None:
+        raise BenchError("the example map has no map_false_alarms: the oracle's budget comes from it")
+    budget = journey_map.map_false_alarms.split(sequential_series(journey_map))
+    cases = [case for case in power.cases_of(replayed, burn_in=0.0) if not case.control]
+    power.run_oracle(replayed, cases, budget.period / budget.alarms / 86400.0)
+    prefix = f"{traffic.label}: "
+    return {case.name.removeprefix(prefix): (case.oracle_delay, case.oracle_status) for case in cases}
 
 
 class AlertProxy:
@@ -179,7 +236,7 @@ def run(broker: EmbeddedBroker, workdir: Path, *, quick: bool = False) -> dict[s
     generator = python_module(
         "frictionwatch", "generate", "--output", "kafka", "--bootstrap-servers", broker.bootstrap_servers,
         "--time", "wall", "--start", str(start), "--rate", str(RATE), "--flat", "--duration", f"{total_seconds:.0f}s",
-        "--scenario", str(path), "--batch", "100", "--seed", "11", "--quiet",
+        "--scenario", str(path), "--batch", "100", "--seed", str(SEED), "--quiet",
         log=workdir / "latency-generate.log",
     )  # fmt: skip
     onsets = [start + offset for offset in offsets]
@@ -223,6 +280,18 @@ def run(broker: EmbeddedBroker, workdir: Path, *, quick: bool = False) -> dict[s
         f"immediate path median {immediate_summary['median'] or 0:.0f} s, max {immediate_summary['max'] or 0:.0f} s;"
         f" detector fired -> webhook median {delivery_summary['median'] or 0:.2f} s"
     )
+    say("  the oracle: the run's events again, through the same stages, and a CUSUM knowing each incident")
+    oracle = oracle_delays(start, total_seconds, path)
+    for item in found:
+        item["oracle"], item["oracle_status"] = oracle.get(item["name"], (None, "no data"))
+    oracle_summary = summarise([item["oracle"] for item in found])
+    both = [item for item in found if item["immediate"] is not None and item["oracle"] is not None]
+    mine = statistics.median(item["immediate"] for item in both) if both else None
+    theirs = statistics.median(item["oracle"] for item in both) if both else None
+    say(
+        f"  oracle median {oracle_summary['median'] or 0:.0f} s ({oracle_summary['missed']} it can't tell);"
+        f" immediate path {mine / theirs if mine is not None and theirs else float('nan'):.2f}x its median"
+    )
     return {
         "started": datetime.fromtimestamp(began, UTC).isoformat(timespec="seconds"),
         "load_average_at_start": load,
@@ -234,6 +303,9 @@ def run(broker: EmbeddedBroker, workdir: Path, *, quick: bool = False) -> dict[s
         "incidents": found,
         "immediate": immediate_summary,
         "rule": summarise([item["rule"] for item in found]),
+        "oracle": oracle_summary,
+        #: the immediate path's median over the oracle's, both over the incidents both alerted on
+        "immediate_vs_oracle": round(mine / theirs, 2) if mine is not None and theirs else None,
         "delivery": delivery_summary,
         "routing": "alerts/alertmanager.yml",
         "other_alerts": unrelated,

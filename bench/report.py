@@ -55,8 +55,8 @@ def markdown(results: dict[str, Any]) -> str:
     if part:
         immediate, rule = part["immediate"], part["rule"]
         ok = None
-        if immediate["median"] is not None and immediate["max"] is not None:
-            ok = immediate["median"] <= 15 and immediate["max"] <= 30 and immediate["missed"] == 0
+        if immediate["median"] is not None:
+            ok = immediate["median"] <= 30 and immediate["missed"] == 0 and not part.get("other_alerts")
         when = (
             f", run of {part['started'][:16].replace('T', ' ')} UTC, load {part['load_average_at_start']:.1f}"
             if "started" in part
@@ -65,9 +65,18 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(
             f"| onset to alert, immediate path ({part['window_size']}-s windows,"
             f" {len(part['incidents'])} incidents{when}) | **median {_n(immediate['median'])} s, max"
-            f" {_n(immediate['max'])} s** ({immediate['missed']} missed) | — | — |"
-            f" median <= 15 s, max <= 30 s | {_met(ok)} |"
+            f" {_n(immediate['max'])} s** ({immediate['missed']} missed;"
+            f" {len(part.get('other_alerts', []))} alerts elsewhere) | — | — |"
+            f" median <= 30 s, none missed, no alert elsewhere | {_met(ok)} |"
         )
+        oracle, ratio = part.get("oracle"), part.get("immediate_vs_oracle")
+        if oracle:  # results from before the oracle was measured have none
+            lines.append(
+                f"| onset to alert, immediate path against the oracle (CUSUM knowing each incident, same"
+                f" windows, the map's budget) | **{_n(ratio, 2)}× the oracle's median** | oracle median"
+                f" {_n(oracle['median'])} s, max {_n(oracle['max'])} s ({oracle['missed']} it can't tell) |"
+                f" {_n(ratio, 2)} | <= 1.5× | {_met(ratio <= 1.5 if ratio is not None else None)} |"
+            )
         lines.append(
             f"| onset to alert, Prometheus rule path (shipped rules, 1-s scrape and evaluation) |"
             f" median {_n(rule['median'])} s, max {_n(rule['max'])} s ({rule['measured']} of"
@@ -94,15 +103,16 @@ def markdown(results: dict[str, Any]) -> str:
     if part:
         lines += [
             "",
-            "| incident | kind | immediate path | of which delivery | rule path | first alerts |",
-            "|---|---|---:|---:|---:|---|",
+            "| incident | kind | immediate path | of which delivery | rule path | oracle | first alerts |",
+            "|---|---|---:|---:|---:|---:|---|",
         ]
         for item in part["incidents"]:
             immediate = "missed" if item["immediate"] is None else f"{item['immediate']:.0f} s"
             delivery = "—" if item.get("delivery") is None else _ms(item["delivery"])
             rule = "none" if item["rule"] is None else f"{item['rule']:.0f} s"
+            oracle = f"{item['oracle']:.0f} s" if item.get("oracle") is not None else item.get("oracle_status", "n/a")
             lines.append(
-                f"| {item['name']} | {item['kind']} | {immediate} | {delivery} | {rule} |"
+                f"| {item['name']} | {item['kind']} | {immediate} | {delivery} | {rule} | {oracle} |"
                 f" {'; '.join(item['alertnames'])} |"
             )
     return "\n".join(lines) + "\n"

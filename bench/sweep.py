@@ -43,6 +43,7 @@ from frictionwatch.generator.records import GeneratedRecord
 from frictionwatch.generator.sinks import Summary, run, write_ground_truth
 from frictionwatch.journeymap import JourneyMap, load_journey_map, parse_journey_map
 from frictionwatch.streams.series import MONITORED
+from frictionwatch.streams.stage import StageSettings
 from frictionwatch.streams.windows import Touchpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -326,22 +327,31 @@ def replay_traffic(traffic: TrafficSet, cache: Path = CACHE, *, report: bool = T
     path = cache_path(traffic, cache)
     if path.exists() and not fresh:
         return path
+    replay(traffic, generator_config(traffic), report=report).save(path)
+    return path
+
+
+def replay(
+    traffic: TrafficSet, config: GeneratorConfig, settings: StageSettings | None = None, *, report: bool = True
+) -> Replayed:
+    """Generate ``config``'s traffic on ``traffic``'s map and replay it through the worker's
+    stages (``settings``: the window size and the rest; default the worker's defaults),
+    straight from the generator with no file between; every final window's observations."""
     journey_map = load_journey_map(traffic.map_path())
-    config = generator_config(traffic)
-    expected = traffic.rate * traffic.days * 86400.0
+    expected = config.rate * (config.duration or 0.0)
 
     def progress(summary: Summary) -> None:
         if report and summary.wall_seconds - printed[0] >= 15:
             printed[0] = summary.wall_seconds
             print(
-                f"  replay {traffic.label}: ~{summary.total / expected:.0%}, {summary.total:,} events,"
+                f"  replay {traffic.label}: ~{summary.total / max(expected, 1.0):.0%}, {summary.total:,} events,"
                 f" {summary.total / summary.wall_seconds:,.0f}/s",
                 file=sys.stderr, flush=True,
             )  # fmt: skip
 
     printed = [0.0]
     began = time.monotonic()
-    replayer = Replayer(journey_map, source=traffic.label)
+    replayer = Replayer(journey_map, settings, source=traffic.label)
     summary = run(journey_map, config, _ReplaySink(replayer), progress)
     result = replayer.finish()
     truth = io.BytesIO()
@@ -369,14 +379,13 @@ def replay_traffic(traffic: TrafficSet, cache: Path = CACHE, *, report: bool = T
         np.asarray(ts), np.asarray(value), np.asarray(volume),
         [json.loads(line) for line in truth.getvalue().splitlines() if line.strip()], code_version(),
     )  # fmt: skip
-    replayed.save(path)
     if report:
         print(
             f"  replay {traffic.label}: {replayed.events:,} events, {len(replayed.ts):,} observations"
             f" in {replayed.seconds:.0f} s",
             file=sys.stderr, flush=True,
         )  # fmt: skip
-    return path
+    return replayed
 
 
 # -- contenders ----------------------------------------------------------------------------------
