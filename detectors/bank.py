@@ -43,6 +43,9 @@ STALL_METRICS = ("early_flow_ratio", "flow_ratio")  # judged as deadlines pass, 
 VISITS_METRIC = "errors_per_visit"  # its volume is the visits of the window
 SILENT_VISITS = 10.0  # visits a journey's window is expected to have before none at all means missing data
 VISITS_RATE = 0.05  # the expected visits follow about the last 20 windows
+#: the checkpoint key's metric part for a journey's expected visits a window (no detector's metric,
+#: so a bank that doesn't know it passes over it)
+EXPECTED_VISITS = "@expected_visits"
 LATE_DATA_STEPS = 3  # flow falling at this many steps of a journey at once (and half of them) is late data
 WINDOW_SENSITIVITY = 4.0  # window detectors' threshold (standard deviations) when the map gives none
 ALL_CHANNELS = "all"  # the channel label of a step's series pooled over its channels
@@ -165,7 +168,7 @@ class DetectorBank:
         self.season = season
         self.detectors: dict[tuple[SeriesPlace, str], Detector | None] = {}
         self.settings: dict[tuple[SeriesPlace, str], DetectorSettings] = {}
-        self.expected_visits: dict[str, float] = {}  # per journey, visits a window (not checkpointed)
+        self.expected_visits: dict[str, float] = {}  # per journey, visits a window (checkpointed with it)
 
     def settings_for(self, place: SeriesPlace, metric: str) -> DetectorSettings:
         key = (place, metric)
@@ -297,12 +300,16 @@ class DetectorBank:
         return changed
 
     def state(self, group: str) -> dict[str, Any]:
-        """The learned state of the detectors of one group: a journey, or a contact channel."""
-        return {
+        """The learned state of the detectors of one group: a journey, or a contact channel; a
+        journey's also holds the visits a window it expects (its silent-window guard)."""
+        state: dict[str, Any] = {
             "/".join((*place, metric)): detector.state()
             for (place, metric), detector in self.detectors.items()
             if detector is not None and (place[0] or place[2]) == group
         }
+        if group in self.expected_visits:
+            state["/".join((group, "", "", "", "", EXPECTED_VISITS))] = self.expected_visits[group]
+        return state
 
     def restore(self, state: dict[str, Any]) -> int:
         """Take back states from :meth:`state`; how many detectors were restored."""
@@ -310,7 +317,9 @@ class DetectorBank:
         for key, learned in state.items():
             *parts, metric = key.split("/")
             place: SeriesPlace = (parts[0], parts[1], parts[2], parts[3], parts[4])
-            if metric in self.metric_kinds:
+            if metric == EXPECTED_VISITS and isinstance(learned, int | float) and math.isfinite(learned):
+                self.expected_visits[place[0]] = float(learned)
+            elif metric in self.metric_kinds:
                 detector = self._detector(place, metric)
                 if detector is not None and _carry_over(detector, learned):
                     restored += 1

@@ -159,7 +159,11 @@ def test_bank_checkpoint_per_group(journey_map: JourneyMap) -> None:
             (queue, "abandonment_ratio", Observation(minute * MINUTE, 0.1, 80)),
         ])  # fmt: skip
     saved = orjson.loads(orjson.dumps(bank.state("purchase")))
-    assert list(saved) == ["purchase/payment/web///early_flow_ratio", "purchase/payment/all///early_flow_ratio"]
+    assert list(saved) == [
+        "purchase/payment/web///early_flow_ratio",
+        "purchase/payment/all///early_flow_ratio",
+        "purchase/////@expected_visits",  # the journey's visits a window: its silent-window guard
+    ]
     assert list(bank.state("phone")) == ["//phone/billing//abandonment_ratio"]
     fresh = DetectorBank(journey_map)
     assert fresh.restore(saved) == 2
@@ -234,3 +238,21 @@ def test_a_batch_held_back_is_missing_data_but_a_broken_step_pages(journey_map: 
         broken = [finding for window in windows for finding in bank.observe(window)]
         paged = {f.place[1] for f in broken if f.verdict.anomaly}
         assert paged == {"payment"}, f"{kind}: a broken payment step paged {paged}"
+
+
+def test_a_restored_bank_still_knows_a_silent_window_is_missing_data(journey_map: JourneyMap) -> None:
+    """The visits a journey's window is expected to have are checkpointed with its detectors:
+    a worker that takes over the group right before a collector holds its batch back does not
+    page the stalled flow (before, the guard was off until the visits were learned again)."""
+    rng = random.Random(5)
+    bank = DetectorBank(journey_map)
+    for minute in range(120):
+        bank.observe(_purchase_window(rng, minute))
+    restored = DetectorBank(journey_map)
+    restored.restore(bank.state("purchase"))
+    assert restored.expected_visits == pytest.approx(bank.expected_visits)
+    held = [f for minute in range(120, 140) for f in restored.observe(_purchase_window(rng, minute, clicks=False))]
+    assert all("late or missing data" in f.verdict.reason for f in held if f.metric == "flow_ratio")
+    # a bank of code that didn't know the key passes over it (the metric is no detector's)
+    state = bank.state("purchase")
+    assert sum(key.endswith("/@expected_visits") for key in state) == 1
