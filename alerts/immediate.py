@@ -8,6 +8,9 @@ anomalous window: when the deviation began), carries the incident's severity (so
 a touchpoint's alerts share one Alertmanager group), is re-sent before Alertmanager would
 let it expire, and resolves (``endsAt`` = now) with the whole incident once every metric
 has been normal for ``hold_seconds``. Late evidence after that is an echo (severity info).
+A step judged on all its channels (``channel="all"``) that starts alarming while one of its
+channels already has an open incident is part of that incident (severity info: on-call
+heard of it); the other order is Alertmanager's inhibition (alerts/alertmanager.yml).
 ``now`` is passed in: the clock is the caller's. The payloads follow Alertmanager's API v2
 (``POST /api/v2/alerts``).
 
@@ -104,6 +107,9 @@ class Incident:
     started: str  # startsAt of its first alert
     echo: bool = False
     echo_of: str = ""  # startsAt of the resolved incident an echo belongs to
+    #: a step's pooled incident (channel all) opened while one of its channels' was open: that
+    #: channel and when its incident began (severity info: on-call heard of it there)
+    part_of: str = ""
     members: dict[tuple[SeriesPlace, str], _Member] = field(default_factory=dict)
 
     def normal_since(self) -> float | None:
@@ -135,7 +141,9 @@ class AlertTracker:
     ) -> list[dict[str, Any]]:
         """The alerts to send for one final window's findings: new, still firing, re-labelled or resolved."""
         out: list[dict[str, Any]] = []
-        for finding in findings:
+        # a step's pooled finding first: when it and a channel's start in the same window, the
+        # pooled alert pages and Alertmanager inhibits the channel's (alerts/alertmanager.yml)
+        for finding in sorted(findings, key=lambda finding: finding.place[2] != ALL_CHANNELS):
             place: IncidentPlace = finding.place[:4]
             key = (finding.place, finding.metric)
             incident = self.incidents.get(place)
@@ -145,7 +153,10 @@ class AlertTracker:
                     incident = self.incidents[place] = self._open(place, finding, severity, _time(window_start), now)
                 elif incident.echo and finding.metric not in LATE_METRICS:
                     incident.echo, incident.echo_of = False, ""  # the problem is back: it pages again
-                if not incident.echo and SEVERITY_RANK[severity] > SEVERITY_RANK[incident.severity]:
+                if (
+                    not (incident.echo or incident.part_of)
+                    and SEVERITY_RANK[severity] > SEVERITY_RANK[incident.severity]
+                ):
                     out += self._relabel(incident, severity, now)
                 member = incident.members.get(key)
                 starts = member.alert["startsAt"] if member else _time(window_start)
@@ -179,6 +190,10 @@ class AlertTracker:
         previous = self.resolved.get(place)
         if previous is not None and finding.metric in LATE_METRICS and now - previous[1] <= self.settings.echo_seconds:
             return Incident("info", starts, echo=True, echo_of=previous[0])
+        if place[2] == ALL_CHANNELS:
+            for (journey, step, channel, _), open_incident in self.incidents.items():
+                if (journey, step) == place[:2] and channel != ALL_CHANNELS and not open_incident.echo:
+                    return Incident("info", starts, part_of=f"{channel} (since {open_incident.started})")
         return Incident(severity, starts)
 
     def _relabel(self, incident: Incident, severity: str, now: float) -> list[dict[str, Any]]:
@@ -268,6 +283,12 @@ class AlertTracker:
             "echo_of": (
                 f"late evidence of the incident here that began {incident.echo_of} and has resolved: info, pages no one"
                 if incident.echo
+                else ""
+            ),
+            "part_of": (
+                f"the step on all its channels, while its incident on {incident.part_of} is open: info,"
+                " on-call heard of it there"
+                if incident.part_of
                 else ""
             ),
             "examples": ", ".join(examples),

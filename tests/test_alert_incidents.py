@@ -201,3 +201,34 @@ def test_a_step_on_all_its_channels_shows_its_channels_example_sessions() -> Non
     assert alert["annotations"]["examples"] == "s-web-1, s-web-2, s-app-1"
     assert alert["labels"]["channel"] == "all"
     assert "purchase/payment on all its channels" in alert["annotations"]["description"]
+
+
+def test_a_step_on_all_its_channels_alarming_after_one_channel_is_part_of_that_incident() -> None:
+    """Web paged first; the pooled series (channel all) crosses a window later: it joins as
+    info, so on-call is not paged a second time for the same step (Alertmanager's inhibition
+    covers only the other order: the pooled alert first mutes the channels' ones)."""
+    pooled: SeriesPlace = ("purchase", "payment", "all", "", "")
+    clock = Clock(tracker())
+    (web,) = clock.window(finding("flow_ratio"))
+    assert web["labels"]["severity"] == "critical"
+    alerts = clock.window(finding("flow_ratio"), finding("flow_ratio", place=pooled))
+    (joined,) = [alert for alert in alerts if alert["labels"]["channel"] == "all"]
+    assert joined["labels"]["severity"] == "info"  # the product teams' digest: it pages no one
+    assert "incident on web (since" in joined["annotations"]["part_of"]
+    # it stays info when its evidence grows: the page went out for the web incident
+    (again,) = [a for a in clock.window(finding("flow_ratio", place=pooled)) if a["labels"]["channel"] == "all"]
+    assert again["labels"]["severity"] == "info"
+    # another step's pooled series is not part of the payment incident
+    cart_pooled: SeriesPlace = ("purchase", "cart", "all", "", "")
+    (cart,) = clock.window(finding("flow_ratio", place=cart_pooled))
+    assert cart["labels"]["severity"] == "critical"
+
+
+def test_a_step_on_all_its_channels_and_one_channel_in_the_same_window_page_as_the_step() -> None:
+    pooled: SeriesPlace = ("purchase", "payment", "all", "", "")
+    clock = Clock(tracker())
+    alerts = clock.window(finding("flow_ratio"), finding("flow_ratio", place=pooled))
+    assert {(a["labels"]["channel"], a["labels"]["severity"]) for a in alerts} == {
+        ("all", "critical"),  # pages; Alertmanager inhibits the web alert with it
+        ("web", "critical"),
+    }

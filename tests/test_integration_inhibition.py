@@ -109,3 +109,26 @@ def test_a_step_judged_on_all_its_channels_inhibits_its_alerts_per_channel(alert
     wait_until(lambda: by_place() == wanted, 30, "payment/web inhibited by payment on all channels, cart/web not")
     (pooled,) = [a for a in pushed if a["labels"]["channel"] == "all"]
     assert "purchase/payment on all its channels" in pooled["annotations"]["description"]
+
+
+def test_a_step_on_all_its_channels_alarming_after_one_channel_does_not_mute_the_alert_that_paged(
+    alertmanager: Server,
+) -> None:
+    """Web paged a window before the pooled series (channel "all") crossed: the pooled alert is
+    part of the web incident (info) and the web alert stays active: no second page, no mute."""
+    now = time.time()
+    tracker = AlertTracker(AlertSettings(resend_seconds=60, expiry_seconds=300, hold_seconds=0, echo_seconds=0))
+    verdict = Verdict(0, 0.1, 0.4, 0.3, 0.5, 9.0, 120, True, "critical")
+    web, pooled = ("purchase", "payment", "web", "", ""), ("purchase", "payment", "all", "", "")
+    post(alertmanager, tracker.update([Finding(web, "flow_ratio", verdict, 4.0)], now - 180, now - 60, {}))
+    later = [Finding(place, "flow_ratio", verdict, 4.0) for place in (web, pooled)]
+    post(alertmanager, tracker.update(later, now - 120, now, {}))
+
+    def by_place() -> dict[tuple[str, str], str]:
+        return {
+            (alert["labels"]["channel"], alert["labels"]["severity"]): alert["status"]["state"]
+            for alert in alertmanager.get("/api/v2/alerts")
+        }
+
+    wanted = {("web", "critical"): "active", ("all", "info"): "active"}
+    wait_until(lambda: by_place() == wanted, 30, "payment/web still active, payment on all channels as info")
