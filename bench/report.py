@@ -62,8 +62,9 @@ def markdown(results: dict[str, Any]) -> str:
             if "started" in part
             else ""
         )
+        kind = f" kind {part['detector_kind']}," if "detector_kind" in part else ""
         lines.append(
-            f"| onset to alert, immediate path ({part['window_size']}-s windows,"
+            f"| onset to alert, immediate path ({part['window_size']}-s windows,{kind}"
             f" {len(part['incidents'])} incidents{when}) | **median {_n(immediate['median'])} s, max"
             f" {_n(immediate['max'])} s** ({immediate['missed']} missed;"
             f" {len(part.get('other_alerts', []))} alerts elsewhere) | — | — |"
