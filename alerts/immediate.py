@@ -33,9 +33,12 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from frictionwatch.detectors.bank import ALL_CHANNELS, Finding, SeriesPlace
+
+if TYPE_CHECKING:
+    from frictionwatch.settings import Settings
 
 #: metric -> alert name (docs/runbooks/<name>.md)
 ALERT_NAMES: Mapping[str, str] = {
@@ -82,6 +85,18 @@ class AlertSettings:
     echo_seconds: float = 2400.0
     runbook_base_url: str = "https://github.com/frictionwatch/frictionwatch/blob/main/docs/runbooks"
     dashboard_base_url: str = "http://127.0.0.1:3000"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AlertSettings:
+        """The alert settings of a worker (or a backtest) run with ``settings``."""
+        return cls(
+            resend_seconds=settings.alert_resend_seconds,
+            expiry_seconds=settings.alert_expiry_seconds,
+            hold_seconds=settings.alert_hold_seconds,
+            echo_seconds=settings.alert_echo_seconds,
+            runbook_base_url=settings.runbook_base_url,
+            dashboard_base_url=settings.dashboard_base_url,
+        )
 
 
 @dataclass(slots=True)

@@ -577,14 +577,7 @@ def build_app(
         friction.metrics.tasks.set(len(asyncio.all_tasks()))
 
     tracker = AlertTracker(
-        AlertSettings(
-            resend_seconds=settings.alert_resend_seconds,
-            expiry_seconds=settings.alert_expiry_seconds,
-            hold_seconds=settings.alert_hold_seconds,
-            echo_seconds=settings.alert_echo_seconds,
-            runbook_base_url=settings.runbook_base_url,
-            dashboard_base_url=settings.dashboard_base_url,
-        ),
+        AlertSettings.from_settings(settings),
         pseudonymise=Pseudonymiser(settings.pseudonym_key.encode()) if settings.pseudonym_key else None,
     )
     urls = [url.strip() for url in settings.alertmanager_urls.split(",") if url.strip()]

@@ -78,7 +78,8 @@ def test_summary_has_the_documented_fields(day: dict[str, Any]) -> None:
     assert sum(doc["replay"]["malformed"].values()) > 0  # 1% malformed records were skipped and counted
     totals = doc["totals"]
     for key in ("incidents", "detected", "alerts", "true_alerts", "false_alerts", "false_alerts_per_day",
-                "alerts_after_end", "precision", "recall", "simulated_days", "grace_seconds"):  # fmt: skip
+                "alerts_after_end", "precision", "recall", "simulated_days", "grace_seconds", "false_pages",
+                "false_pages_per_day"):  # fmt: skip
         assert key in totals
     assert totals["incidents"] == 3
     assert abs(totals["simulated_days"] - 1.0) < 0.01
@@ -88,6 +89,8 @@ def test_summary_has_the_documented_fields(day: dict[str, Any]) -> None:
         assert {"kind", "where", "start", "end", "detected", "delay_seconds", "caught_by", "metric"} <= set(incident)
     for alert in doc["alerts"]:
         assert {"series", "touchpoint", "metric", "start", "end", "windows", "incident", "after_end"} <= set(alert)
+        assert alert["sent_as"] in ("info", "warning", "critical")
+    assert totals["false_pages"] <= totals["false_alerts"]
 
 
 def test_plots_are_png_files(day: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import IO, Any
 
+from frictionwatch.alerts.immediate import AlertSettings
 from frictionwatch.backtest.nabmode import run_nab
 from frictionwatch.backtest.replay import BacktestInputError, ReplayProgress, replay_events, stage_settings, tuned_map
 from frictionwatch.backtest.report import (
@@ -172,7 +173,7 @@ def _run_events(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         if progress is not None:
             progress.finish()
-    score = score_replay(result, incidents, args.grace)
+    score = score_replay(result, incidents, args.grace, AlertSettings.from_settings(settings))
     plots = [] if args.no_plots else events_plots(result, score, args.out / "plots", args.max_plots)
     options: dict[str, Any] = {
         "journey_map": journey_map.source,

@@ -57,7 +57,9 @@ def events_table(result: ReplayResult, score: Score) -> str:
         f"incidents found        {totals['detected']}/{totals['incidents']}",
         f"alerts                 {totals['alerts']} ({totals['true_alerts']} true, {totals['false_alerts']} false;"
         f" {totals['alerts_after_end']} after the end of input, not scored)",
-        f"false alerts per day   {totals['false_alerts_per_day']:.1f}",
+        f"false alerts per day   {totals['false_alerts_per_day']:.1f} ({totals['false_pages']} of them paged:"
+        f" {totals['false_pages_per_day']:.1f} a day; the rest sent as info, late echoes or part of an open"
+        " incident, page no one)",
         f"precision              {_pct(totals['precision'])}",
         f"recall                 {_pct(totals['recall'])}",
     ]
@@ -116,6 +118,7 @@ def events_summary(result: ReplayResult, score: Score, options: dict[str, Any], 
                 "windows": alert.windows,
                 "peak_score": round(alert.peak_score, 3),
                 "severity": alert.severity,
+                "sent_as": alert.sent_as,
                 "incident": alert.incident,
                 "after_end": alert.after_end,
             }

@@ -12,6 +12,11 @@
   event of the file are **after the end**: the replay closes the open sessions then (every
   session still in flight ends as a drop-off), which live traffic never does; they are
   reported apart and not scored.
+* Each alert is also **sent as** the worker's alert tracker (:mod:`frictionwatch.alerts.immediate`)
+  would send it: ``info`` for late evidence of an incident at the touchpoint that already
+  resolved (an echo) or for a step's pooled series joining its channel's open incident,
+  which page no one; else the highest severity of its windows. **False pages** are the
+  false alerts sent above info: what on-call and ops would have heard of.
 """
 
 from __future__ import annotations
@@ -23,8 +28,9 @@ from typing import Any
 
 import orjson
 
+from frictionwatch.alerts.immediate import SEVERITY_RANK, AlertSettings, AlertTracker
 from frictionwatch.backtest.replay import BacktestInputError, ReplayResult, SeriesKey, SeriesTrace
-from frictionwatch.detectors.bank import SeriesPlace
+from frictionwatch.detectors.bank import Finding, SeriesPlace
 
 
 @dataclass(slots=True)
@@ -119,6 +125,12 @@ class Alert:
     severity: str
     incident: str | None = None  # the incident it belongs to (true alerts)
     after_end: bool = False
+    sent_as: str = ""  # the severity the worker's alert tracker sends it with (info pages no one)
+
+    @property
+    def pages(self) -> bool:
+        """Whether the worker would have notified someone (sent it above info)."""
+        return self.sent_as != "info"
 
     @property
     def series(self) -> str:
@@ -191,12 +203,23 @@ class Score:
         return [alert for alert in self.scored if alert.incident is None]
 
     @property
+    def false_pages(self) -> list[Alert]:
+        """The false alerts the worker would have sent above info (to on-call or ops)."""
+        return [alert for alert in self.false_alerts if alert.pages]
+
+    @property
     def detected(self) -> int:
         return sum(1 for detection in self.detections if detection.detected)
 
     @property
     def false_alerts_per_day(self) -> float:
-        count = len(self.false_alerts)
+        return self._per_day(len(self.false_alerts))
+
+    @property
+    def false_pages_per_day(self) -> float:
+        return self._per_day(len(self.false_pages))
+
+    def _per_day(self, count: int) -> float:
         if self.simulated_days <= 0:
             return math.inf if count else 0.0
         return count / self.simulated_days
@@ -225,6 +248,8 @@ class Score:
             "true_alerts": self.true_alerts,
             "false_alerts": len(self.false_alerts),
             "false_alerts_per_day": self.false_alerts_per_day,
+            "false_pages": len(self.false_pages),
+            "false_pages_per_day": self.false_pages_per_day,
             "alerts_after_end": len(self.alerts) - len(self.scored),
             "precision": self.precision,
             "recall": self.recall,
@@ -235,8 +260,14 @@ class Score:
         }
 
 
-def score_replay(result: ReplayResult, incidents: list[TruthIncident], grace_windows: float = 2.0) -> Score:
-    """Alerts of every series of ``result``, matched against ``incidents``."""
+def score_replay(
+    result: ReplayResult,
+    incidents: list[TruthIncident],
+    grace_windows: float = 2.0,
+    alert_settings: AlertSettings | None = None,
+) -> Score:
+    """Alerts of every series of ``result``, matched against ``incidents``, each with the
+    severity the worker would send it with (``alert_settings``: its hold and echo times)."""
     grace = grace_windows * result.window_size
     last = result.last_ts if result.last_ts is not None else math.inf
     alerts: list[Alert] = []
@@ -244,6 +275,7 @@ def score_replay(result: ReplayResult, incidents: list[TruthIncident], grace_win
     for key in keys:
         alerts.extend(alerts_of(result.series[key], result.window_size))
     alerts.sort(key=lambda alert: (alert.start, alert.series))
+    _mark_sent_as(result, alerts, alert_settings or AlertSettings())
     detections = [Detection(incident) for incident in incidents]
     for alert in alerts:
         alert.after_end = alert.start > last + result.window_size
@@ -256,3 +288,29 @@ def score_replay(result: ReplayResult, incidents: list[TruthIncident], grace_win
             if incident.start <= alert.start <= incident.end + grace and detection.alert is None:
                 detection.alert = alert  # alerts are sorted by start: the first one
     return Score(detections, alerts, grace, result.simulated_days)
+
+
+def _mark_sent_as(result: ReplayResult, alerts: list[Alert], settings: AlertSettings) -> None:
+    """Give each alert the severity the worker's :class:`AlertTracker` sends it with: the
+    verdicts replayed window by window (event time as the clock), and per flagged window the
+    severity of the touchpoint's incident; an alert takes the highest over its windows."""
+    windows: dict[float, list[Finding]] = {}
+    for trace in result.series.values():
+        for verdict in trace.verdicts:
+            windows.setdefault(verdict.ts, []).append(Finding(trace.place, trace.metric, verdict, trace.threshold))
+    sent: dict[tuple[SeriesPlace, str], dict[float, str]] = {}
+    tracker = AlertTracker(settings)
+    for ts in sorted(windows):
+        findings = windows[ts]
+        tracker.update(findings, ts - result.window_size, ts, {})
+        for finding in findings:
+            incident = tracker.incidents.get(finding.place[:4]) if finding.verdict.anomaly else None
+            if incident is not None:
+                sent.setdefault((finding.place, finding.metric), {})[ts] = incident.severity
+    for alert in alerts:
+        severities = [
+            severity
+            for ts, severity in sent.get((alert.place, alert.metric), {}).items()
+            if alert.start <= ts <= alert.end
+        ]
+        alert.sent_as = max(severities, key=lambda severity: SEVERITY_RANK.get(severity, -1), default=alert.severity)
