@@ -282,13 +282,7 @@ def run(broker: EmbeddedBroker, workdir: Path, *, quick: bool = False) -> dict[s
         say(f"  (the worker exited with {code})")
     found = _latencies(receiver, proxy, onsets)
     matched = {id(alert) for item in found for alert in item.pop("alerts")}
-    unrelated = sorted(
-        {
-            alert["labels"].get("alertname", "?") + " " + alert["labels"].get("source", "?")
-            for _, alert in receiver.alerts
-            if alert["status"] == "firing" and id(alert) not in matched
-        }
-    )
+    unrelated = _other_alerts(receiver, matched, onsets[0])
     immediate_summary = summarise([item["immediate"] for item in found])
     delivery_summary = summarise([item["delivery"] for item in found if item["immediate"] is not None])
     progress.done(
@@ -326,6 +320,27 @@ def run(broker: EmbeddedBroker, workdir: Path, *, quick: bool = False) -> dict[s
         "routing": "alerts/alertmanager.yml",
         "other_alerts": unrelated,
     }
+
+
+def _other_alerts(receiver: WebhookReceiver, matched: set[int], first_onset: float) -> list[dict[str, Any]]:
+    """Firing alerts that name no incident's touchpoint, once each, with when they first came:
+    before the first onset they are false alerts on normal traffic; after it, at another
+    touchpoint than the incidents' (e.g. a journey step fed by a queue that is understaffed)."""
+    with receiver.lock:
+        alerts = list(receiver.alerts)
+    found: dict[tuple[str, ...], dict[str, Any]] = {}
+    for at, alert in alerts:
+        if alert["status"] != "firing" or id(alert) in matched:
+            continue
+        labels = alert["labels"]
+        where = "/".join(labels[key] for key in ("journey", "step", "channel", "queue") if labels.get(key))
+        name, source, metric = labels.get("alertname", "?"), labels.get("source", "?"), labels.get("metric", "")
+        found.setdefault(
+            (name, source, where, metric),
+            {"alertname": name, "source": source, "where": where, "metric": metric,
+             "severity": labels.get("severity", ""), "seconds_after_first_onset": round(at - first_onset, 1)},
+        )  # fmt: skip
+    return sorted(found.values(), key=lambda alert: alert["seconds_after_first_onset"])
 
 
 def _processed(port: int) -> float:
