@@ -46,7 +46,19 @@ from typing import Any
 import yaml
 
 from bench import power
-from bench.common import ROOT, BenchError, Progress, free_metrics_port, python_module, say, scrape, stop, tail, total
+from bench.common import (
+    ROOT,
+    BenchError,
+    Progress,
+    free_metrics_port,
+    machine,
+    python_module,
+    say,
+    scrape,
+    stop,
+    tail,
+    total,
+)
 from bench.sweep import TrafficSet, replay
 from frictionwatch.alerting_stack import StackError, WebhookReceiver, start_alertmanager, start_prometheus
 from frictionwatch.broker import EmbeddedBroker
@@ -303,6 +315,7 @@ def run(broker: EmbeddedBroker, workdir: Path, *, quick: bool = False) -> dict[s
     )
     return {
         "started": datetime.fromtimestamp(began, UTC).isoformat(timespec="seconds"),
+        "machine": machine()["cpu"],  # the README's table may hold parts measured on other machines
         "load_average_at_start": load,
         "rate": RATE,
         "window_size": WINDOW_SIZE,

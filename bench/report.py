@@ -60,8 +60,11 @@ def markdown(results: dict[str, Any]) -> str:
         ok = None
         if immediate["median"] is not None:
             ok = immediate["median"] <= 30 and immediate["missed"] == 0 and not normal
+        elsewhere = part.get("machine") and part["machine"] != info.get("cpu")  # run apart, on another machine
         when = (
-            f", run of {part['started'][:16].replace('T', ' ')} UTC, load {part['load_average_at_start']:.1f}"
+            f", run of {part['started'][:16].replace('T', ' ')} UTC"
+            + (f" on {part['machine']}" if elsewhere else "")
+            + f", load {part['load_average_at_start']:.1f}"
             if "started" in part
             else ""
         )
