@@ -203,7 +203,8 @@ def test_journey_map_selects_river_detectors() -> None:
     assert len(findings) == 2
     state = bank.state("purchase")
     again = DetectorBank(journey_map)
-    assert again.restore(orjson.loads(orjson.dumps(state))) == len(state)
+    assert again.restore(orjson.loads(orjson.dumps(state))) == 2  # both detectors (the rest: expected visits)
+    assert again.expected_visits == bank.expected_visits
 
 
 @pytest.mark.parametrize(
