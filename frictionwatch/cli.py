@@ -221,6 +221,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="also start Prometheus (with alerts/rules) and Alertmanager, if installed (Debian: prometheus,"
         " prometheus-alertmanager), and print every alert they deliver",
     )  # fmt: skip
+    demo.add_argument(
+        "--keep-logs", action="store_true",
+        help="keep the folder of the broker's and worker's logs when the demo stops (default: removed,"
+        " unless the worker exited with an error)",
+    )  # fmt: skip
     add_settings(demo, ("metrics_host", "metrics_port", "journey_map", "broker_port"), "demo")
 
     check = command(

@@ -8,6 +8,7 @@ terminal shows only what a person needs: where to look, and what is happening.
 from __future__ import annotations
 
 import argparse
+import shutil
 import signal
 import subprocess
 import sys
@@ -182,12 +183,15 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
-        if worker is not None:
-            _stop(worker)
+        failed = worker is not None and _stop(worker) not in (0, -signal.SIGTERM)
         if alerting is not None:
             alerting.stop()
         broker.stop()
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        if args.keep_logs or failed:
+            print(f"logs kept in {log_dir}", flush=True)
+        else:
+            shutil.rmtree(log_dir, ignore_errors=True)
     print("stopped: worker, generator and broker", flush=True)
     return 0
 
@@ -268,7 +272,8 @@ def _report(summary: Summary | None, metrics_url: str, catch_up: float = 120.0) 
         print(f"worker: processed {counts.processed:,.0f}, dead-lettered {counts.deadlettered:,.0f}", flush=True)
 
 
-def _stop(process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+def _stop(process: subprocess.Popen[bytes], timeout: float = 20.0) -> int:
+    """Stop ``process`` (SIGTERM, then SIGKILL after ``timeout``); its exit code."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
@@ -276,3 +281,4 @@ def _stop(process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+    return process.returncode

@@ -120,3 +120,5 @@ def test_demo_runs_for_its_duration_and_stops_cleanly() -> None:
     numbers = [int(part.strip(",").replace(",", "")) for part in accounted.split() if part[0].isdigit()]
     assert total > 1000 and sum(numbers) == total, done.stdout
     assert done.stdout.rstrip().endswith("stopped: worker, generator and broker")
+    worker_log = next(line.split()[-1] for line in done.stdout.splitlines() if line.strip().startswith("worker log"))
+    assert not Path(worker_log).parent.exists(), "the demo's log folder outlived it (no --keep-logs)"
