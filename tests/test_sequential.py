@@ -297,3 +297,46 @@ def test_series_draw_their_own_randomisation_in_the_same_window() -> None:
 
 def _normal_cdf(z: float) -> float:
     return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
+
+
+def _lunch(rng: random.Random, i: int, drop: tuple[int, int]) -> Observation:
+    """A step converting 80% of 100 sessions a minute, but 72% for a quarter of an hour from 13:05
+    every day (a backlog at the lunch break), and 65% in ``drop`` (first and last minute)."""
+    minute = i % 1440
+    p = 0.65 if drop[0] <= i < drop[1] else 0.72 if 13 * 60 + 5 <= minute < 13 * 60 + 20 else 0.8
+    value, volume = binomial(p, 100)(rng)
+    return Observation(i * MINUTE, value, volume)
+
+
+@pytest.mark.parametrize("seed", [21, 22, 23, 24, 25, 26])
+def test_a_sharp_daily_dip_is_learned_by_the_fine_slots_and_a_drop_at_another_time_still_pages(seed: int) -> None:
+    """A quarter-hour dip at the same time every day is shorter than the hour slots: spread over
+    their hours it was never learned, and it paged on most days (on days 4-6, 2 to 4 times with
+    each of these seeds; with the quarter-hour slots, at most once). A drop at 09:00, where the
+    profile has none, pages within minutes."""
+    rng = random.Random(seed)
+    detector = SequentialDetector("binomial", direction="down", false_alarms="1 per 30d")
+    drop = (5 * 1440 + 9 * 60, 5 * 1440 + 9 * 60 + 15)
+    verdicts = [detector.update(_lunch(rng, i, drop)) for i in range(6 * 1440)]
+    lunches = [verdicts[day * 1440 + 12 * 60 : day * 1440 + 14 * 60] for day in (3, 4, 5)]
+    assert sum(alarms(lunch) for lunch in lunches) <= 1
+    assert alarms(verdicts[3 * 1440 : drop[0]]) == alarms(lunches[0]) + alarms(lunches[1])  # nothing else
+    caught = [i for i in range(*drop) if verdicts[i].anomaly]
+    assert caught and caught[0] - drop[0] <= 5
+
+
+def test_a_state_saved_before_the_fine_slots_restores_and_falls_back_to_the_hour_slots() -> None:
+    rng = random.Random(22)
+    original = SequentialDetector("binomial", direction="down")
+    run(original, binomial(0.8, 50), 600, rng)
+    old = {k: v for k, v in original.state().items() if not k.startswith("fine_")}  # as saved before
+    new = {"fine_offsets", "fine_weights", "fine_learning", "fine_volume", "fine_visit", "fine_last_ts"}
+    assert set(original.state()) - set(old) == new
+    restored = SequentialDetector("binomial", direction="down")
+    restored.restore(orjson.loads(orjson.dumps(old)))
+    assert restored.learned.fine_offsets == {}
+    assert restored.expected(600 * MINUTE) == pytest.approx(
+        restored.learned.level_sum / restored.learned.level_volume + restored._hourly(600 * MINUTE), abs=0.01
+    )
+    verdicts = run(restored, binomial(0.8, 50), 200, rng, start=600)
+    assert alarms(verdicts) == 0 and restored.learned.fine_learning  # learning, in use from the next day
