@@ -8,16 +8,11 @@ more than normal traffic would produce once per false-alarm budget.
 
 Per window (no I/O, O(1) time and memory):
 
-1. **Baseline.** The value expected for the window: a level plus a time-of-day offset,
+1. **Baseline.** The value expected for the window: a level plus an hour-of-day offset,
    Holt-Winters style, both learned as volume-weighted exponential averages (a window of 400
    sessions teaches more than one of 4). Windows that look like friction don't teach it;
    a deviation that lasts ``relearn_after`` seconds becomes the new normal, and a slow drift
-   is followed all along. The offset is learned by hour slot (interpolated between hour
-   centres) and, where the volume allows, by quarter-hour slot: a quarter-hour slot's own
-   offset counts half once ``FINE_PRIOR`` units have taught it (the hour slots' the rest, so a
-   quiet series keeps the hourly profile), and counts from its next visit on, the next day: a
-   backlog that builds for a quarter of an hour at every lunch break is learned, an incident
-   or a slow ramp as it unfolds is not.
+   is followed all along.
 2. **Evidence of one window**, ``z``: how unusual the window's count is under the baseline,
    as a standard normal quantile. ``model`` says how the count varies: ``binomial`` for
    ratios (k of n sessions moved on), ``poisson`` for rates (errors per visit), ``normal``
@@ -77,8 +72,6 @@ DEFAULT_WINDOW = 60.0  # seconds, until two windows have shown the real length
 EXACT_BELOW = 30.0  # expected counts (or n p (1-p)) under which tails are computed exactly
 UNION = 0.78  # false alarms of the CUSUMs together, as a share of their sum (they overlap; measured)
 SEASON_PRIOR = 300.0  # volume (sessions, contacts) an hour slot needs before its offset counts half
-FINE_SLOT = 900.0  # seconds: the daily profile's finer slots (a quarter of an hour)
-FINE_PRIOR = 300.0  # volume a quarter-hour slot needs before its own offset counts half (the hourly one the rest)
 QUIET = 1800.0  # seconds without an alarm that end an incident
 PRIOR_EVENTS = 0.5  # events (or successes) a count model assumes beyond those seen
 CLIP = 2.5  # residuals teach the baseline clipped at this many standard deviations
@@ -122,13 +115,6 @@ class _Learned:
     offset_volume: dict[str, float] = field(default_factory=dict)  # volume each hour slot has taught
     #: per volume class (1, 2, 3-5, 6+ units): windows learned, mean and mean square of z
     calibration: dict[str, list[float]] = field(default_factory=dict)
-    # per quarter-hour slot: its offset (value - the day's mean) and volume as learned before its current visit,
-    fine_offsets: dict[str, float] = field(default_factory=dict)
-    fine_weights: dict[str, float] = field(default_factory=dict)  # ... the weight that volume gives it,
-    fine_learning: dict[str, float] = field(default_factory=dict)  # ... the offset being learned (no prior),
-    fine_volume: dict[str, float] = field(default_factory=dict)  # ... and the volume that taught it,
-    fine_visit: dict[str, float] = field(default_factory=dict)  # ... of which in its last (or current) visit
-    fine_last_ts: float | None = None  # the last window that taught the quarter-hour slots
 
 
 class SequentialDetector:
@@ -264,29 +250,10 @@ class SequentialDetector:
         weight = position - first
         return (str(first), 1.0 - weight), (str((first + 1) % 24), weight)
 
-    @staticmethod
-    def _fine_slots(ts: float) -> tuple[tuple[str, float], tuple[str, float]]:
-        """The quarter-hour slots whose centres surround ``ts``, and their weights (linear between them)."""
-        per_day = round(86400.0 / FINE_SLOT)
-        position = (ts / FINE_SLOT - 0.5) % per_day
-        first = int(position)
-        weight = position - first
-        return (str(first), 1.0 - weight), (str((first + 1) % per_day), weight)
-
-    def _hourly(self, ts: float) -> float:
+    def _offset(self, ts: float) -> float:
+        """The daily profile at ``ts``: hour slots' offsets, interpolated."""
         offsets = self.learned.offsets
         return sum(offsets.get(slot, 0.0) * weight for slot, weight in self._slots(ts))
-
-    def _offset(self, ts: float) -> float:
-        """The daily profile at ``ts``: per quarter-hour slot around ``ts`` (interpolated), its own
-        offset, shrunk towards the hour slots' (interpolated) by how little volume taught it."""
-        learned = self.learned
-        hourly = self._hourly(ts)
-        offset = hourly
-        for slot, weight in self._fine_slots(ts):
-            if slot in learned.fine_offsets:
-                offset += weight * learned.fine_weights.get(slot, 0.0) * (learned.fine_offsets[slot] - hourly)
-        return offset
 
     def expected(self, ts: float) -> float | None:
         """The value expected for a window ending at ``ts`` (on the model's scale); None at first."""
@@ -342,7 +309,6 @@ class SequentialDetector:
         learned.daily_sum = (1 - daily) * learned.daily_sum + volume * value
         learned.daily_volume = (1 - daily) * learned.daily_volume + volume
         level = learned.daily_sum / learned.daily_volume
-        self._learn_fine(ts, value - level, volume)
         # per slot, a volume-weighted mean over its last season_days, shrunk towards 0 while it has little
         keep = 1.0 - self._step() / (3600.0 * self.season_days)
         for slot, weight in self._slots(ts):
@@ -350,37 +316,6 @@ class SequentialDetector:
             offset = learned.offsets.get(slot, 0.0)
             learned.offsets[slot] = offset + weight * volume / (taught + SEASON_PRIOR) * (value - level - offset)
             learned.offset_volume[slot] = taught
-
-    def _learn_fine(self, ts: float, deviation: float, volume: float) -> None:
-        """A quarter-hour slot learns its offset, a volume-weighted mean of the deviation from the
-        day's mean over its last ``season_days``, as the hour slots do, without their prior. What
-        it learns counts from its next visit (the next day) on: a slot's offset is what recurs at
-        that time of day, never what happens now, so it cannot follow an incident (or a slow ramp)
-        as it unfolds. It counts as much as its volume allows (half at ``FINE_PRIOR`` units, the
-        hour slots the rest, so a quiet series keeps the hourly profile), and 3/4 of that while one
-        day taught it all (on a busy series one day's mean would count almost in full, and a
-        day's chance ups and downs are not the next day's normal)."""
-        learned = self.learned
-        keep = max(1.0 - self._step() / (FINE_SLOT * self.season_days), 0.0)
-        previous = learned.fine_last_ts
-        visiting: set[str] = set()  # the slots the previous window taught, if just before: the same visit
-        if previous is not None and 0.0 <= ts - previous <= FINE_SLOT:
-            visiting = {slot for slot, _ in self._fine_slots(previous)}
-        for slot, weight in self._fine_slots(ts):
-            taught = learned.fine_volume.get(slot, 0.0)
-            if slot not in visiting and taught > 0.0:  # a new visit: what earlier days taught counts now,
-                # as much as its volume allows, and 3/4 of that while one day taught it all
-                one_day = min(learned.fine_visit.get(slot, 0.0) / taught, 1.0)
-                learned.fine_offsets[slot] = learned.fine_learning[slot]
-                learned.fine_weights[slot] = taught / (taught + FINE_PRIOR) * min(1.75 - one_day, 1.0)
-                learned.fine_visit[slot] = 0.0
-            learned.fine_visit[slot] = learned.fine_visit.get(slot, 0.0) + weight * volume
-            taught = keep * taught + weight * volume
-            if taught > 0.0:
-                mean = learned.fine_learning.get(slot, 0.0)
-                learned.fine_learning[slot] = mean + weight * volume / taught * (deviation - mean)
-                learned.fine_volume[slot] = taught
-        learned.fine_last_ts = ts
 
     # -- evidence ---------------------------------------------------------------------------
 
