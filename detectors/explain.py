@@ -5,15 +5,16 @@ alarms the whole map allows per day, and for sequential detectors the smallest c
 budget catches within one window, five windows and half an hour, at a few volumes.
 
 >>> from frictionwatch.journeymap import load_journey_map, parse_journey_map
->>> explain(load_journey_map(), window_seconds=60.0)
-['detectors: 265 series (265 window), 33 disabled']
+>>> lines = explain(load_journey_map(), window_seconds=60.0)
+>>> print("\n".join(lines[:2] + lines[3:4]))
+detectors: 265 series (265 auto), 33 disabled
+  sequential: at most 0.91 false alarms a day across the map (265 series, 60-s windows)
+  map budget 1 per 1d, split evenly over the sequential series
 >>> text = load_journey_map().source
->>> payment = "  overrides:\n    - {match: {step: payment}, kind: sequential, false_alarms: 1 per 180d}\n"
+>>> payment = "  overrides:\n    - {match: {step: payment}, kind: window}\n"
 >>> lines = explain(parse_journey_map(open(text).read().replace("  overrides:\n", payment, 1)), 60.0)
->>> print("\n".join(lines[:3]))
-detectors: 265 series (247 window, 18 sequential), 33 disabled
-  sequential: at most 0.1 false alarms a day across the map (18 series, 60-s windows)
-  purchase/payment (18 series): 1 per 180d each
+>>> lines[0]
+'detectors: 265 series (247 auto, 18 window), 33 disabled'
 """
 
 from __future__ import annotations

@@ -17,10 +17,12 @@ up while it could not know the profile is not evidence.
 >>> from frictionwatch.detectors.sequential import SequentialDetector
 >>> from frictionwatch.detectors.volume import RatioDetector
 >>> guard = FirstDayHandover(RatioDetector(direction="down"), SequentialDetector("binomial", direction="down"))
->>> guard.update(Observation(0.0, 0.8, 50)).reason
-'first day: window detector'
->>> guard.update(Observation(86_400.0, 0.8, 50)).reason
+>>> guard.update(Observation(0.0, 0.8, 50)).reason  # the window detector's verdict
 'first window'
+>>> guard.active
+'window'
+>>> guard.update(Observation(86_400.0, 0.8, 50)).reason  # a day later: the sequential detector's
+'warming up'
 >>> guard.threshold, guard.active
 (1.0, 'sequential')
 """
