@@ -256,3 +256,28 @@ def test_a_restored_bank_still_knows_a_silent_window_is_missing_data(journey_map
     # a bank of code that didn't know the key passes over it (the metric is no detector's)
     state = bank.state("purchase")
     assert sum(key.endswith("/@expected_visits") for key in state) == 1
+
+
+def test_a_journeys_detector_checkpoint_fits_a_kafka_record_with_room_to_spare(journey_map: JourneyMap) -> None:
+    """The worker checkpoints a group's detectors (a journey, or a contact channel) as one record
+    of its state table after each final window, and Apache Kafka refuses records over 1 MB by
+    default (message.max.bytes, the producer's max.request.size). Two days of windows at every
+    series of the example map fill every hour slot of every daily profile: the biggest group's
+    record stays under half of that. (A quarter-hour profile once made it 1.75 MB.)"""
+    from frictionwatch.detectors.explain import series_of
+    from frictionwatch.streams.series import BY_NAME
+
+    rng = random.Random(3)
+    bank = DetectorBank(journey_map)
+    places = list(series_of(journey_map))
+    for window in range(2 * 144):  # 10-minute windows: every slot of the day, twice
+        ts = (window + 1) * 600.0
+        bank.observe(
+            (place, metric, Observation(ts, rng.uniform(0.2, 0.8) if BY_NAME[metric].kind == "ratio" else
+                                        rng.uniform(1.0, 30.0), 50.0))
+            for place, metric in places
+        )  # fmt: skip
+    groups = {place[0] or place[2] for place, _ in places}
+    sizes = {group: len(orjson.dumps(bank.state(group))) for group in groups}
+    biggest = max(sizes, key=lambda group: sizes[group])
+    assert sizes[biggest] < 1_048_576 / 2, f"{biggest}: a checkpoint of {sizes[biggest]:,} bytes"
