@@ -71,7 +71,7 @@ DEFAULT_SHIFTS = (0.5, 1.0, 2.0, 4.0)
 DEFAULT_WINDOW = 60.0  # seconds, until two windows have shown the real length
 EXACT_BELOW = 30.0  # expected counts (or n p (1-p)) under which tails are computed exactly
 UNION = 0.78  # false alarms of the CUSUMs together, as a share of their sum (they overlap; measured)
-SEASON_PRIOR = 300.0  # volume (sessions, contacts) an hour slot needs before its offset counts half
+SEASON_PRIOR = 100.0  # volume (sessions, contacts) an hour slot needs before its offset counts half
 QUIET = 1800.0  # seconds without an alarm that end an incident
 PRIOR_EVENTS = 0.5  # events (or successes) a count model assumes beyond those seen
 CLIP = 2.5  # residuals teach the baseline clipped at this many standard deviations
@@ -93,9 +93,9 @@ class _Learned:
 
     level_sum: float = 0.0  # volume-weighted, decayed sum of deseasonalised values
     level_volume: float = 0.0
-    daily_sum: float = 0.0  # the same over about a day of windows, raw: what hour slots' offsets are against
-    daily_volume: float = 0.0
-    offsets: dict[str, float] = field(default_factory=dict)  # per hour slot: learned value - level
+    daily_sum: float = 0.0  # (checkpoints before 2026-12-02: a raw mean over about a day of windows,
+    daily_volume: float = 0.0  # ... what their hour slots' offsets were against; read to carry them over)
+    offsets: dict[str, float] = field(default_factory=dict)  # (the same: per hour slot, learned value - that mean)
     unit_variance: float | None = None  # variance of one unit (normal and log-normal models)
     extra_variance: float = 0.0  # between-window variance beyond sampling
     skew: float = 0.0  # skewness of the standardised residual (normal and log-normal models)
@@ -112,7 +112,10 @@ class _Learned:
     last_alarm: float | None = None
     unusual_sum: float = 0.0  # volume-weighted sum of the incident's deseasonalised values
     unusual_volume: float = 0.0
-    offset_volume: dict[str, float] = field(default_factory=dict)  # volume each hour slot has taught
+    offset_volume: dict[str, float] = field(default_factory=dict)  # volume each hour slot has taught (decayed)
+    slot_means: dict[str, float] = field(default_factory=dict)  # per hour slot: its mean over its last season_days
+    slot_total: dict[str, float] = field(default_factory=dict)  # per hour slot: all the volume that ever taught it
+    day_mean: float = 0.0  # the hour slots' means averaged, weighted by their volume: what offsets are against
     #: per volume class (1, 2, 3-5, 6+ units): windows learned, mean and mean square of z
     calibration: dict[str, list[float]] = field(default_factory=dict)
 
@@ -251,9 +254,17 @@ class SequentialDetector:
         return (str(first), 1.0 - weight), (str((first + 1) % 24), weight)
 
     def _offset(self, ts: float) -> float:
-        """The daily profile at ``ts``: hour slots' offsets, interpolated."""
-        offsets = self.learned.offsets
-        return sum(offsets.get(slot, 0.0) * weight for slot, weight in self._slots(ts))
+        """The daily profile at ``ts``: the hour slots' means against the day's, interpolated; a
+        slot counts as much as the volume that ever taught it allows (half at ``SEASON_PRIOR``)."""
+        learned = self.learned
+        means, total = learned.slot_means, learned.slot_total
+        offset = 0.0
+        for slot, weight in self._slots(ts):
+            mean = means.get(slot)
+            if mean is not None:
+                ever = total[slot]
+                offset += weight * ever / (ever + SEASON_PRIOR) * (mean - learned.day_mean)
+        return offset
 
     def expected(self, ts: float) -> float | None:
         """The value expected for a window ending at ``ts`` (on the model's scale); None at first."""
@@ -301,21 +312,25 @@ class SequentialDetector:
             learned.extra_variance = max(0.0, learned.extra_variance + forget * (excess - learned.extra_variance))
 
     def _learn_season(self, ts: float, value: float, volume: float) -> None:
-        """Holt-Winters: an hour slot's offset is its deviation from the day's mean (0 days: none)."""
+        """Holt-Winters: an hour slot's mean over its last ``season_days`` (volume-weighted), and
+        the day's mean as the slots' means averaged (0 days: no daily profile). Offsets are taken
+        against that average when used, so a slot learned early on the first day is not held
+        against the mean of the hours seen so far (a morning peak learned against the morning)."""
         learned = self.learned
         if self.season_days <= 0:
             return
-        daily = self._step() / (86400.0 * self.season_days)
-        learned.daily_sum = (1 - daily) * learned.daily_sum + volume * value
-        learned.daily_volume = (1 - daily) * learned.daily_volume + volume
-        level = learned.daily_sum / learned.daily_volume
-        # per slot, a volume-weighted mean over its last season_days, shrunk towards 0 while it has little
         keep = 1.0 - self._step() / (3600.0 * self.season_days)
+        means, taught, total = learned.slot_means, learned.offset_volume, learned.slot_total
         for slot, weight in self._slots(ts):
-            taught = keep * learned.offset_volume.get(slot, 0.0) + weight * volume
-            offset = learned.offsets.get(slot, 0.0)
-            learned.offsets[slot] = offset + weight * volume / (taught + SEASON_PRIOR) * (value - level - offset)
-            learned.offset_volume[slot] = taught
+            volume_now = keep * taught.get(slot, 0.0) + weight * volume
+            if volume_now <= 0.0:
+                continue
+            mean = means.get(slot, value)
+            means[slot] = mean + weight * volume / volume_now * (value - mean)
+            taught[slot] = volume_now
+            total[slot] = total.get(slot, 0.0) + weight * volume
+        weights = sum(taught[slot] for slot in means)
+        learned.day_mean = sum(taught[slot] * means[slot] for slot in means) / weights if weights > 0 else 0.0
 
     # -- evidence ---------------------------------------------------------------------------
 
@@ -510,7 +525,16 @@ class SequentialDetector:
         return asdict(self.learned)
 
     def restore(self, state: dict[str, Any]) -> None:
-        self.learned = _Learned(**state)
+        learned = self.learned = _Learned(**state)
+        if learned.offsets and not learned.slot_means:  # a checkpoint of offsets against a raw daily mean
+            day = learned.daily_sum / learned.daily_volume if learned.daily_volume > 0 else 0.0
+            learned.slot_means = {slot: day + offset for slot, offset in learned.offsets.items()}
+            learned.slot_total = {slot: learned.offset_volume.get(slot, 0.0) for slot in learned.offsets}
+            weights = sum(learned.slot_total.values())
+            learned.day_mean = (
+                sum(learned.slot_total[s] * m for s, m in learned.slot_means.items()) / weights if weights > 0 else day
+            )
+        learned.offsets, learned.daily_sum, learned.daily_volume = {}, 0.0, 0.0
 
 
 def _randomised_z(below: float, at: float, ts: float, salt: int) -> float:
