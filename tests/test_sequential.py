@@ -192,16 +192,21 @@ def test_one_hour_long_email_wait_never_pages() -> None:
     assert not any(v.anomaly for v in verdicts)
 
 
-def test_a_daily_cycle_is_learned() -> None:
-    """Waits that swing from 36 to 99 s over every day are normal once three days are learned."""
-    rng = random.Random(13)
+def daily_swing(seed: int, days: int = 5) -> list[Verdict]:
+    """A queue whose median wait swings from 36 to 99 s over every day, 10 contacts a minute."""
+    rng = random.Random(seed)
     detector = SequentialDetector("log_normal", direction="up")
     verdicts = []
-    for i in range(5 * 1440):
+    for i in range(days * 1440):
         median = 60.0 * math.exp(0.5 * math.sin(2 * math.pi * i / 1440))
         value, volume = log_normal_waits(median, 0.5, 10)(rng)
         verdicts.append(detector.update(Observation(i * MINUTE, value, volume)))
-    assert alarms(verdicts[4 * 1440 :]) == 0
+    return verdicts
+
+
+def test_a_daily_cycle_is_learned() -> None:
+    """Waits that swing from 36 to 99 s over every day are normal once three days are learned."""
+    assert alarms(daily_swing(13)[4 * 1440 :]) == 0
 
 
 def test_the_days_after_the_first_do_not_page_on_a_daily_swing() -> None:
@@ -210,16 +215,7 @@ def test_the_days_after_the_first_do_not_page_on_a_daily_swing() -> None:
     used to be held against the mean of the hours seen so far, and shrunk by a prior of 300
     contacts: the morning peak was learned against the morning, and days 2-5 paged 7-8, 2-4,
     about 2 and 0.75 times a seed (about 160 in all)."""
-    paged = []
-    for seed in range(12):
-        rng = random.Random(seed)
-        detector = SequentialDetector("log_normal", direction="up")
-        verdicts = []
-        for i in range(5 * 1440):
-            median = 60.0 * math.exp(0.5 * math.sin(2 * math.pi * i / 1440))
-            value, volume = log_normal_waits(median, 0.5, 10)(rng)
-            verdicts.append(detector.update(Observation(i * MINUTE, value, volume)))
-        paged.append(alarms(verdicts[1440:]))
+    paged = [alarms(daily_swing(seed)[1440:]) for seed in range(12)]
     assert max(paged) <= 3 and sum(paged) <= 20, paged
 
 
