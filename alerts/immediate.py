@@ -54,6 +54,11 @@ ALERT_NAMES: Mapping[str, str] = {
     "csat": "FeedbackScoreDrop",
     "nps": "FeedbackScoreDrop",
     "ces": "FeedbackScoreDrop",
+    # the evidence path (detectors/evidence.py): counts against what the learned hazards expected
+    "step_progress": "JourneyStepFlowDrop",
+    "step_errors": "JourneyStepErrors",
+    "queue_answers": "ContactWaitHigh",
+    "queue_abandons": "ContactAbandonmentHigh",
 }
 UNITS = {"average_speed_of_answer": "s"}
 

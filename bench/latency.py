@@ -25,8 +25,9 @@ The **oracle** column (:func:`oracle_delays`) is the anchor of issue 12's target
 events made again and replayed through the worker's stages into the same 10-s final
 windows, and per incident the CUSUM of bench/oracle.py that knows the true before and
 after, at the example map's false-alarm budget split over its series. It is what a
-detector fed those final windows could do at best; the evidence path of issue 12 (fed as
-events arrive, before a window closes) could beat it.
+detector fed those final windows could do at best; the worker's evidence path (fed as events
+arrive, before a window closes: docs/detectors.md) can beat it. ``immediate_by`` says which of
+the worker's two paths sent an incident's first detector alert: ``evidence`` or ``window``.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ from bench.common import (
 from bench.sweep import TrafficSet, replay
 from frictionwatch.alerting_stack import StackError, WebhookReceiver, start_alertmanager, start_prometheus
 from frictionwatch.broker import EmbeddedBroker
+from frictionwatch.detectors.evidence import EVIDENCE_METRICS
 from frictionwatch.detectors.explain import sequential_series
 from frictionwatch.generator.config import GeneratorConfig
 from frictionwatch.journeymap import load_journey_map
@@ -382,6 +384,8 @@ def _latencies(receiver: WebhookReceiver, proxy: AlertProxy, onsets: list[float]
             if item[path] is None:
                 item[path] = round(at - onset, 1)
                 posted = proxy.posted_at(labels) if path == "immediate" else None
+                if path == "immediate":  # the evidence path, or the window detectors
+                    item["immediate_by"] = "evidence" if labels.get("metric") in EVIDENCE_METRICS else "window"
                 if posted is not None:
                     item["delivery"] = round(at - posted, 3)
                 item["alertnames"].append(f"{labels.get('alertname')} ({path}, {labels.get('metric', 'rule')})")

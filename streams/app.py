@@ -462,12 +462,12 @@ def build_app(
         group = (record.key or b"").decode("utf-8", "replace")
         if group not in restored:
             restored.add(group)
-            count = friction.detectors.restore(detector_state.get(group) or {})
+            count = friction.restore_group(detector_state.get(group) or {})
             if count:
                 friction.metrics.detectors_restored.inc(count)
                 log.info("restored %d detectors of %s from the checkpoint", count, group)
         for final in friction.partial(record.value or b""):
-            detector_state[final] = friction.detectors.state(final)
+            detector_state[final] = friction.group_state(final)
 
     async def reduce_windows(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
@@ -587,8 +587,13 @@ def build_app(
     def alert_on(window: FinalWindow, findings: list[Finding]) -> None:
         sender.enqueue(tracker.update(findings, window.start, time.time(), stages, window.examples))
 
+    def alert_on_evidence(found: list[tuple[float, Finding]]) -> None:
+        for since, finding in found:  # each starts when its own evidence began
+            sender.enqueue(tracker.update([finding], since, time.time(), stages, friction.evidence.examples))
+
     if urls:
         friction.on_findings = alert_on
+        friction.on_evidence = alert_on_evidence
 
         @app.task
         async def deliver_alerts() -> None:

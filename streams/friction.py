@@ -5,6 +5,10 @@
                                         \\--customer touches--> touches topic --> stage 1 (continuity)
     windows topic --partials--> stage 2 (reducer) --final windows--> gauges (and detectors)
 
+The evidence path runs beside the windows: stage 1 sends each partition's evidence about
+every second of event time (streams/evidence.py), on the windows topic keyed by group, and
+stage 2 applies it as it comes (detectors/evidence.py), without waiting for other partitions.
+
 Every method returns the records to publish as :class:`Outbound`; the Faust agents send
 them, attached to the record being processed, so they go out before its offset commits.
 """
@@ -15,17 +19,28 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import orjson
 
 from frictionwatch.contract import Event
-from frictionwatch.detectors.bank import DetectorBank, Finding
+from frictionwatch.detectors.bank import ALL_CHANNELS, DEFAULTS, DetectorBank, Finding, SeriesPlace
+from frictionwatch.detectors.budget import FalseAlarmBudget
+from frictionwatch.detectors.evidence import EvidenceBank
 from frictionwatch.journeymap import JourneyMap
 from frictionwatch.partitioning import partition_for
 from frictionwatch.streams.dedup import RecentEventIds
+from frictionwatch.streams.evidence import EvidenceRecord, Hazard, split_evidence
 from frictionwatch.streams.exposition import FrictionMetrics
-from frictionwatch.streams.reduce import FinalWindow, Partial, WindowReducer, split_by_group
+from frictionwatch.streams.reduce import FinalWindow, Partial, WindowReducer, group_of, split_by_group
 from frictionwatch.streams.series import observations
 from frictionwatch.streams.sessions import DwellQuantile
 from frictionwatch.streams.stage import Output, SourceKind, StageSettings, Touch, TouchState, groups_of, new_state
+from frictionwatch.streams.windows import Touchpoint
+
+#: the key of a group's evidence state within its checkpoint (a place of 5 parts and a metric no
+#: detector has, so that DetectorBank.restore passes over it)
+EVIDENCE_STATE = "/////@evidence"
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +91,16 @@ class Friction:
         self.settings = settings or StageSettings()
         self.states: dict[tuple[str, int], object] = {}
         self.learned_dwell: dict[tuple[str, str], DwellQuantile] = {}  # shared by the click partitions
+        self.hazards: dict[tuple[Touchpoint, str], Hazard] = {}  # the evidence path's, shared likewise
         self.recent: dict[tuple[str, int], RecentEventIds] = {}  # event ids seen, per input partition
         self.groups = {topic: groups_of(kind, journey_map) for topic, kind in kinds.items()}
         self.reducer = WindowReducer(max_wait)
         self.clock = clock
         self.detectors = DetectorBank(journey_map)
         self.on_findings: Callable[[FinalWindow, list[Finding]], None] | None = None
+        self.evidence = EvidenceBank(self._evidence_budget, self._pooled)
+        #: called with (when its evidence began, finding) for what the evidence path found
+        self.on_evidence: Callable[[list[tuple[float, Finding]]], None] | None = None
         self.source_kind = dict(kinds)
         for topic in kinds:  # every series exists from start-up
             for counter in (
@@ -157,7 +176,9 @@ class Friction:
         key = (topic, partition)
         state = self.states.get(key)
         if state is None:
-            state = self.states[key] = new_state(self.kinds[topic], self.journey_map, self.settings, self.learned_dwell)
+            state = self.states[key] = new_state(
+                self.kinds[topic], self.journey_map, self.settings, self.learned_dwell, self.hazards
+            )
         return state
 
     def _finish(self, topic: str, partition: int, watermark: float, out: Output) -> list[Outbound]:
@@ -167,6 +188,10 @@ class Friction:
             metrics.count_window(kind, topic, window)
             for partial in split_by_group(topic, partition, self.partitions[topic], window, self.groups[topic]):
                 outbound.append(Outbound(self.windows_topic, partial.group.encode(), partial.to_json()))
+        if out.evidence:
+            until, examples = out.evidence_until, out.evidence_examples
+            for record in split_evidence(topic, partition, until, out.evidence, examples, group_of):
+                outbound.append(Outbound(self.windows_topic, record.group.encode(), record.to_json()))
         if out.touches:  # one record per partition of the touches topic: each is a Kafka round trip
             packed: dict[int, list[Touch]] = {}
             count = self.partitions[self.touches_topic]
@@ -203,9 +228,14 @@ class Friction:
     # -- stage 2 ------------------------------------------------------------------------------
 
     def partial(self, value: bytes) -> set[str]:
-        """Reduce one partial window; publish the windows that became final; return their groups."""
+        """Reduce one partial window (or apply a partition's evidence); publish the windows that
+        became final; return their groups."""
         try:
-            partial = Partial.from_json(value)
+            doc = orjson.loads(value)
+            if isinstance(doc, dict) and "evidence_schema" in doc:
+                self._evidence_record(EvidenceRecord.from_doc(doc), publish=True)
+                return set()
+            partial = Partial.from_doc(doc)
         except (ValueError, KeyError, TypeError, IndexError) as error:
             log.error("skipping a malformed partial window: %s", error)
             return set()
@@ -222,9 +252,51 @@ class Friction:
         """
         for value in values:
             try:
-                self.reducer.add(Partial.from_json(value), self.clock())
+                doc = orjson.loads(value)
+                if isinstance(doc, dict) and "evidence_schema" in doc:
+                    self._evidence_record(EvidenceRecord.from_doc(doc), publish=False)
+                else:
+                    self.reducer.add(Partial.from_doc(doc), self.clock())
             except (ValueError, KeyError, TypeError, IndexError):
                 continue  # logged when it was first read
+
+    def _evidence_record(self, record: EvidenceRecord, *, publish: bool) -> None:
+        findings = self.evidence.add(record)
+        if findings:
+            self.metrics.findings(findings)  # the detector gauges, at each change of the series
+        if publish and findings and self.on_evidence is not None:
+            self.on_evidence([(self.evidence.since(finding), finding) for finding in findings])
+
+    def _evidence_budget(self, place: SeriesPlace, metric: str) -> FalseAlarmBudget | None:
+        """The budget of an evidence series' window metric (None: the series is not monitored)."""
+        settings = self.detectors.settings_for(place, metric)
+        if not settings.enabled:
+            return None
+        return settings.false_alarms or DEFAULTS.false_alarms
+
+    def _pooled(self, place: SeriesPlace) -> SeriesPlace | None:
+        """A step's place on all its channels, when it has two or more (as DetectorBank pools them)."""
+        journey, step, channel, queue, survey = place
+        known = self.journey_map.journeys.get(journey)
+        found = known.steps_by_name.get(step) if known is not None else None
+        if found is None or queue or survey or channel == ALL_CHANNELS or len(found.channels) < 2:
+            return None
+        return (journey, step, ALL_CHANNELS, "", "")
+
+    def group_state(self, group: str) -> dict[str, Any]:
+        """What one group's detectors and evidence series learned: its checkpoint."""
+        return {**self.detectors.state(group), group + EVIDENCE_STATE: self.evidence.state(group)}
+
+    def restore_group(self, state: dict[str, Any]) -> int:
+        """Take back a checkpoint from :meth:`group_state`; how many detectors and series were restored."""
+        restored = self.detectors.restore(state)
+        for key, learned in state.items():
+            if key.endswith(EVIDENCE_STATE) and isinstance(learned, dict):
+                try:
+                    restored += self.evidence.restore(learned)
+                except (ValueError, KeyError, TypeError) as error:
+                    log.warning("could not restore the evidence state %s: %s", key, error)
+        return restored
 
     def tick(self) -> set[str]:
         """Finalise windows that waited long enough for missing partitions (call every few seconds)."""

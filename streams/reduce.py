@@ -76,7 +76,11 @@ class Partial:
 
     @classmethod
     def from_json(cls, data: bytes) -> Partial:
-        doc: dict[str, Any] = orjson.loads(data)
+        return cls.from_doc(orjson.loads(data))
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Partial:
+        """From a decoded record of the windows topic."""
         if doc.get("partial_schema") != PARTIAL_SCHEMA:
             raise ValueError(f"unsupported partial_schema {doc.get('partial_schema')!r}")
         counts = {Touchpoint(*row[:5]): {str(k): float(v) for k, v in row[5].items()} for row in doc["counts"]}

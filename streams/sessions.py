@@ -67,11 +67,15 @@ import bisect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from frictionwatch.contract import ClickEvent
 from frictionwatch.journeymap import Journey, JourneyMap, Step
 from frictionwatch.streams.timers import Bucket, Wheel
 from frictionwatch.streams.windows import Touchpoint, Window, WindowedCounts
+
+if TYPE_CHECKING:
+    from frictionwatch.streams.evidence import EvidenceMeter, Waiting
 
 DEFAULT_PROGRESS_TIMEOUT = 120.0
 #: Upper bounds (seconds) of the dwell histogram used to learn each step's p95 dwell.
@@ -180,6 +184,8 @@ class SessionTracker:
             of a worker so that they judge the flow signal with the same progress timeouts
             (a window's flow ratio must not depend on which partitions it holds); a new
             dict of its own when not given.
+        evidence: where visits, errors and the ends of judged visits go as they happen (the
+            evidence path, streams/evidence.py); :meth:`waiting` gives the visits under way.
     """
 
     def __init__(
@@ -196,6 +202,7 @@ class SessionTracker:
         on_step_time: Callable[[StepObservation], None] | None = None,
         on_session_start: Callable[[ClickEvent], None] | None = None,
         learned_dwell: dict[tuple[str, str], DwellQuantile] | None = None,
+        evidence: EvidenceMeter | None = None,
     ) -> None:
         if rage_clicks < 2:
             raise ValueError(f"rage_clicks must be at least 2, got {rage_clicks}")
@@ -214,6 +221,7 @@ class SessionTracker:
         self.timers = Wheel(self._filed_deadline)
         self.dwell: dict[tuple[str, str], DwellQuantile] = {} if learned_dwell is None else learned_dwell
         self.late_amounts = 0
+        self.evidence = evidence
         #: session id -> (device ts, clock offset) of its latest event, when that event's time was
         #: corrected for the device's clock (streams/eventtime.py): shown with the session's examples
         self.device_clocks: dict[str, tuple[float, float]] = {}
@@ -256,6 +264,8 @@ class SessionTracker:
             self._rage(session, event, place)
         elif event.type == "error":
             self._count(event.ts, place, "errors", event.session_id)
+            if self.evidence is not None:
+                self.evidence.error(place, event.session_id)
         elif event.type == "exit":
             self._end(event.session_id, session, event.ts)
             return closed
@@ -275,6 +285,7 @@ class SessionTracker:
                 session.early_open = False
                 self._count(session.entered_at + self.early_age, self._place(session), "early_waiting", session_id)
             if session.flow_open and session.entered_at + session.progress_timeout <= watermark:
+                self._visit_over(session_id, session, session.entered_at + session.progress_timeout, moved_on=False)
                 session.flow_open = False
                 self._flow_outcome(session, session.entered_at + session.progress_timeout, "flow_stalled", session_id)
             inactive = session.last_ts + session.journey.session_timeout
@@ -319,6 +330,8 @@ class SessionTracker:
             session.reached |= bit
             self._count(ts, place, "sessions_entered")
         self._count(ts, place, "step_visits")
+        if self.evidence is not None:
+            self.evidence.visit(place)
         session.step = step
         session.entered_at = ts
         session.flow_open = session.early_open = observed and not step.goal
@@ -331,6 +344,8 @@ class SessionTracker:
         dwell = ts - session.entered_at
         self.dwell.setdefault((session.journey.name, previous.name), DwellQuantile()).observe(dwell)
         self._close_early(session, "early_progressed" if step.index > previous.index else "early_waiting", session_id)
+        if session.flow_open:
+            self._visit_over(session_id, session, ts, moved_on=step.index > previous.index)
         if step.index > previous.index:
             if session.flow_open:
                 self._flow_outcome(session, ts, "flow_progressed", None)
@@ -351,6 +366,20 @@ class SessionTracker:
         begun = self.first_ts if self.first_ts is not None else ts
         if ts >= begun + self.cold_start + session.progress_timeout:
             self._count(ts, self._place(session), outcome, session_id)
+
+    def _visit_over(self, session_id: str, session: Session, ts: float, *, moved_on: bool) -> None:
+        """A judged visit is over at ``ts``: it moved on, or it did not (stalled, went back, left)."""
+        if self.evidence is not None:
+            place, since, timeout = self._place(session), session.entered_at, session.progress_timeout
+            self.evidence.spent(place, "progress", since, ts, timeout, moved_on, whole=True, example=session_id)
+
+    def waiting(self) -> list[Waiting]:
+        """The judged visits under way, for the evidence path: (step, "progress", since, progress timeout, id)."""
+        return [
+            (Touchpoint(s.journey.name, s.step.name, s.channel), "progress", s.entered_at, s.progress_timeout, sid)
+            for sid, s in self.sessions.items()
+            if s.flow_open
+        ]
 
     def _close_early(self, session: Session, outcome: str, session_id: str) -> None:
         """The visit ends before its early check: count it now, in the window of the check's time."""
@@ -401,6 +430,7 @@ class SessionTracker:
         self._close_early(session, "early_waiting", session_id)
         journey = session.journey
         if session.flow_open:
+            self._visit_over(session_id, session, ts, moved_on=False)
             self._flow_outcome(session, ts, "flow_stalled", session_id)
         if not self._ends_count(session, ts):
             return

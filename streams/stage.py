@@ -20,6 +20,7 @@ from frictionwatch.journeymap import JourneyMap
 from frictionwatch.settings import Settings
 from frictionwatch.streams.contacts import ContactCentre
 from frictionwatch.streams.customers import CustomerContinuity
+from frictionwatch.streams.evidence import MAX_WAIT, EvidenceCounts, EvidenceMeter, Hazard, WaitingCallers
 from frictionwatch.streams.feedback import FeedbackScores
 from frictionwatch.streams.sessions import DwellQuantile, SessionTracker, StepObservation
 from frictionwatch.streams.windows import Touchpoint, Window, WindowedCounts
@@ -111,6 +112,9 @@ class Output:
     step_times: list[StepObservation] = field(default_factory=list)
     waits: list[tuple[Touchpoint, str, float]] = field(default_factory=list)  # (queue, outcome, seconds)
     late: int = 0
+    evidence: EvidenceCounts = field(default_factory=dict)  # the evidence path (streams/evidence.py), at a tick
+    evidence_until: float = 0.0  # the event time the evidence counts up to
+    evidence_examples: dict[Touchpoint, list[str]] = field(default_factory=dict)
 
 
 class PartitionState:
@@ -132,9 +136,11 @@ class ClickState(PartitionState):
         journey_map: JourneyMap,
         settings: StageSettings,
         learned_dwell: dict[tuple[str, str], DwellQuantile] | None = None,
+        hazards: dict[tuple[Touchpoint, str], Hazard] | None = None,
     ) -> None:
         super().__init__(WindowedCounts(settings.window_size, settings.allowed_lateness))
         self.out = Output()
+        self.evidence = EvidenceMeter({} if hazards is None else hazards)
         self.tracker = SessionTracker(
             journey_map,
             self.windows,
@@ -146,6 +152,7 @@ class ClickState(PartitionState):
             on_step_time=self._step_time,
             on_session_start=self._session_start,
             learned_dwell=learned_dwell,
+            evidence=self.evidence,
         )
 
     def _step_time(self, observation: StepObservation) -> None:
@@ -163,17 +170,24 @@ class ClickState(PartitionState):
             assert isinstance(event, ClickEvent)
             out.closed += self.tracker.add(event)
         out.late += self.tracker.late_amounts - late_before
+        watermark = self.windows.watermark
+        if self.evidence.due(watermark):
+            out.evidence = self.evidence.tick(watermark, self.tracker.waiting())
+            out.evidence_until, out.evidence_examples = watermark, self.evidence.taken_examples
 
     def __len__(self) -> int:
         return len(self.tracker)
 
 
 class ContactState(PartitionState):
-    def __init__(self, settings: StageSettings) -> None:
+    def __init__(self, settings: StageSettings, hazards: dict[tuple[Touchpoint, str], Hazard] | None = None) -> None:
         super().__init__(WindowedCounts(settings.window_size, settings.allowed_lateness))
         self.centre = ContactCentre(
             settings.short_abandon_seconds, settings.service_level_seconds, settings.contact_timeout
         )
+        self.evidence = EvidenceMeter({} if hazards is None else hazards)
+        self.callers = WaitingCallers()
+        self.short_abandon_seconds = settings.short_abandon_seconds
 
     def add(self, events: Sequence[Event], out: Output) -> None:
         centre, windows = self.centre, self.windows
@@ -188,8 +202,28 @@ class ContactState(PartitionState):
             place = Touchpoint(channel=event.channel, queue=event.queue)
             if centre.last_wait is not None:
                 out.waits.append((place, event.type, centre.last_wait))
+            self._evidence(event, place)
             if event.type == "queued" and event.customer_id is not None:
                 out.touches.append(Touch(event.customer_id, event.ts, event.channel, "contact", place))
+        if self.evidence.due(windows.watermark):
+            out.evidence = self.evidence.tick(windows.watermark, self.callers.waiting(windows.watermark))
+            out.evidence_until, out.evidence_examples = windows.watermark, self.evidence.taken_examples
+
+    def _evidence(self, event: ContactEvent, place: Touchpoint) -> None:
+        """A caller starts waiting, or stops: answered, or hung up (a short abandon is neither)."""
+        if event.type == "queued":
+            self.callers.queued(event.contact_id, place, event.ts)
+            return
+        if event.type not in ("answered", "abandoned"):
+            return
+        wait = self.callers.left(event.contact_id)
+        if wait is None:
+            return
+        queue, since = wait
+        answered = event.type == "answered"
+        abandoned = not answered and event.ts - since >= self.short_abandon_seconds
+        self.evidence.spent(queue, "answer", since, event.ts, MAX_WAIT, answered, example=event.contact_id)
+        self.evidence.spent(queue, "abandon", since, event.ts, MAX_WAIT, abandoned, example=event.contact_id)
 
     def __len__(self) -> int:
         return len(self.centre)
@@ -237,12 +271,14 @@ def new_state(
     journey_map: JourneyMap,
     settings: StageSettings,
     learned_dwell: dict[tuple[str, str], DwellQuantile] | None = None,
+    hazards: dict[tuple[Touchpoint, str], Hazard] | None = None,
 ) -> PartitionState | TouchState:
-    """A partition's state; ``learned_dwell`` is shared by a worker's click partitions (see SessionTracker)."""
+    """A partition's state; ``learned_dwell`` (see SessionTracker) and the evidence path's ``hazards``
+    are shared by a worker's partitions."""
     if kind == "clicks":
-        return ClickState(journey_map, settings, learned_dwell)
+        return ClickState(journey_map, settings, learned_dwell, hazards)
     if kind == "contacts":
-        return ContactState(settings)
+        return ContactState(settings, hazards)
     if kind == "feedback":
         return FeedbackState(settings)
     return TouchState(settings)

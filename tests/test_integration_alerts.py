@@ -3,9 +3,11 @@ Prometheus and Alertmanager, and a webhook receiver standing in for the on-call 
 
 One run: a quarter of an hour of history warms the detectors up; then live traffic, first
 normal (the control: no alert may fire), then a payment-step outage. The worker's detector
-alert (immediate path) and the Prometheus rule alert (rule path) must both reach the
-receiver through Alertmanager, with their labels and annotations, and both must resolve
-after the outage. The time from the onset to each alert is printed, not asserted.
+alerts (immediate path: the evidence path, fed as events arrive, and the window detectors) and
+the Prometheus rule alert (rule path) must all reach the receiver through Alertmanager, with
+their labels and annotations, and must resolve after the outage. The evidence path's alert
+must come no later than the window detectors' (the order is asserted; the time from the onset
+to each alert is printed, not asserted).
 
 The shipped rules are loaded with test-sized durations (`for:` 15 s, 5-minute ranges
 1 minute); the journey map and detectors are the shipped ones.
@@ -37,6 +39,8 @@ RATE = "400"
 # close only as later events arrive, and the detector resolves only on normal windows after
 # the outage. The worker may be minutes behind the live traffic on a busy machine.
 TRAFFIC_AFTER = 3600
+WINDOW_FLOW = ("early_flow_ratio", "flow_ratio")  # the window detectors' flow metrics
+EVIDENCE = ("step_progress", "step_errors")  # the evidence path's (detectors/evidence.py)
 
 
 def test_alerts_reach_on_call_through_both_paths_and_resolve(
@@ -82,10 +86,14 @@ def test_alerts_reach_on_call_through_both_paths_and_resolve(
         pipeline = {a["labels"]["alertname"] for a in before} - {"JourneyStepFlowDrop"}
         assert pipeline <= {"FrictionwatchWindowCloseDelayHigh", "FrictionwatchLagGrowing"}, pipeline
 
-        def arrived(source: str, status: str = "firing") -> list[tuple[float, dict[str, Any]]]:
+        def arrived(
+            source: str, status: str = "firing", metrics: tuple[str, ...] = WINDOW_FLOW
+        ) -> list[tuple[float, dict[str, Any]]]:
             return [
-                (at, alert) for at, alert in receiver.received("JourneyStepFlowDrop", status)
-                if alert["labels"].get("source") == source and alert["labels"].get("step") == "payment"
+                (at, alert) for at, alert in receiver.alerts
+                if alert["status"] == status and alert["labels"].get("source") == source
+                and alert["labels"].get("step") == "payment"
+                and (source == "rule" or alert["labels"].get("metric") in metrics)
             ]  # fmt: skip
 
         def heard() -> str:
@@ -103,10 +111,18 @@ def test_alerts_reach_on_call_through_both_paths_and_resolve(
             except AssertionError as error:
                 raise AssertionError(f"{error}\nreceived since the onset: {heard()}") from None
 
-        immediate = wait_for(lambda: arrived("detector"), "the detector's alert")[0]
+        evidence = wait_for(lambda: arrived("detector", metrics=EVIDENCE), "the evidence path's alert")[0]
+        immediate = wait_for(lambda: arrived("detector"), "the window detectors' alert")[0]
         rule = wait_for(lambda: arrived("rule"), "the Prometheus rule's alert")[0]
-        print(f"\nonset to alert at the receiver: immediate path {immediate[0] - onset:.0f} s, "
-              f"rule path {rule[0] - onset:.0f} s")  # fmt: skip
+        print(f"\nonset to alert at the receiver: evidence path {evidence[0] - onset:.0f} s"
+              f" ({evidence[1]['labels']['metric']}), window detectors {immediate[0] - onset:.0f} s,"
+              f" rule path {rule[0] - onset:.0f} s")  # fmt: skip
+        # Alertmanager sends a group's first alert after 1 s and the alerts that join it a minute
+        # later: arriving no later, the evidence path's alert was posted first (or within that second)
+        assert evidence[0] <= immediate[0], heard()
+        assert evidence[1]["labels"]["severity"] in ("warning", "critical")
+        for name in ("summary", "description", "started", "examples", "runbook_url"):
+            assert evidence[1]["annotations"].get(name), f"annotation {name} missing: {evidence[1]['annotations']}"
         labels, annotations = immediate[1]["labels"], immediate[1]["annotations"]
         assert labels["journey"] == "purchase" and labels["stage"] == "purchase"
         assert labels["severity"] in ("warning", "critical") and labels["channel"] in ("web", "app", "kiosk", "all")
@@ -118,6 +134,7 @@ def test_alerts_reach_on_call_through_both_paths_and_resolve(
         assert rule[1]["annotations"]["runbook_url"].endswith("/JourneyStepFlowDrop.md")
 
         wait_for(lambda: arrived("detector", "resolved"), "the detector's alert to resolve")
+        wait_for(lambda: arrived("detector", "resolved", EVIDENCE), "the evidence path's alert to resolve")
         wait_for(lambda: arrived("rule", "resolved"), "the rule's alert to resolve")
     finally:
         live.terminate()

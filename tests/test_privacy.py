@@ -21,9 +21,9 @@ from prometheus_client import CollectorRegistry
 from conftest import NOW
 from frictionwatch.alerts.immediate import AlertSettings, AlertTracker
 from frictionwatch.contract import EventValidator
-from frictionwatch.detectors.bank import Finding
+from frictionwatch.detectors.bank import DEFAULTS, Finding
 from frictionwatch.detectors.base import Verdict
-from frictionwatch.journeymap import load_journey_map
+from frictionwatch.journeymap import DetectorSettings, load_journey_map
 from frictionwatch.partitioning import partition_for
 from frictionwatch.pseudonym import Pseudonymiser
 from frictionwatch.settings import Settings, SettingsError
@@ -93,11 +93,19 @@ def test_no_customer_id_reaches_any_alert(tmp_path: Path, keyed: bool) -> None:
         def observe(self, items: Any) -> list[Finding]:
             return [Finding(place, metric, verdict(), 4.0) for place, metric, _ in items]
 
+        def settings_for(self, place: Any, metric: str) -> DetectorSettings:  # the evidence path's budgets
+            return DEFAULTS
+
     def alert_on(window: FinalWindow, findings: list[Finding]) -> None:
         alerts.extend(tracker.update(findings, window.start, NOW, stages, window.examples))
 
     friction.detectors = EveryPlaceFires()  # type: ignore[assignment]
     friction.on_findings = alert_on
+    friction.on_evidence = lambda found: alerts.extend(
+        alert
+        for since, finding in found
+        for alert in tracker.update([finding], since, NOW, stages, friction.evidence.examples)
+    )
 
     events = _generate(tmp_path)
     customers = {e["customer_id"] for _, e in events if e.get("customer_id")}

@@ -1,0 +1,375 @@
+"""The evidence path, stage 1: observed against expected counts per touchpoint, as events arrive (no I/O).
+
+The window metrics wait for a window to close. The evidence path counts each event when it
+arrives, and each second that a session or a caller keeps waiting. Per touchpoint it adds up,
+between two evidence ticks of a partition (about a second of event time apart):
+
+    ``step_progress``   sessions that moved on from the step (observed), against how many the
+                        step's learned hazard of moving on expected in the time its visitors spent
+                        there, those still there included; a visit that ends without moving on
+                        (the session left, or went back) counts up to the progress timeout at once
+    ``step_errors``     errors, against the step's visits times its learned errors per visit
+    ``queue_answers``   callers answered, against how many the queue's learned hazard of being
+                        answered expected in the time its callers spent waiting, those still
+                        waiting included: a queue where nobody is answered is evidence before
+                        anyone hangs up
+    ``queue_abandons``  callers who hung up, likewise
+
+An expected count is a sum of cumulative hazards. A visitor who has been at a step for ``d``
+seconds was expected to move on ``H(d)`` times, where ``H`` adds up the step's hazard (moves
+per second spent there, learned per dwell bucket as moves over seconds at risk, decayed with
+a half-life of :data:`HALF_LIFE`). Against a hazard that fell to a fraction ``r`` of normal,
+the log-likelihood ratio of what was seen is ``observed * log(r) + (1 - r) * expected``: a
+visit that waits adds evidence every second, one that moves on takes some away. Observed and
+expected counts add up over sessions, partitions and workers, so stage 2 merges them as they
+come (:mod:`frictionwatch.detectors.evidence`).
+
+>>> meter = EvidenceMeter({})
+>>> step = Touchpoint("purchase", "payment", "web")
+>>> for visit in range(40):                        # 40 visits moving on after 20 s each
+...     meter.spent(step, "progress", since=visit * 30.0, until=visit * 30.0 + 20.0, cap=300.0, happened=True)
+>>> meter.tick(1200.0, [])                         # learned, not judged yet: nothing to send
+{}
+>>> meter.spent(step, "progress", since=1200.0, until=1220.0, cap=300.0, happened=True)
+>>> counts = meter.tick(1230.0, [(step, "progress", 1225.0, 300.0, "s-41")])  # one moved on, one is there for 5 s
+>>> [round(amount, 2) for amount in counts[step]["step_progress"]]   # observed, expected
+[1.0, 0.37]
+>>> counts = meter.tick(1260.0, [(step, "progress", 1225.0, 300.0, "s-41")])  # still there after 35 s: overdue
+>>> [round(amount, 2) for amount in counts[step]["step_progress"]]
+[0.0, 11.21]
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from frictionwatch.streams.sessions import DWELL_VALUES
+from frictionwatch.streams.windows import Touchpoint
+
+#: seconds of event time between a partition's evidence records
+EVIDENCE_TICK = 1.0
+#: half-life (event time) of what a hazard has learned: hours, so an incident of minutes stays evidence
+HALF_LIFE = 6 * 3600.0
+#: bucket ``b`` of a hazard covers dwell [BOUNDS[b], BOUNDS[b + 1]); the last one is open
+BOUNDS = (0.0, *DWELL_VALUES)
+#: each bucket's hazard is shrunk towards the touchpoint's overall hazard by this many events
+PRIOR_EVENTS = 2.0
+#: outcome -> the evidence metric it is counted in
+METRIC_OF: Mapping[str, str] = {
+    "progress": "step_progress",
+    "error": "step_errors",
+    "answer": "queue_answers",
+    "abandon": "queue_abandons",
+}
+#: outcome -> (events, exposure) a hazard must have learned before its touchpoint is judged
+WARM: Mapping[str, tuple[float, float]] = {
+    "progress": (30.0, 0.0),
+    "error": (0.0, 50.0),  # exposure in visits: a step that never errs is judged too
+    "answer": (30.0, 0.0),
+    "abandon": (10.0, 0.0),
+}
+#: outcomes that are friction when they happen (the others are friction when they don't)
+BAD_OUTCOMES = frozenset({"error", "abandon"})
+#: how far a caller's wait is followed (an hour: the last bucket)
+MAX_WAIT = BOUNDS[-1]
+
+#: what a partition sends per evidence tick: touchpoint -> metric -> [observed, expected]
+EvidenceCounts = dict[Touchpoint, dict[str, list[float]]]
+#: example sessions or contacts per touchpoint: ones that did not move on, erred, or hung up
+MAX_EXAMPLES = 3
+#: a visitor or caller still waiting: (touchpoint, outcome, since, cap, session or contact id)
+Waiting = tuple[Touchpoint, str, float, float, str]
+
+
+class Hazard:
+    """How often an outcome happens per unit of time at risk, by bucket of time spent so far (decayed).
+
+    ``bounds`` are the buckets' lower ends; the per-visit error rate is a hazard with one bucket
+    whose exposure is counted in visits.
+    """
+
+    __slots__ = ("bounds", "decayed_at", "events", "exposure", "rates", "warm")
+
+    def __init__(self, outcome: str, bounds: tuple[float, ...] = BOUNDS) -> None:
+        self.bounds = bounds
+        self.events = [0.0] * len(bounds)
+        self.exposure = [0.0] * len(bounds)
+        self.decayed_at = -math.inf
+        self.warm = WARM[outcome]
+        self.rates: list[float] | None = None  # frozen at the last tick; None while it is not judged
+
+    def expose(self, start: float, end: float) -> float:
+        """Learn time at risk [start, end) (seconds spent so far); the count the frozen rates expected in it."""
+        bounds, exposure, rates = self.bounds, self.exposure, self.rates
+        index = bisect.bisect_right(bounds, start) - 1
+        expected = 0.0
+        while start < end:
+            upper = bounds[index + 1] if index + 1 < len(bounds) else math.inf
+            stop = min(end, upper)
+            exposure[index] += stop - start
+            if rates is not None:
+                expected += rates[index] * (stop - start)
+            start, index = stop, index + 1
+        return expected
+
+    def cumulative(self, spent: float) -> float:
+        """How many outcomes the frozen rates expected in ``spent`` seconds at risk (0 while not judged)."""
+        if self.rates is None:
+            return 0.0
+        total, bounds = 0.0, self.bounds
+        for index, rate in enumerate(self.rates):
+            lower = bounds[index]
+            if lower >= spent:
+                break
+            upper = bounds[index + 1] if index + 1 < len(bounds) else math.inf
+            total += rate * (min(spent, upper) - lower)
+        return total
+
+    def happened(self, spent: float) -> None:
+        """Learn one outcome after ``spent`` seconds at risk."""
+        self.events[bisect.bisect_right(self.bounds, spent) - 1] += 1.0
+
+    def freeze(self, ts: float) -> None:
+        """Decay what was learned to event time ``ts``, and fix the rates the next tick judges with."""
+        if ts > self.decayed_at:
+            if math.isfinite(self.decayed_at):
+                factor = 0.5 ** ((ts - self.decayed_at) / HALF_LIFE)
+                self.events = [value * factor for value in self.events]
+                self.exposure = [value * factor for value in self.exposure]
+            self.decayed_at = ts
+        events, exposure = sum(self.events), sum(self.exposure)
+        if events < self.warm[0] or exposure < self.warm[1] or exposure <= 0.0:
+            self.rates = None
+            return
+        overall = (events + 0.5) / exposure
+        prior = PRIOR_EVENTS / overall
+        self.rates = [(ev + PRIOR_EVENTS) / (ex + prior) for ev, ex in zip(self.events, self.exposure, strict=True)]
+
+    def state(self) -> dict[str, Any]:
+        return {"events": self.events, "exposure": self.exposure, "decayed_at": self.decayed_at}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        events, exposure = [float(v) for v in state["events"]], [float(v) for v in state["exposure"]]
+        if len(events) != len(self.bounds) or len(exposure) != len(self.bounds):
+            raise ValueError("a hazard state with other buckets")
+        self.events, self.exposure, self.decayed_at = events, exposure, float(state["decayed_at"])
+
+
+#: per-visit rates have one bucket
+PER_VISIT = (0.0,)
+
+
+class EvidenceMeter:
+    """The evidence of one input partition between two ticks.
+
+    Args:
+        hazards: (touchpoint, outcome) -> what is learned; shared by a worker's partitions of
+            one kind, so that each judges with what all of them have seen.
+        tick: seconds of event time between two evidence records.
+    """
+
+    def __init__(self, hazards: dict[tuple[Touchpoint, str], Hazard], tick: float = EVIDENCE_TICK) -> None:
+        self.hazards = hazards
+        self.tick_seconds = tick
+        self.counts: EvidenceCounts = {}
+        self.examples: dict[Touchpoint, list[str]] = {}
+        self.taken_examples: dict[Touchpoint, list[str]] = {}  # of the last tick
+        self.ticked_at = -math.inf
+
+    def _hazard(self, place: Touchpoint, outcome: str) -> Hazard:
+        hazard = self.hazards.get((place, outcome))
+        if hazard is None:
+            hazard = self.hazards[(place, outcome)] = Hazard(outcome, PER_VISIT if outcome == "error" else BOUNDS)
+        return hazard
+
+    def _count(self, place: Touchpoint, metric: str, observed: float, expected: float) -> None:
+        fields = self.counts.get(place)
+        if fields is None:
+            fields = self.counts[place] = {}
+        amounts = fields.get(metric)
+        if amounts is None:
+            fields[metric] = [observed, expected]
+        else:
+            amounts[0] += observed
+            amounts[1] += expected
+
+    def _example(self, place: Touchpoint, subject: str | None) -> None:
+        if subject is None:
+            return
+        kept = self.examples.get(place)
+        if kept is None:
+            self.examples[place] = [subject]
+        elif len(kept) < MAX_EXAMPLES and subject not in kept:
+            kept.append(subject)
+
+    def spent(
+        self,
+        place: Touchpoint,
+        outcome: str,
+        since: float,
+        until: float,
+        cap: float,
+        happened: bool,
+        *,
+        whole: bool = False,
+        example: str | None = None,
+    ) -> None:
+        """A visitor (or caller) at ``place`` since ``since`` left at ``until``; ``happened``: by ``outcome``.
+
+        The time since the last tick is counted here (earlier time was counted by the ticks), up
+        to ``cap`` seconds after ``since`` (a step's progress timeout: after it the visit stalled).
+        ``whole``: a visit that ended without the outcome is counted up to ``cap`` at once (a
+        session that left a step will not move on from it: that is known now, not at the timeout).
+        ``example``: the session or contact, kept as an example when it counts against its touchpoint.
+        """
+        hazard = self._hazard(place, outcome)
+        start, end = max(since, self.ticked_at) - since, cap if whole and not happened else min(until - since, cap)
+        expected = hazard.expose(start, end) if end > start else 0.0
+        if happened and until - since <= cap:
+            hazard.happened(until - since)
+        if hazard.rates is not None:
+            self._count(place, METRIC_OF[outcome], 1.0 if happened else 0.0, expected)
+            if happened == (outcome in BAD_OUTCOMES):
+                self._example(place, example)
+
+    def visit(self, place: Touchpoint) -> None:
+        """A visit of a step: exposure of its per-visit error rate."""
+        hazard = self._hazard(place, "error")
+        expected = hazard.expose(0.0, 1.0)
+        if hazard.rates is not None:
+            self._count(place, "step_errors", 0.0, expected)
+
+    def error(self, place: Touchpoint, example: str | None = None) -> None:
+        hazard = self._hazard(place, "error")
+        hazard.happened(0.0)
+        if hazard.rates is not None:
+            self._count(place, "step_errors", 1.0, 0.0)
+            self._example(place, example)
+
+    def due(self, watermark: float) -> bool:
+        return watermark >= self.ticked_at + self.tick_seconds
+
+    def tick(self, watermark: float, waiting: Iterable[Waiting]) -> EvidenceCounts:
+        """Count the time still waiting up to ``watermark``; take the counts (and :attr:`taken_examples`).
+
+        A visitor still waiting past the usual time (expected to have moved on once) is an
+        example. The rates of the next tick are frozen from what is learned by now.
+        """
+        ticked_at = self.ticked_at
+        for place, outcome, since, cap, subject in waiting:
+            start, end = max(since, ticked_at) - since, min(watermark - since, cap)
+            if end > start:
+                hazard = self._hazard(place, outcome)
+                expected = hazard.expose(start, end)
+                if hazard.rates is not None:
+                    self._count(place, METRIC_OF[outcome], 0.0, expected)
+                    overdue = outcome not in BAD_OUTCOMES and len(self.examples.get(place, ())) < MAX_EXAMPLES
+                    if overdue and hazard.cumulative(end) >= 1.0:
+                        self._example(place, subject)
+        for hazard in self.hazards.values():
+            hazard.freeze(watermark)
+        self.ticked_at = watermark
+        counts, self.counts = self.counts, {}
+        self.taken_examples, self.examples = self.examples, {}
+        return counts
+
+
+class WaitingCallers:
+    """Callers of one contacts partition who are waiting: contact id -> (queue, since when)."""
+
+    def __init__(self) -> None:
+        self.callers: dict[str, tuple[Touchpoint, float]] = {}
+
+    def queued(self, contact_id: str, place: Touchpoint, ts: float) -> None:
+        self.callers[contact_id] = (place, ts)
+
+    def left(self, contact_id: str) -> tuple[Touchpoint, float] | None:
+        """The queue and start of the wait of a caller answered or hung up; None if not seen waiting."""
+        return self.callers.pop(contact_id, None)
+
+    def waiting(self, watermark: float) -> list[Waiting]:
+        """Every waiting caller as two risks (answered, hanging up); those waiting past MAX_WAIT are forgotten."""
+        out: list[Waiting] = []
+        for contact_id, (place, since) in list(self.callers.items()):
+            if watermark - since > MAX_WAIT:
+                del self.callers[contact_id]
+                continue
+            out.append((place, "answer", since, MAX_WAIT, contact_id))
+            out.append((place, "abandon", since, MAX_WAIT, contact_id))
+        return out
+
+
+EVIDENCE_SCHEMA = 1
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceRecord:
+    """What one partition of ``source`` counted for one group's touchpoints up to event time ``end``."""
+
+    source: str
+    partition: int
+    group: str
+    end: float
+    counts: EvidenceCounts
+    examples: Mapping[Touchpoint, list[str]] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(
+            {
+                "evidence_schema": EVIDENCE_SCHEMA,
+                "source": self.source,
+                "partition": self.partition,
+                "group": self.group,
+                "end": self.end,
+                "counts": [[*place, fields] for place, fields in self.counts.items()],
+                "examples": [[*place, ids] for place, ids in self.examples.items()],
+            }
+        )
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> EvidenceRecord:
+        """From a decoded record of the windows topic whose ``evidence_schema`` is known."""
+        if doc.get("evidence_schema") != EVIDENCE_SCHEMA:
+            raise ValueError(f"unsupported evidence_schema {doc.get('evidence_schema')!r}")
+        counts: EvidenceCounts = {}
+        for row in doc["counts"]:
+            place = Touchpoint(*(str(part) for part in row[:5]))
+            counts[place] = {
+                str(metric): [float(amounts[0]), float(amounts[1])]
+                for metric, amounts in row[5].items()
+                if metric in METRICS
+            }
+        examples = {
+            Touchpoint(*(str(part) for part in row[:5])): [str(i) for i in row[5][:MAX_EXAMPLES]]
+            for row in doc.get("examples", [])
+        }
+        return cls(str(doc["source"]), int(doc["partition"]), str(doc["group"]), float(doc["end"]), counts, examples)
+
+
+METRICS = frozenset(METRIC_OF.values())
+
+
+def split_evidence(
+    source: str,
+    partition: int,
+    end: float,
+    counts: EvidenceCounts,
+    examples: Mapping[Touchpoint, list[str]],
+    group_of: Callable[[Touchpoint], str],
+) -> list[EvidenceRecord]:
+    """One record per group that has evidence in ``counts``."""
+    by_group: dict[str, EvidenceCounts] = {}
+    for place, fields in counts.items():
+        by_group.setdefault(group_of(place), {})[place] = fields
+    return [
+        EvidenceRecord(
+            source, partition, group, end, found, {place: examples[place] for place in found if place in examples}
+        )
+        for group, found in by_group.items()
+    ]

@@ -1,0 +1,217 @@
+"""The evidence path (streams/evidence.py, detectors/evidence.py): counts as events arrive, on a fake clock.
+
+Event time is the clock: every test drives the partitions' watermarks itself.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+import orjson
+
+from frictionwatch.contract import ClickEvent, ContactEvent
+from frictionwatch.detectors.bank import Finding, SeriesPlace
+from frictionwatch.detectors.budget import FalseAlarmBudget
+from frictionwatch.detectors.evidence import EvidenceBank, PoissonCusum
+from frictionwatch.journeymap import load_journey_map
+from frictionwatch.streams.evidence import EvidenceCounts, EvidenceMeter, EvidenceRecord, Hazard
+from frictionwatch.streams.sessions import SessionTracker
+from frictionwatch.streams.stage import ContactState, Output, StageSettings
+from frictionwatch.streams.windows import Touchpoint, WindowedCounts
+
+PAYMENT = Touchpoint("purchase", "payment", "web")
+BILLING = Touchpoint(channel="phone", queue="billing")
+BUDGET = FalseAlarmBudget.parse("1 per 180d")
+
+
+def budget(place: SeriesPlace, metric: str) -> FalseAlarmBudget:
+    return BUDGET
+
+
+def click(ts: float, session: str, step: str, kind: str = "step") -> ClickEvent:
+    return ClickEvent(f"{session}-{ts}-{kind}", ts, session, "purchase", step, "web", kind)
+
+
+def tracker_with_learned_payment() -> tuple[SessionTracker, EvidenceMeter, float]:
+    """A partition whose payment step has been learned: 60 sessions moving on after 10 to 20 s."""
+    meter = EvidenceMeter({})
+    tracker = SessionTracker(load_journey_map(), WindowedCounts(10), cold_start=0, evidence=meter)
+    rng = random.Random(3)
+    ts = 0.0
+    for index in range(60):
+        ts += 15.0
+        tracker.add(click(ts, f"s{index}", "payment"))
+        tracker.add(click(ts + rng.uniform(10, 20), f"s{index}", "confirmation"))
+    meter.tick(ts + 25.0, tracker.waiting())
+    return tracker, meter, ts + 25.0
+
+
+def test_evidence_grows_while_a_session_waits_and_stops_when_it_moves_on() -> None:
+    tracker, meter, now = tracker_with_learned_payment()
+    tracker.add(click(now + 1.0, "stuck", "payment"))
+    expected = []
+    for second in range(2, 40, 4):  # the watermark moves on with other sessions' clicks
+        tracker.add(click(now + second, f"other{second}", "cart"))
+        counts = meter.tick(now + second, tracker.waiting())
+        observed, grown = counts[PAYMENT]["step_progress"]
+        assert observed == 0.0
+        expected.append(grown)
+    assert all(amount > 0 for amount in expected)
+    assert sum(expected[3:]) > 1.0, expected  # past the usual 10-20 s, each second weighs: overdue
+    tracker.add(click(now + 41.0, "stuck", "confirmation"))  # it moves on: one observed, no more waiting
+    counts = meter.tick(now + 45.0, tracker.waiting())
+    assert counts[PAYMENT]["step_progress"][0] == 1.0
+    tracker.add(click(now + 46.0, "other46", "cart"))
+    assert PAYMENT not in meter.tick(now + 50.0, tracker.waiting())
+
+
+def test_a_session_that_leaves_a_step_counts_up_to_its_progress_timeout_at_once() -> None:
+    tracker, meter, now = tracker_with_learned_payment()  # two partitions that learned the same
+    other, other_meter, _ = tracker_with_learned_payment()
+    purchase = tracker.journey_map.journeys["purchase"]
+    timeout = tracker.progress_timeout(purchase, purchase.steps_by_name["payment"])
+    tracker.add(click(now + 1.0, "leaves", "payment"))
+    tracker.add(click(now + 3.0, "leaves", "payment", "exit"))
+    left = meter.tick(now + 4.0, tracker.waiting())[PAYMENT]["step_progress"]
+    other.add(click(now + 1.0, "waits", "payment"))
+    waited = other_meter.tick(now + 1.0 + timeout + 10.0, other.waiting())[PAYMENT]["step_progress"]
+    assert left[0] == waited[0] == 0.0
+    assert math.isclose(left[1], waited[1], rel_tol=1e-9), (left, waited)  # as much as one that stalled
+
+
+def test_callers_waiting_with_nobody_answered_are_evidence_before_anyone_hangs_up() -> None:
+    state = ContactState(StageSettings(window_size=10))
+    bank = EvidenceBank(budget)
+    contact = 0
+
+    def events(*items: tuple[float, str, str]) -> list[Finding]:
+        out = Output()
+        state.add(
+            [ContactEvent(f"e{ts}-{kind}-{cid}", ts, cid, "phone", "billing", kind) for ts, cid, kind in items], out
+        )
+        if not out.evidence:
+            return []
+        record = EvidenceRecord("journey.contacts", 0, "phone", out.evidence_until, out.evidence, out.evidence_examples)
+        return bank.add(record)
+
+    ts = 0.0
+    for _ in range(400):  # normal: a caller every 6 s, answered after about 20 s
+        contact += 1
+        ts += 6.0
+        assert events((ts, f"c{contact}", "queued"), (ts + 20.0, f"c{contact}", "answered")) == []
+    onset = ts + 30.0
+    found: list[Finding] = []
+    second = 0.0
+    while not found and second < 600:  # nobody is answered any more, nobody hangs up yet
+        second += 2.0
+        contact += 1
+        found = events((onset + second, f"c{contact}", "queued"))
+    assert found, "no evidence after 10 minutes with nobody answered"
+    assert found[0].metric == "queue_answers" and found[0].verdict.anomaly
+    assert found[0].place == tuple(BILLING)
+    assert second < 180, f"alarmed only after {second} s"  # within minutes, before any abandon came
+    examples = bank.examples[tuple(BILLING)]  # callers waiting longer than usual, for on-call
+    assert examples and all(example.startswith("c") and int(example[1:]) > 400 for example in examples), examples
+
+
+def test_partitions_merge_to_the_single_partition_answer() -> None:
+    counts_a: EvidenceCounts = {PAYMENT: {"step_progress": [3.0, 9.5]}}
+    counts_b: EvidenceCounts = {PAYMENT: {"step_progress": [1.0, 6.0], "step_errors": [2.0, 0.5]}}
+    merged: EvidenceCounts = {PAYMENT: {"step_progress": [4.0, 15.5], "step_errors": [2.0, 0.5]}}
+    split, single = EvidenceBank(budget), EvidenceBank(budget)
+    for end in range(1, 30):
+        split.add(EvidenceRecord("clicks", 1, "purchase", float(end), counts_b))
+        split.add(EvidenceRecord("clicks", 0, "purchase", float(end), counts_a))
+        single.add(EvidenceRecord("clicks", 0, "purchase", float(end), merged))
+    for key, series in single.series.items():
+        assert math.isclose(split.series[key].cusum.statistic, series.cusum.statistic), key
+        assert series.cusum.statistic > 0
+
+
+def test_stage_one_counts_of_two_partitions_add_up_to_one_partitions() -> None:
+    """With the learned hazard settled, splitting the sessions over two partitions splits their counts."""
+    hazards: dict[tuple[Touchpoint, str], Hazard] = {}
+    trainer = EvidenceMeter(hazards)
+    for index in range(20000):  # learned from plenty: what a few more sessions teach moves it by little
+        trainer.spent(PAYMENT, "progress", index * 3.0, index * 3.0 + 12.0, 300.0, happened=index % 5 > 0)
+    trainer.tick(60000.0, [])
+    one, first, second = EvidenceMeter(hazards), EvidenceMeter(hazards), EvidenceMeter(hazards)
+    for meter in (one, first, second):
+        meter.ticked_at = 60000.0
+    visits = [(60000.0 + i * 2.0, 60000.0 + i * 2.0 + 5.0 + i % 7, i % 3 > 0) for i in range(50)]
+    for index, (since, until, moved) in enumerate(visits):
+        one.spent(PAYMENT, "progress", since, until, 300.0, moved)
+        (first if index % 2 else second).spent(PAYMENT, "progress", since, until, 300.0, moved)
+    a, b, both = first.counts[PAYMENT]["step_progress"], second.counts[PAYMENT]["step_progress"], one.counts[PAYMENT]
+    assert a[0] + b[0] == both["step_progress"][0]
+    assert math.isclose(a[1] + b[1], both["step_progress"][1], rel_tol=1e-9)
+
+
+def test_a_restored_bank_continues_identically_and_a_replayed_record_counts_once() -> None:
+    rng = random.Random(5)
+    records = [
+        EvidenceRecord("clicks", rng.randrange(2), "purchase", 10.0 * i, {PAYMENT: {"step_progress": [o, 3.0]}})
+        for i, o in enumerate(rng.choice([0.0, 0.0, 1.0, 3.0]) for _ in range(400))
+    ]
+    original = EvidenceBank(budget)
+    for record in records[:200]:
+        original.add(record)
+    restored = EvidenceBank(budget)
+    restored.restore(orjson.loads(orjson.dumps(original.state("purchase"))))
+    for record in records[150:]:  # a replay from before the checkpoint: its first 50 were applied
+        theirs, ours = original.add(record) if record.end > 1990 else [], restored.add(record)
+        assert theirs == ours
+    key = (tuple(PAYMENT), "step_progress")
+    assert original.series[key].cusum == restored.series[key].cusum  # type: ignore[index]
+
+
+def test_the_cusum_adds_log_likelihood_ratios_and_restarts_at_zero() -> None:
+    cusum = PoissonCusum(ratio=3.0)
+    cusum.add(4.0, 1.0, ts=5.0)
+    assert math.isclose(cusum.statistic, 4 * math.log(3.0) - 2.0) and cusum.since == 5.0
+    cusum.add(0.0, 10.0, ts=6.0)
+    assert cusum.statistic == 0.0 and cusum.since is None and cusum.observed == 0.0
+
+
+def test_normal_traffic_spends_little_of_the_budget() -> None:
+    """A day of Poisson counts at the learned rate: no alarm at 1 per 180 days."""
+    rng = random.Random(11)
+    bank = EvidenceBank(budget)
+    alarms = 0
+    for second in range(86400):
+        expected = 0.5
+        observed = float(_poisson(rng, expected))
+        counts: EvidenceCounts = {PAYMENT: {"step_progress": [observed, expected], "step_errors": [observed, expected]}}
+        alarms += sum(f.verdict.anomaly for f in bank.add(EvidenceRecord("c", 0, "purchase", float(second), counts)))
+    assert alarms == 0
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    limit, count, product = math.exp(-mean), 0, rng.random()
+    while product > limit:
+        count += 1
+        product *= rng.random()
+    return count
+
+
+def test_an_alarm_ends_soon_after_the_rate_is_back_to_normal() -> None:
+    rng = random.Random(2)
+    bank = EvidenceBank(budget)
+    found: list[tuple[int, Finding]] = []
+
+    def second(at: int, rate: float) -> None:
+        counts: EvidenceCounts = {PAYMENT: {"step_progress": [float(_poisson(rng, rate)), 1.0]}}
+        found.extend((at, f) for f in bank.add(EvidenceRecord("c", 0, "purchase", float(at), counts)))
+
+    for at in range(1200):  # normal: one visitor a second moves on, as expected
+        second(at, 1.0)
+    assert found == []
+    for at in range(1200, 1500):  # nobody moves on for 5 minutes
+        second(at, 0.0)
+    for at in range(1500, 2000):
+        second(at, 1.0)
+    alarms = [at for at, f in found if f.verdict.anomaly]
+    normal = [at for at, f in found if not f.verdict.anomaly]
+    assert alarms and 1200 < alarms[0] < 1260, found
+    assert len(normal) == 1 and 1500 < normal[0] < 1560, found  # within a minute of the recovery
