@@ -1,0 +1,181 @@
+"""The worker's two immediate paths on the same events, in process: the evidence path against the window detectors.
+
+The latency bench (bench/latency.py) measures the whole chain live, once, on a shared
+machine. This one takes the Kafka, the clock and the machine's load out: the latency bench's
+traffic and incidents (same seed, map and detector kind) are made by the generator and fed
+in event-time order through one worker's stages (``build_friction``, ``--partitions``
+partitions per topic, each record of the windows topic handed to stage 2 at once), and it
+reports per incident when each path first alarmed at the incident's touchpoint, in event
+time after the onset: the evidence path at the record's event time, the window detectors at
+the end of the final window. Nothing waits for lateness or for partitions here, so the
+window path's figures are its floor: live, each adds the allowed lateness (5 s) and the
+wait for the slowest partition.
+
+Also reported: alarms before the first onset (false alarms on normal traffic) and the series
+(touchpoint and metric) at other touchpoints that alarmed during the incidents.
+
+    python -m bench.paths                       # 1,000 events/s, 30 min of history: about 10 min
+    python -m bench.paths --rate 300 --history 1800 --out bench/results/paths.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from bench.common import machine, machine_line
+from bench.latency import INCIDENTS, SEED, scenario, steady_state_map
+from frictionwatch.contract import EventValidator
+from frictionwatch.detectors.bank import Finding
+from frictionwatch.generator import GeneratorConfig, generate
+from frictionwatch.journeymap import load_journey_map
+from frictionwatch.partitioning import partition_for
+from frictionwatch.settings import Settings
+from frictionwatch.streams.app import build_friction
+from frictionwatch.streams.friction import Outbound
+
+STAGGER = DURATION = 420.0  # as the latency bench
+CONTROL = 120.0
+
+
+def run(rate: float, history: float, partitions: int, workdir: Path) -> dict[str, Any]:
+    """Feed the traffic; per incident, each path's first alarm after its onset (event-time seconds)."""
+    text, offsets = scenario(history, CONTROL, STAGGER, DURATION)
+    (workdir / "scenario.yml").write_text(text)
+    journey_map = load_journey_map(steady_state_map(workdir))
+    start = time.time() - 86400.0
+    seconds = history + CONTROL + STAGGER * len(INCIDENTS) + 60.0
+    config = GeneratorConfig(
+        seed=SEED, rate=rate, duration=seconds, start=start, scenario=workdir / "scenario.yml", daily_pattern=False
+    )
+    settings = Settings.load(env={}, cli={"window_size": 10, "early_flow_age": 30})
+    topics = {"clicks": settings.topic_clicks, "contacts": settings.topic_contacts, "feedback": settings.topic_feedback}
+    counts = dict.fromkeys([*topics.values(), settings.topic_windows, settings.topic_touches], partitions)
+    friction = build_friction(settings, journey_map, CollectorRegistry(), counts)
+    clock = [start]
+    friction.clock = lambda: clock[0]
+    alarms: dict[str, list[tuple[float, Finding]]] = {"evidence": [], "window": []}
+    friction.on_evidence = lambda found: alarms["evidence"].extend(
+        (finding.verdict.ts, finding) for _, finding in found if finding.verdict.anomaly
+    )
+    friction.on_findings = lambda window, found: alarms["window"].extend(
+        (window.end, finding) for finding in found if finding.verdict.anomaly
+    )
+    validator = EventValidator(journey_map)
+    validate = {"clicks": validator.click, "contacts": validator.contact, "feedback": validator.feedback}
+
+    def deliver(items: list[Outbound]) -> None:
+        for item in items:
+            if item.topic == settings.topic_windows:
+                friction.partial(item.value)
+            else:
+                deliver(friction.touches(partition_for(item.key, partitions), [item.value]))
+
+    began, fed = time.monotonic(), 0
+    for record in generate(journey_map, config):
+        if not isinstance(record.value, dict):
+            continue  # the generator's malformed records: the dead-letter path, not this bench
+        try:
+            event = validate[record.kind](record.value)
+        except ValueError:
+            continue
+        clock[0] = event.ts
+        key = (record.key or event.event_id).encode()
+        deliver(friction.events(topics[record.kind], partition_for(key, partitions), [event]))
+        fed += 1
+        if fed % 500_000 == 0:
+            print(f"  {fed:,} events fed, {event.ts - start:,.0f} s of {seconds:,.0f}", file=sys.stderr)
+    onsets = [start + offset for offset in offsets]
+    result: dict[str, Any] = {
+        "rate": rate, "history": history, "partitions": partitions, "events": fed,
+        "seconds": round(time.monotonic() - began, 1), "incidents": [], "paths": {},
+    }  # fmt: skip
+    for path, found in alarms.items():
+        before = [_where(finding) for at, finding in found if at < onsets[0]]
+        elsewhere = sorted(  # distinct (touchpoint, metric): the window path alarms every window
+            {
+                _where(finding)
+                for at, finding in found
+                if at >= onsets[0] and not any(incident.matches(_labels(finding)) for incident in INCIDENTS)
+            }
+        )
+        result["paths"][path] = {"false_alarms_on_normal_traffic": before, "alarms_elsewhere": elsewhere}
+    for incident, onset in zip(INCIDENTS, onsets, strict=True):
+        item: dict[str, Any] = {"name": incident.name, "kind": incident.kind}
+        for path, found in alarms.items():
+            hits = [
+                (at, finding)
+                for at, finding in found
+                if onset <= at <= onset + DURATION + 60 and incident.matches(_labels(finding))
+            ]
+            item[path] = round(hits[0][0] - onset, 1) if hits else None
+            item[f"{path}_metric"] = _where(hits[0][1]) if hits else ""
+        result["incidents"].append(item)
+    for path in alarms:
+        delays = [item[path] for item in result["incidents"] if item[path] is not None]
+        missed = sum(item[path] is None for item in result["incidents"])
+        result["paths"][path]["median"] = statistics.median(delays) if delays else None
+        result["paths"][path]["missed"] = missed
+    return result
+
+
+def _labels(finding: Finding) -> dict[str, str]:
+    journey, step, channel, queue, _ = finding.place
+    return {"journey": journey, "step": step, "channel": channel, "queue": queue}
+
+
+def _where(finding: Finding) -> str:
+    return f"{'/'.join(part for part in finding.place if part)} {finding.metric}"
+
+
+def table(result: dict[str, Any]) -> str:
+    lines = ["| incident | kind | evidence path | window detectors (floor) |", "|---|---|---:|---:|"]
+    for item in result["incidents"]:
+        cells = [
+            "missed" if item[path] is None else f"{item[path]:.0f} s ({item[f'{path}_metric']})"
+            for path in ("evidence", "window")
+        ]
+        lines.append(f"| {item['name']} | {item['kind']} | {cells[0]} | {cells[1]} |")
+    for path in ("evidence", "window"):
+        part = result["paths"][path]
+        median = "n/a" if part["median"] is None else f"{part['median']:.0f} s"
+        lines.append(
+            f"\n{path}: median {median}, {part['missed']} missed, "
+            f"{len(part['false_alarms_on_normal_traffic'])} alarms on normal traffic"
+            f" {part['false_alarms_on_normal_traffic'][:5]}; {len(part['alarms_elsewhere'])} series at other"
+            f" touchpoints alarmed during the incidents {part['alarms_elsewhere'][:6]}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.paths", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rate", type=float, default=1000.0, help="events/s of event time (default 1,000)")
+    parser.add_argument("--history", type=float, default=1800.0, help="seconds of normal traffic first (1,800)")
+    parser.add_argument("--partitions", type=int, default=2, help="partitions per topic (default 2)")
+    parser.add_argument("--out", type=Path, default=None, help="also write the results as JSON here")
+    args = parser.parse_args(argv)
+    info = machine()
+    print(f"both immediate paths in process on {machine_line(info)}; load {info['load_average_at_start'][0]:.2f}")
+    with tempfile.TemporaryDirectory(prefix="frictionwatch-paths-") as workdir:
+        result = run(args.rate, args.history, args.partitions, Path(workdir))
+    result["machine"] = info
+    print(f"{result['events']:,} events in {result['seconds']:.0f} s\n")
+    print(table(result))
+    if args.out is not None:
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
