@@ -111,10 +111,12 @@ INCIDENTS = (
 SEED = 11
 
 
-def scenario(history: float, control: float, stagger: float, duration: float) -> tuple[str, list[float]]:
+def scenario(
+    history: float, control: float, stagger: float, duration: float, incidents: tuple[Incident, ...] = INCIDENTS
+) -> tuple[str, list[float]]:
     """The scenario file's text and each incident's offset from the run's start."""
     lines, offsets = ["version: 1", "incidents:"], []
-    for index, incident in enumerate(INCIDENTS):
+    for index, incident in enumerate(incidents):
         offset = history + control + index * stagger
         offsets.append(offset)
         where = ", ".join(f"{key}: {value}" for key, value in incident.target.items())

@@ -16,6 +16,7 @@ Also reported: alarms before the first onset (false alarms on normal traffic) an
 
     python -m bench.paths                       # 1,000 events/s, 30 min of history: about 10 min
     python -m bench.paths --rate 300 --history 1800 --out bench/results/paths.json
+    python -m bench.paths --incidents flow      # drop-offs, a slow page, an abandonment spike: no errors
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from bench.common import machine, machine_line
-from bench.latency import INCIDENTS, SEED, scenario, steady_state_map
+from bench.latency import INCIDENTS, SEED, Incident, scenario, steady_state_map
 from frictionwatch.contract import EventValidator
 from frictionwatch.detectors.bank import Finding
 from frictionwatch.generator import GeneratorConfig, generate
@@ -44,15 +45,26 @@ from frictionwatch.streams.friction import Outbound
 
 STAGGER = DURATION = 420.0  # as the latency bench
 CONTROL = 120.0
+#: incidents without errors, where only the flow (and the queue's hang-ups) tell
+FLOW_INCIDENTS = (
+    Incident("payment_dropoff", "dropoff", {"journey": "purchase", "step": "payment"}, "factor: 0.3"),
+    Incident("checkout_slow", "slow_page", {"journey": "purchase", "step": "checkout"}, "factor: 4"),
+    Incident("cart_dropoff_web", "dropoff", {"journey": "purchase", "step": "cart", "channel": "web"}, "factor: 0.3"),
+    Incident("article_dropoff", "dropoff", {"journey": "support", "step": "article"}, "factor: 0.3"),
+    Incident("email_abandonment", "abandonment_spike", {"channel": "email"}, "factor: 4"),
+)
+INCIDENT_SETS = {"latency": INCIDENTS, "flow": FLOW_INCIDENTS}
 
 
-def run(rate: float, history: float, partitions: int, workdir: Path) -> dict[str, Any]:
+def run(
+    rate: float, history: float, partitions: int, workdir: Path, incidents: tuple[Incident, ...] = INCIDENTS
+) -> dict[str, Any]:
     """Feed the traffic; per incident, each path's first alarm after its onset (event-time seconds)."""
-    text, offsets = scenario(history, CONTROL, STAGGER, DURATION)
+    text, offsets = scenario(history, CONTROL, STAGGER, DURATION, incidents)
     (workdir / "scenario.yml").write_text(text)
     journey_map = load_journey_map(steady_state_map(workdir))
     start = time.time() - 86400.0
-    seconds = history + CONTROL + STAGGER * len(INCIDENTS) + 60.0
+    seconds = history + CONTROL + STAGGER * len(incidents) + 60.0
     config = GeneratorConfig(
         seed=SEED, rate=rate, duration=seconds, start=start, scenario=workdir / "scenario.yml", daily_pattern=False
     )
@@ -104,11 +116,11 @@ def run(rate: float, history: float, partitions: int, workdir: Path) -> dict[str
             {
                 _where(finding)
                 for at, finding in found
-                if at >= onsets[0] and not any(incident.matches(_labels(finding)) for incident in INCIDENTS)
+                if at >= onsets[0] and not any(incident.matches(_labels(finding)) for incident in incidents)
             }
         )
         result["paths"][path] = {"false_alarms_on_normal_traffic": before, "alarms_elsewhere": elsewhere}
-    for incident, onset in zip(INCIDENTS, onsets, strict=True):
+    for incident, onset in zip(incidents, onsets, strict=True):
         item: dict[str, Any] = {"name": incident.name, "kind": incident.kind}
         for path, found in alarms.items():
             hits = [
@@ -163,12 +175,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=1000.0, help="events/s of event time (default 1,000)")
     parser.add_argument("--history", type=float, default=1800.0, help="seconds of normal traffic first (1,800)")
     parser.add_argument("--partitions", type=int, default=2, help="partitions per topic (default 2)")
+    parser.add_argument(
+        "--incidents", choices=sorted(INCIDENT_SETS), default="latency",
+        help="latency: the latency bench's seven (default); flow: drop-offs, a slow page and an"
+        " abandonment spike, none with errors",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=None, help="also write the results as JSON here")
     args = parser.parse_args(argv)
     info = machine()
     print(f"both immediate paths in process on {machine_line(info)}; load {info['load_average_at_start'][0]:.2f}")
     with tempfile.TemporaryDirectory(prefix="frictionwatch-paths-") as workdir:
-        result = run(args.rate, args.history, args.partitions, Path(workdir))
+        result = run(args.rate, args.history, args.partitions, Path(workdir), INCIDENT_SETS[args.incidents])
     result["machine"] = info
     print(f"{result['events']:,} events in {result['seconds']:.0f} s\n")
     print(table(result))

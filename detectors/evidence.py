@@ -114,8 +114,8 @@ class EvidenceBank:
     """The evidence series of the groups a worker reduces.
 
     Args:
-        budget_of: the false-alarm budget of a window series (None: not monitored), e.g. from
-            :meth:`frictionwatch.detectors.bank.DetectorBank.settings_for`.
+        budget_of: the false-alarm budget of an evidence series, given its touchpoint and
+            evidence metric (None: not monitored); its window metric's, halved here.
         pooled: the place a step's evidence is also pooled in over its channels (channel
             ``all``, as the window detectors pool it), or None (a queue, a step with one channel).
     """
@@ -154,8 +154,8 @@ class EvidenceBank:
         return findings
 
     def _apply(self, place: SeriesPlace, metric: str, observed: float, expected: float, ts: float) -> Finding | None:
-        window_metric, ratio = EVIDENCE_METRICS[metric]
-        budget = self.budget_of(place, window_metric)
+        ratio = EVIDENCE_METRICS[metric][1]
+        budget = self.budget_of(place, metric)
         if budget is None:
             return None
         series = self.series.get((place, metric))

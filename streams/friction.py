@@ -26,7 +26,7 @@ import orjson
 from frictionwatch.contract import Event
 from frictionwatch.detectors.bank import ALL_CHANNELS, DEFAULTS, DetectorBank, Finding, SeriesPlace
 from frictionwatch.detectors.budget import FalseAlarmBudget
-from frictionwatch.detectors.evidence import EvidenceBank
+from frictionwatch.detectors.evidence import EVIDENCE_METRICS, EvidenceBank
 from frictionwatch.journeymap import JourneyMap
 from frictionwatch.partitioning import partition_for
 from frictionwatch.streams.dedup import RecentEventIds
@@ -268,11 +268,11 @@ class Friction:
             self.on_evidence([(self.evidence.since(finding), finding) for finding in findings])
 
     def _evidence_budget(self, place: SeriesPlace, metric: str) -> FalseAlarmBudget | None:
-        """The budget of an evidence series' window metric (None: the series is not monitored)."""
-        settings = self.detectors.settings_for(place, metric)
-        if not settings.enabled:
+        """An evidence series' budget: its window metric's (None: either is disabled in the map)."""
+        window = self.detectors.settings_for(place, EVIDENCE_METRICS[metric][0])
+        if not (window.enabled and self.detectors.settings_for(place, metric).enabled):
             return None
-        return settings.false_alarms or DEFAULTS.false_alarms
+        return window.false_alarms or DEFAULTS.false_alarms
 
     def _pooled(self, place: SeriesPlace) -> SeriesPlace | None:
         """A step's place on all its channels, when it has two or more (as DetectorBank pools them)."""

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import math
 import random
+from pathlib import Path
 
 import orjson
+from prometheus_client import CollectorRegistry
 
 from frictionwatch.contract import ClickEvent, ContactEvent
 from frictionwatch.detectors.bank import Finding, SeriesPlace
@@ -16,6 +18,8 @@ from frictionwatch.detectors.budget import FalseAlarmBudget
 from frictionwatch.detectors.evidence import EvidenceBank, PoissonCusum
 from frictionwatch.journeymap import load_journey_map
 from frictionwatch.streams.evidence import EvidenceCounts, EvidenceMeter, EvidenceRecord, Hazard
+from frictionwatch.streams.exposition import FrictionMetrics
+from frictionwatch.streams.friction import Friction
 from frictionwatch.streams.sessions import SessionTracker
 from frictionwatch.streams.stage import ContactState, Output, StageSettings
 from frictionwatch.streams.windows import Touchpoint, WindowedCounts
@@ -23,6 +27,7 @@ from frictionwatch.streams.windows import Touchpoint, WindowedCounts
 PAYMENT = Touchpoint("purchase", "payment", "web")
 BILLING = Touchpoint(channel="phone", queue="billing")
 BUDGET = FalseAlarmBudget.parse("1 per 180d")
+EXAMPLE_MAP = Path(__file__).parent.parent / "frictionwatch" / "examples" / "journey-map.yml"
 
 
 def budget(place: SeriesPlace, metric: str) -> FalseAlarmBudget:
@@ -215,3 +220,20 @@ def test_an_alarm_ends_soon_after_the_rate_is_back_to_normal() -> None:
     normal = [at for at, f in found if not f.verdict.anomaly]
     assert alarms and 1200 < alarms[0] < 1260, found
     assert len(normal) == 1 and 1500 < normal[0] < 1560, found  # within a minute of the recovery
+
+
+def test_an_override_switches_one_evidence_series_off(tmp_path: Path) -> None:
+    text = EXAMPLE_MAP.read_text() + (
+        "\n    - match: {journey: purchase, step: payment, metric: step_progress}\n      enabled: false\n"
+    )
+    path = tmp_path / "map.yml"
+    path.write_text(text)
+    journey_map = load_journey_map(path)
+    friction = Friction(
+        journey_map, FrictionMetrics(CollectorRegistry(), journey_map), {"clicks": "clicks"}, {"clicks": 1},
+        windows_topic="windows", touches_topic="touches",
+    )  # fmt: skip
+    payment = ("purchase", "payment", "web", "", "")
+    assert friction._evidence_budget(payment, "step_progress") is None
+    assert friction._evidence_budget(payment, "step_errors") is not None
+    assert friction._evidence_budget(("purchase", "cart", "web", "", ""), "step_progress") is not None
