@@ -56,6 +56,11 @@ from frictionwatch.streams.windows import Touchpoint
 EVIDENCE_TICK = 1.0
 #: half-life (event time) of what a hazard has learned: hours, so an incident of minutes stays evidence
 HALF_LIFE = 6 * 3600.0
+#: seconds of event time between two updates of the rates a hazard judges with
+FREEZE_EVERY = 10.0
+#: seconds of wall clock between two evidence ticks of a partition, when a clock is given: a
+#: backlog (history, a restart) is worked through with a tick covering many seconds of event time
+WALL_TICK = 0.25
 #: bucket ``b`` of a hazard covers dwell [BOUNDS[b], BOUNDS[b + 1]); the last one is open
 BOUNDS = (0.0, *DWELL_VALUES)
 #: each bucket's hazard is shrunk towards the touchpoint's overall hazard by this many events
@@ -136,7 +141,10 @@ class Hazard:
         self.events[bisect.bisect_right(self.bounds, spent) - 1] += 1.0
 
     def freeze(self, ts: float) -> None:
-        """Decay what was learned to event time ``ts``, and fix the rates the next tick judges with."""
+        """Decay what was learned to event time ``ts``, and fix the rates the next ticks judge with
+        (at most every :data:`FREEZE_EVERY` seconds: what a few seconds teach moves them little)."""
+        if ts < self.decayed_at + FREEZE_EVERY:
+            return
         if ts > self.decayed_at:
             if math.isfinite(self.decayed_at):
                 factor = 0.5 ** ((ts - self.decayed_at) / HALF_LIFE)
@@ -172,11 +180,20 @@ class EvidenceMeter:
         hazards: (touchpoint, outcome) -> what is learned; shared by a worker's partitions of
             one kind, so that each judges with what all of them have seen.
         tick: seconds of event time between two evidence records.
+        clock: the wall clock (a worker's): ticks are then also :data:`WALL_TICK` apart, so a
+            backlog worked through fast costs few ticks. None: event time alone decides.
     """
 
-    def __init__(self, hazards: dict[tuple[Touchpoint, str], Hazard], tick: float = EVIDENCE_TICK) -> None:
+    def __init__(
+        self,
+        hazards: dict[tuple[Touchpoint, str], Hazard],
+        tick: float = EVIDENCE_TICK,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         self.hazards = hazards
         self.tick_seconds = tick
+        self.clock = clock
+        self.ticked_wall = -math.inf
         self.counts: EvidenceCounts = {}
         self.examples: dict[Touchpoint, list[str]] = {}
         self.taken_examples: dict[Touchpoint, list[str]] = {}  # of the last tick
@@ -253,7 +270,9 @@ class EvidenceMeter:
             self._example(place, example)
 
     def due(self, watermark: float) -> bool:
-        return watermark >= self.ticked_at + self.tick_seconds
+        if watermark < self.ticked_at + self.tick_seconds:
+            return False
+        return self.clock is None or self.clock() >= self.ticked_wall + WALL_TICK
 
     def tick(self, watermark: float, waiting: Iterable[Waiting]) -> EvidenceCounts:
         """Count the time still waiting up to ``watermark``; take the counts (and :attr:`taken_examples`).
@@ -275,6 +294,8 @@ class EvidenceMeter:
         for hazard in self.hazards.values():
             hazard.freeze(watermark)
         self.ticked_at = watermark
+        if self.clock is not None:
+            self.ticked_wall = self.clock()
         counts, self.counts = self.counts, {}
         self.taken_examples, self.examples = self.examples, {}
         return counts

@@ -177,7 +177,7 @@ class Friction:
         state = self.states.get(key)
         if state is None:
             state = self.states[key] = new_state(
-                self.kinds[topic], self.journey_map, self.settings, self.learned_dwell, self.hazards
+                self.kinds[topic], self.journey_map, self.settings, self.learned_dwell, self.hazards, self.clock
             )
         return state
 

@@ -9,7 +9,7 @@ group, for the reducing stage) and customer touches (to re-key by customer id).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -137,10 +137,11 @@ class ClickState(PartitionState):
         settings: StageSettings,
         learned_dwell: dict[tuple[str, str], DwellQuantile] | None = None,
         hazards: dict[tuple[Touchpoint, str], Hazard] | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         super().__init__(WindowedCounts(settings.window_size, settings.allowed_lateness))
         self.out = Output()
-        self.evidence = EvidenceMeter({} if hazards is None else hazards)
+        self.evidence = EvidenceMeter({} if hazards is None else hazards, clock=clock)
         self.tracker = SessionTracker(
             journey_map,
             self.windows,
@@ -180,12 +181,17 @@ class ClickState(PartitionState):
 
 
 class ContactState(PartitionState):
-    def __init__(self, settings: StageSettings, hazards: dict[tuple[Touchpoint, str], Hazard] | None = None) -> None:
+    def __init__(
+        self,
+        settings: StageSettings,
+        hazards: dict[tuple[Touchpoint, str], Hazard] | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         super().__init__(WindowedCounts(settings.window_size, settings.allowed_lateness))
         self.centre = ContactCentre(
             settings.short_abandon_seconds, settings.service_level_seconds, settings.contact_timeout
         )
-        self.evidence = EvidenceMeter({} if hazards is None else hazards)
+        self.evidence = EvidenceMeter({} if hazards is None else hazards, clock=clock)
         self.callers = WaitingCallers()
         self.short_abandon_seconds = settings.short_abandon_seconds
 
@@ -272,13 +278,14 @@ def new_state(
     settings: StageSettings,
     learned_dwell: dict[tuple[str, str], DwellQuantile] | None = None,
     hazards: dict[tuple[Touchpoint, str], Hazard] | None = None,
+    clock: Callable[[], float] | None = None,
 ) -> PartitionState | TouchState:
     """A partition's state; ``learned_dwell`` (see SessionTracker) and the evidence path's ``hazards``
-    are shared by a worker's partitions."""
+    are shared by a worker's partitions; ``clock`` spaces the evidence ticks in wall time too."""
     if kind == "clicks":
-        return ClickState(journey_map, settings, learned_dwell, hazards)
+        return ClickState(journey_map, settings, learned_dwell, hazards, clock)
     if kind == "contacts":
-        return ContactState(settings, hazards)
+        return ContactState(settings, hazards, clock)
     if kind == "feedback":
         return FeedbackState(settings)
     return TouchState(settings)

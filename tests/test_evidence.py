@@ -237,3 +237,15 @@ def test_an_override_switches_one_evidence_series_off(tmp_path: Path) -> None:
     assert friction._evidence_budget(payment, "step_progress") is None
     assert friction._evidence_budget(payment, "step_errors") is not None
     assert friction._evidence_budget(("purchase", "cart", "web", "", ""), "step_progress") is not None
+
+
+def test_a_backlog_is_worked_through_with_few_ticks_when_a_clock_is_given() -> None:
+    wall = [0.0]
+    meter = EvidenceMeter({}, clock=lambda: wall[0])
+    assert meter.due(100.0)
+    meter.tick(100.0, [])
+    assert not meter.due(100.5)  # less than a second of event time
+    assert not meter.due(160.0)  # a minute of event time, but no wall time: a backlog
+    wall[0] += 0.3
+    assert meter.due(160.0)
+    assert EvidenceMeter({}).due(100.0)  # without a clock, event time alone decides
