@@ -2,7 +2,8 @@ r"""What a false-alarm budget means for a journey map, in product teams' terms (
 
 ``frictionwatch check-config`` prints it: how many series each detector kind watches, the false
 alarms the whole map allows per day, and for sequential detectors the smallest change each
-budget catches within one window, five windows and half an hour, at a few volumes.
+budget catches within one window, five windows and half an hour, at a few volumes; then the
+evidence path's series and how soon they catch a step that stops and errors that triple.
 
 >>> from frictionwatch.journeymap import load_journey_map, parse_journey_map
 >>> lines = explain(load_journey_map(), window_seconds=60.0)
@@ -35,6 +36,8 @@ SEQUENTIAL_KINDS = ("sequential", "auto")
 #: typical normal values and volumes the table is printed for: conversion-like ratios
 TYPICAL_RATIO = 0.8
 VOLUMES = (3, 30, 300)
+#: expected outcomes a minute (visitors moving on, errors) the evidence path's table is printed for
+EVIDENCE_VOLUMES = (1, 10, 100)
 
 
 def series_of(journey_map: JourneyMap) -> Iterator[tuple[SeriesPlace, str]]:
@@ -113,6 +116,42 @@ def explain(journey_map: JourneyMap, window_seconds: float) -> list[str]:
         lines.append(f"  {where} ({count} series): {text} each")
     for text, budget in sorted({text: budget for (_, text), (_, budget) in groups.items()}.items()):
         lines.extend(_catches(text, budget, window_seconds))
+    return lines + _evidence(journey_map)
+
+
+def _evidence(journey_map: JourneyMap) -> list[str]:
+    """The evidence path's series, and how soon each budget's evidence catches a step that stops
+    letting visitors through and errors that triple, at a few volumes."""
+    from frictionwatch.detectors.evidence import EVIDENCE_METRICS, poisson_threshold
+
+    window_metrics = {window: metric for metric, (window, _) in EVIDENCE_METRICS.items()}
+    count, budgets = 0, set()
+    for place, metric in series_of(journey_map):
+        evidence = window_metrics.get(metric)
+        if evidence is None:
+            continue
+        settings = resolve(journey_map, place, metric)
+        if settings.enabled and resolve(journey_map, place, evidence).enabled:
+            count += 1
+            budgets.add(settings.false_alarms or FalseAlarmBudget.parse("1 per 180d"))
+    if not count:
+        return []
+    lines = [
+        f"evidence path: {count} series judged as events arrive ({', '.join(EVIDENCE_METRICS)}),"
+        " each with half its window metric's budget"
+    ]
+    stopped, tripled = EVIDENCE_METRICS["step_progress"][1], EVIDENCE_METRICS["step_errors"][1]
+    for budget in sorted(budgets, key=lambda budget: budget.period / budget.alarms):
+        seconds_between = budget.split(2).period / budget.alarms
+        lines.append(f"  budget {budget}: seconds until it alarms when, at a touchpoint where this many are expected,")
+        lines.append(f"    {'':24}{'nobody moves on':>18}{'errors x3':>12}")
+        for per_minute in EVIDENCE_VOLUMES:
+            rate = per_minute / 60.0
+            cells = []
+            for ratio, gain in ((stopped, 1.0 - stopped), (tripled, 3.0 * math.log(tripled) - (tripled - 1.0))):
+                threshold = poisson_threshold(rate * seconds_between, ratio)
+                cells.append(threshold / (gain * rate))
+            lines.append(f"    {f'{per_minute:g} a minute':24}{f'{cells[0]:,.0f} s':>18}{f'{cells[1]:,.0f} s':>12}")
     return lines
 
 

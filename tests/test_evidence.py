@@ -16,7 +16,7 @@ from frictionwatch.contract import ClickEvent, ContactEvent
 from frictionwatch.detectors.bank import Finding, SeriesPlace
 from frictionwatch.detectors.budget import FalseAlarmBudget
 from frictionwatch.detectors.evidence import EvidenceBank, PoissonCusum
-from frictionwatch.journeymap import load_journey_map
+from frictionwatch.journeymap import load_journey_map, parse_journey_map
 from frictionwatch.streams.evidence import EvidenceCounts, EvidenceMeter, EvidenceRecord, Hazard
 from frictionwatch.streams.exposition import FrictionMetrics
 from frictionwatch.streams.friction import Friction
@@ -249,3 +249,20 @@ def test_a_backlog_is_worked_through_with_few_ticks_when_a_clock_is_given() -> N
     wall[0] += 0.3
     assert meter.due(160.0)
     assert EvidenceMeter({}).due(100.0)  # without a clock, event time alone decides
+
+
+def test_check_config_counts_the_evidence_series_and_says_how_soon_they_catch() -> None:
+    from frictionwatch.detectors.explain import explain
+
+    def evidence_lines(text: str) -> list[str]:
+        lines = explain(parse_journey_map(text), 60.0)
+        return lines[next(i for i, line in enumerate(lines) if line.startswith("evidence path:")) :]
+
+    shipped = evidence_lines(EXAMPLE_MAP.read_text())
+    count = int(shipped[0].split()[2])
+    assert count > 50, shipped[0]
+    seconds = [float(line.split()[3].replace(",", "")) for line in shipped if "a minute" in line][:3]
+    assert seconds[0] > seconds[1] > seconds[2] > 0, shipped  # more volume, sooner
+    off = "\n    - match: {journey: purchase, step: payment, metric: step_progress}\n      enabled: false\n"
+    fewer = evidence_lines(EXAMPLE_MAP.read_text() + off)
+    assert int(fewer[0].split()[2]) == count - 3, fewer[0]  # web, app and all (the kiosk is off in the map)
