@@ -159,15 +159,6 @@ class Hazard:
         prior = PRIOR_EVENTS / overall
         self.rates = [(ev + PRIOR_EVENTS) / (ex + prior) for ev, ex in zip(self.events, self.exposure, strict=True)]
 
-    def state(self) -> dict[str, Any]:
-        return {"events": self.events, "exposure": self.exposure, "decayed_at": self.decayed_at}
-
-    def restore(self, state: Mapping[str, Any]) -> None:
-        events, exposure = [float(v) for v in state["events"]], [float(v) for v in state["exposure"]]
-        if len(events) != len(self.bounds) or len(exposure) != len(self.bounds):
-            raise ValueError("a hazard state with other buckets")
-        self.events, self.exposure, self.decayed_at = events, exposure, float(state["decayed_at"])
-
 
 #: per-visit rates have one bucket
 PER_VISIT = (0.0,)
