@@ -44,6 +44,7 @@ from frictionwatch.streams.app import build_friction
 from frictionwatch.streams.friction import Outbound
 
 STAGGER = DURATION = 420.0  # as the latency bench
+START = 1_795_000_000.0  # event time of the first event (2026-11-18): the same traffic every run
 CONTROL = 120.0
 #: incidents without errors, where only the flow (and the queue's hang-ups) tell
 FLOW_INCIDENTS = (
@@ -63,7 +64,7 @@ def run(
     text, offsets = scenario(history, CONTROL, STAGGER, DURATION, incidents)
     (workdir / "scenario.yml").write_text(text)
     journey_map = load_journey_map(steady_state_map(workdir))
-    start = time.time() - 86400.0
+    start = START
     seconds = history + CONTROL + STAGGER * len(incidents) + 60.0
     config = GeneratorConfig(
         seed=SEED, rate=rate, duration=seconds, start=start, scenario=workdir / "scenario.yml", daily_pattern=False
