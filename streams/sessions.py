@@ -254,9 +254,9 @@ class SessionTracker:
             if self.on_session_start is not None:
                 self.on_session_start(event)
         else:
-            session.channel = event.channel
+            visit_channel, session.channel = session.channel, event.channel
             if step is not session.step and event.ts >= session.last_ts:
-                self._move(event.session_id, session, step, event.ts)
+                self._move(event.session_id, session, step, event.ts, visit_channel)
             session.last_ts = max(session.last_ts, event.ts)
         place = Touchpoint(journey.name, step.name, event.channel)
         if event.type == "click":
@@ -338,14 +338,15 @@ class SessionTracker:
         if session.flow_open:
             session.progress_timeout = self.progress_timeout(session.journey, step)
 
-    def _move(self, session_id: str, session: Session, step: Step, ts: float) -> None:
+    def _move(self, session_id: str, session: Session, step: Step, ts: float, visit_channel: str) -> None:
+        """The session moves to ``step``; ``visit_channel``: where its visit of the step it leaves was."""
         previous = session.step
         place = self._place(session)
         dwell = ts - session.entered_at
         self.dwell.setdefault((session.journey.name, previous.name), DwellQuantile()).observe(dwell)
         self._close_early(session, "early_progressed" if step.index > previous.index else "early_waiting", session_id)
         if session.flow_open:
-            self._visit_over(session_id, session, ts, moved_on=step.index > previous.index)
+            self._visit_over(session_id, session, ts, moved_on=step.index > previous.index, channel=visit_channel)
         if step.index > previous.index:
             if session.flow_open:
                 self._flow_outcome(session, ts, "flow_progressed", None)
@@ -367,10 +368,17 @@ class SessionTracker:
         if ts >= begun + self.cold_start + session.progress_timeout:
             self._count(ts, self._place(session), outcome, session_id)
 
-    def _visit_over(self, session_id: str, session: Session, ts: float, *, moved_on: bool) -> None:
-        """A judged visit is over at ``ts``: it moved on, or it did not (stalled, went back, left)."""
+    def _visit_over(
+        self, session_id: str, session: Session, ts: float, *, moved_on: bool, channel: str | None = None
+    ) -> None:
+        """A judged visit is over at ``ts``: it moved on, or it did not (stalled, went back, left).
+
+        Its evidence goes to the channel the visit was on (``channel``, when the session has just
+        moved to another): where its waiting was counted, so a session that moves on from the web
+        step to the chat one is not taken for a web visitor who never moved on."""
         if self.evidence is not None:
-            place, since, timeout = self._place(session), session.entered_at, session.progress_timeout
+            place = Touchpoint(session.journey.name, session.step.name, channel or session.channel)
+            since, timeout = session.entered_at, session.progress_timeout
             self.evidence.spent(place, "progress", since, ts, timeout, moved_on, whole=True, example=session_id)
 
     def waiting(self) -> list[Waiting]:

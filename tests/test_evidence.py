@@ -266,3 +266,15 @@ def test_check_config_counts_the_evidence_series_and_says_how_soon_they_catch() 
     off = "\n    - match: {journey: purchase, step: payment, metric: step_progress}\n      enabled: false\n"
     fewer = evidence_lines(EXAMPLE_MAP.read_text() + off)
     assert int(fewer[0].split()[2]) == count - 3, fewer[0]  # web, app and all (the kiosk is off in the map)
+
+
+def test_a_session_moving_on_from_one_channel_to_another_counts_where_it_waited() -> None:
+    tracker, meter, now = tracker_with_learned_payment()
+    tracker.add(click(now + 1.0, "switcher", "payment"))  # on web
+    waited = meter.tick(now + 5.0, tracker.waiting())[PAYMENT]["step_progress"]
+    assert waited[0] == 0.0 and waited[1] > 0.0
+    app_confirmation = ClickEvent("switch", now + 8.0, "switcher", "purchase", "confirmation", "app", "step")
+    tracker.add(app_confirmation)
+    counts = meter.tick(now + 9.0, tracker.waiting())
+    assert counts[PAYMENT]["step_progress"][0] == 1.0  # moved on from where it waited: web
+    assert Touchpoint("purchase", "payment", "app") not in counts
