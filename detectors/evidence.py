@@ -51,7 +51,9 @@ MAX_EXAMPLES = 5  # per touchpoint, as the window path keeps
 #: while a series alarms, the evidence (log-likelihood ratio) that it is back to its usual rate that
 #: ends the alarm: 100 to 1 for the usual rate against the incident's
 RECOVERY_EVIDENCE = math.log(100.0)
-#: event time a series is watched before its expected count per second is trusted
+#: event time a series is watched before it is judged: its expected count per second is learned,
+#: and the hazards behind its counts (learned in stage 1 from a few dozen outcomes when it first
+#: arrives) settle; its evidence is added up from then on
 WATCHED_BEFORE_JUDGING = 600.0
 RATE_HALF_LIFE = 3600.0  # of the expected count per second
 
@@ -167,6 +169,8 @@ class EvidenceBank:
             series.expected_sum *= factor
             series.last_ts = ts
         series.expected_sum += expected
+        if ts - series.first_ts < WATCHED_BEFORE_JUDGING or series.rate() <= 0.0:
+            return None  # its rate is being learned, and stage 1's hazards are settling: no evidence yet
         cusum = series.cusum
         step = cusum.add(observed, expected, ts)
         if series.severity != "none":  # alarming: is it back to normal?
@@ -176,8 +180,6 @@ class EvidenceBank:
                 series.severity, series.recovery = "none", 0.0
                 cusum.statistic, cusum.observed, cusum.expected, cusum.since = 0.0, 0.0, 0.0, None
                 return Finding(place, metric, verdict, 1.0)
-        if ts - series.first_ts < WATCHED_BEFORE_JUDGING or series.rate() <= 0.0:
-            return None
         threshold = poisson_threshold(series.rate() * budget.split(2).period / budget.alarms, ratio)
         cusum.statistic = min(cusum.statistic, 2.0 * threshold)  # enough for critical; no more to unwind
         score = cusum.statistic / threshold

@@ -125,7 +125,7 @@ def test_partitions_merge_to_the_single_partition_answer() -> None:
     counts_b: EvidenceCounts = {PAYMENT: {"step_progress": [1.0, 6.0], "step_errors": [2.0, 0.5]}}
     merged: EvidenceCounts = {PAYMENT: {"step_progress": [4.0, 15.5], "step_errors": [2.0, 0.5]}}
     split, single = EvidenceBank(budget), EvidenceBank(budget)
-    for end in range(1, 30):
+    for end in range(1, 640):  # judged after 600 s
         split.add(EvidenceRecord("clicks", 1, "purchase", float(end), counts_b))
         split.add(EvidenceRecord("clicks", 0, "purchase", float(end), counts_a))
         single.add(EvidenceRecord("clicks", 0, "purchase", float(end), merged))
