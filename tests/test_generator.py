@@ -260,6 +260,19 @@ def test_flat_pattern_honours_the_rate(journey_map: JourneyMap) -> None:
     assert sum(1 for _ in generate(journey_map, config)) / 1800 == pytest.approx(30.0, rel=0.1)
 
 
+def test_flat_traffic_does_not_depend_on_the_time_of_day(journey_map: JourneyMap) -> None:
+    # Tests and benchmarks run flat traffic at whatever time the clock says: the contact centre's
+    # lunch break (about 13:00 UTC) must not make its queues abandon more than at 09:00.
+    def contacts(start: float) -> list[tuple[Any, ...]]:
+        config = GeneratorConfig(seed=3, rate=30.0, duration=1800.0, start=start, daily_pattern=False)
+        records = [r for r in generate(journey_map, config) if r.kind == CONTACTS and r.value]
+        return [(r.value["type"], r.value["queue"], round(r.ts - start, 3)) for r in records]
+
+    morning, lunch = contacts(MIDNIGHT + 9 * 3600), contacts(MIDNIGHT + 12.75 * 3600)
+    assert any(kind == "abandoned" for kind, _, _ in morning)
+    assert lunch == morning
+
+
 def test_count_mode_stops_at_exactly_n(journey_map: JourneyMap) -> None:
     config = GeneratorConfig(seed=1, rate=20.0, duration=None, count=1234, malformed_rate=0.1)
     records = list(generate(journey_map, config))

@@ -60,7 +60,10 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
         "wall: event time is the clock and output is paced at --rate",
     )  # fmt: skip
     what.add_argument("--start", type=_epoch, default=None, help="event time of the start (epoch or RFC 3339)")
-    what.add_argument("--flat", action="store_true", help="constant rate instead of the daily curve")
+    what.add_argument(
+        "--flat", action="store_true", help="constant rate and staffing instead of the daily curve (no lunch "
+        "breaks or evening shift: a run's traffic does not depend on the time of day)",
+    )  # fmt: skip
     what.add_argument(
         "--scenario", type=Path, default=None,
         help="YAML file of incidents and controls to inject (format and kinds: frictionwatch/generator/scenario.py)",

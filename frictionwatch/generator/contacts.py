@@ -6,7 +6,8 @@ x the session rate x the traffic curve) and the mean handle time 1/mu give the o
 load a = lambda/mu; the planner staffs the fewest agents whose Erlang C average speed of
 answer is at most ``TARGET_ANSWER_SECONDS`` and whose occupancy stays under
 ``MAX_OCCUPANCY``, then breaks (lunch) and a thin evening shift take some of them away
-(:func:`availability`). An ``understaffed`` incident divides the agents by its factor.
+(:func:`availability`; not on a flat traffic pattern, whose day has no shape). An
+``understaffed`` incident divides the agents by its factor.
 The forecast follows :class:`~frictionwatch.generator.volume.Volume`: surges, holidays and
 campaign visitors are planned for (they are controls, not friction).
 
@@ -146,7 +147,8 @@ class ContactCentre:
         load = self.forecast(queue, middle, multiplier) / service_rate
         servers = max(servers_for(load, service_rate, TARGET_ANSWER_SECONDS), math.ceil(load / MAX_OCCUPANCY))
         planned = math.ceil(servers / queue.profile.concurrency)
-        agents = max(1, round(planned * availability(middle)))
+        on_duty = 1.0 if self.volume.pattern.flat else availability(middle)
+        agents = max(1, round(planned * on_duty))
         return max(1, round(agents / self._understaffing(queue, t)))
 
     def choose_queue(

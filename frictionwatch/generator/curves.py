@@ -41,7 +41,9 @@ WEEKDAY_FACTORS = (1.0, 1.02, 1.02, 1.0, 0.96, 0.97, 1.03)
 
 @dataclass(frozen=True, slots=True)
 class TrafficPattern:
-    """Relative traffic level over time; ``flat`` makes it a constant 1 (benchmarks, tests)."""
+    """Relative traffic level over time; ``flat`` makes it a constant 1 and keeps the contact
+    centre's staff on duty all day (benchmarks and tests whose outcome must not depend on the
+    time of day they run at)."""
 
     harmonics: tuple[Harmonic, ...] = DAILY_HARMONICS
     weekdays: tuple[float, ...] = WEEKDAY_FACTORS
