@@ -56,7 +56,7 @@ from frictionwatch.streams.windows import Touchpoint
 EVIDENCE_TICK = 1.0
 #: half-life (event time) of what a hazard has learned: hours, so an incident of minutes stays evidence
 HALF_LIFE = 6 * 3600.0
-#: seconds of event time between two updates of the rates a hazard judges with
+#: seconds of a partition's event time between two updates of the rates its hazards judge with
 FREEZE_EVERY = 10.0
 #: seconds of wall clock between two evidence ticks of a partition, when a clock is given: a
 #: backlog (history, a restart) is worked through with a tick covering many seconds of event time
@@ -141,10 +141,8 @@ class Hazard:
         self.events[bisect.bisect_right(self.bounds, spent) - 1] += 1.0
 
     def freeze(self, ts: float) -> None:
-        """Decay what was learned to event time ``ts``, and fix the rates the next ticks judge with
-        (at most every :data:`FREEZE_EVERY` seconds: what a few seconds teach moves them little)."""
-        if ts < self.decayed_at + FREEZE_EVERY:
-            return
+        """Decay what was learned to event time ``ts`` (if later than the last decay: partitions that
+        share the hazard may be minutes apart), and fix the rates the next ticks judge with."""
         if ts > self.decayed_at:
             if math.isfinite(self.decayed_at):
                 factor = 0.5 ** ((ts - self.decayed_at) / HALF_LIFE)
@@ -189,6 +187,7 @@ class EvidenceMeter:
         self.examples: dict[Touchpoint, list[str]] = {}
         self.taken_examples: dict[Touchpoint, list[str]] = {}  # of the last tick
         self.ticked_at = -math.inf
+        self.frozen_at = -math.inf
 
     def _hazard(self, place: Touchpoint, outcome: str) -> Hazard:
         hazard = self.hazards.get((place, outcome))
@@ -269,7 +268,11 @@ class EvidenceMeter:
         """Count the time still waiting up to ``watermark``; take the counts (and :attr:`taken_examples`).
 
         A visitor still waiting past the usual time (expected to have moved on once) is an
-        example. The rates of the next tick are frozen from what is learned by now.
+        example. The rates of the next ticks are frozen from what is learned by now, at most every
+        :data:`FREEZE_EVERY` seconds of this partition's event time (what a few seconds teach moves
+        them little). This partition's time, not the latest any partition has seen: one that runs
+        minutes ahead of the others through a backlog must not keep them judging with the rates
+        of when it passed.
         """
         ticked_at = self.ticked_at
         for place, outcome, since, cap, subject in waiting:
@@ -282,8 +285,10 @@ class EvidenceMeter:
                     overdue = outcome not in BAD_OUTCOMES and len(self.examples.get(place, ())) < MAX_EXAMPLES
                     if overdue and hazard.cumulative(end) >= 1.0:
                         self._example(place, subject)
-        for hazard in self.hazards.values():
-            hazard.freeze(watermark)
+        if watermark >= self.frozen_at + FREEZE_EVERY:
+            for hazard in self.hazards.values():
+                hazard.freeze(watermark)
+            self.frozen_at = watermark
         self.ticked_at = watermark
         if self.clock is not None:
             self.ticked_wall = self.clock()

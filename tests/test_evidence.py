@@ -251,6 +251,30 @@ def test_a_backlog_is_worked_through_with_few_ticks_when_a_clock_is_given() -> N
     assert EvidenceMeter({}).due(100.0)  # without a clock, event time alone decides
 
 
+def test_a_partition_far_ahead_does_not_leave_the_others_judging_with_stale_rates() -> None:
+    """Through a backlog on Kafka one partition can run many minutes ahead of the others. The rates
+    they judge with must still follow what all of them learn (errors per visit here)."""
+    hazards: dict[tuple[Touchpoint, str], Hazard] = {}
+    ahead, behind = EvidenceMeter(hazards), EvidenceMeter(hazards)
+    for _ in range(50):  # enough visits to judge; no error yet: the first estimate is far too low
+        behind.visit(PAYMENT)
+    behind.tick(10.0, [])
+    ahead.visit(PAYMENT)
+    ahead.tick(1500.0, [])  # the first partition, 25 minutes ahead
+    observed = expected = 0.0
+    for second in range(11, 1000):  # the others go on: a visit a second, one in ten errs
+        behind.visit(PAYMENT)
+        if second % 10 == 0:
+            behind.error(PAYMENT)
+        if behind.due(float(second)):
+            counts = behind.tick(float(second), [])
+            if second > 300 and PAYMENT in counts:
+                observed += counts[PAYMENT]["step_errors"][0]
+                expected += counts[PAYMENT]["step_errors"][1]
+    assert observed == 69
+    assert 0.8 < observed / expected < 1.25, (observed, expected)
+
+
 def test_check_config_counts_the_evidence_series_and_says_how_soon_they_catch() -> None:
     from frictionwatch.detectors.explain import explain
 

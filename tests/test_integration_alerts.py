@@ -81,8 +81,13 @@ def test_alerts_reach_on_call_through_both_paths_and_resolve(
         # The half hour of history arrives at once: a real backlog, which the pipeline-health rules
         # (window close delay, lag) rightly report. No friction alert may fire on normal traffic.
         before = [alert for at, alert in receiver.alerts if at < onset]
-        friction = [a["labels"] for a in before if not a["labels"]["alertname"].startswith("Frictionwatch")]
-        assert friction == [], f"friction alerts during normal traffic: {friction}"
+        friction = [
+            f"{at - began:.0f} s after the start: {a['labels']} {a['annotations'].get('description')}"
+            f" (started {a['annotations'].get('started')})"
+            for at, a in receiver.alerts
+            if at < onset and not a["labels"]["alertname"].startswith("Frictionwatch")
+        ]
+        assert friction == [], "friction alerts during normal traffic:\n" + "\n".join(friction)
         pipeline = {a["labels"]["alertname"] for a in before} - {"JourneyStepFlowDrop"}
         assert pipeline <= {"FrictionwatchWindowCloseDelayHigh", "FrictionwatchLagGrowing"}, pipeline
 
