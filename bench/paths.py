@@ -17,16 +17,25 @@ Also reported: alarms before the first onset (false alarms on normal traffic) an
     python -m bench.paths                       # 1,000 events/s, 30 min of history: about 10 min
     python -m bench.paths --rate 300 --history 1800 --out bench/results/paths.json
     python -m bench.paths --incidents flow      # drop-offs, a slow page, an abandonment spike: no errors
+    python -m bench.paths --fetch 20000         # partitions delivered as Kafka does through a backlog
+
+``--fetch N`` hands each partition's events over in turns of 1 to N events (random, round
+robin over the partitions), the way a consumer works through a backlog one fetch at a time:
+partitions drift minutes apart in event time. The traffic is then held in memory first
+(about 1 GB per million events).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import sys
 import tempfile
 import time
+from collections import deque
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +43,7 @@ from prometheus_client import CollectorRegistry
 
 from bench.common import machine, machine_line
 from bench.latency import INCIDENTS, SEED, Incident, scenario, steady_state_map
-from frictionwatch.contract import EventValidator
+from frictionwatch.contract import Event, EventValidator
 from frictionwatch.detectors.bank import Finding
 from frictionwatch.generator import GeneratorConfig, generate
 from frictionwatch.journeymap import load_journey_map
@@ -46,6 +55,7 @@ from frictionwatch.streams.friction import Outbound
 STAGGER = DURATION = 420.0  # as the latency bench
 START = 1_795_000_000.0  # event time of the first event (2026-11-18): the same traffic every run
 CONTROL = 120.0
+BACKLOG_SPEED = 10_000.0  # events a second a worker works through a backlog at (with --fetch)
 #: incidents without errors, where only the flow (and the queue's hang-ups) tell
 FLOW_INCIDENTS = (
     Incident("payment_dropoff", "dropoff", {"journey": "purchase", "step": "payment"}, "factor: 0.3"),
@@ -57,8 +67,28 @@ FLOW_INCIDENTS = (
 INCIDENT_SETS = {"latency": INCIDENTS, "flow": FLOW_INCIDENTS}
 
 
+def fetched(events: Iterable[tuple[str, int, Event]], most: int, seed: int = 1) -> Iterator[tuple[str, int, Event]]:
+    """``events`` (kind, partition, event) in turns of 1 to ``most`` of one partition, round robin."""
+    queues: dict[tuple[str, int], deque[tuple[str, int, Event]]] = {}
+    for item in events:
+        queues.setdefault(item[:2], deque()).append(item)
+    rng = random.Random(seed)
+    while queues:
+        for key in list(queues):
+            queue = queues[key]
+            for _ in range(min(len(queue), rng.randint(1, most))):
+                yield queue.popleft()
+            if not queue:
+                del queues[key]
+
+
 def run(
-    rate: float, history: float, partitions: int, workdir: Path, incidents: tuple[Incident, ...] = INCIDENTS
+    rate: float,
+    history: float,
+    partitions: int,
+    workdir: Path,
+    incidents: tuple[Incident, ...] = INCIDENTS,
+    fetch: int = 0,
 ) -> dict[str, Any]:
     """Feed the traffic; per incident, each path's first alarm after its onset (event-time seconds)."""
     text, offsets = scenario(history, CONTROL, STAGGER, DURATION, incidents)
@@ -92,23 +122,28 @@ def run(
             else:
                 deliver(friction.touches(partition_for(item.key, partitions), [item.value]))
 
+    def valid() -> Iterator[tuple[str, int, Event]]:
+        for record in generate(journey_map, config):
+            if not isinstance(record.value, dict):
+                continue  # the generator's malformed records: the dead-letter path, not this bench
+            try:
+                event = validate[record.kind](record.value)
+            except ValueError:
+                continue
+            yield record.kind, partition_for((record.key or event.event_id).encode(), partitions), event
+
     began, fed = time.monotonic(), 0
-    for record in generate(journey_map, config):
-        if not isinstance(record.value, dict):
-            continue  # the generator's malformed records: the dead-letter path, not this bench
-        try:
-            event = validate[record.kind](record.value)
-        except ValueError:
-            continue
-        clock[0] = event.ts
-        key = (record.key or event.event_id).encode()
-        deliver(friction.events(topics[record.kind], partition_for(key, partitions), [event]))
+    for kind, partition, event in fetched(valid(), fetch) if fetch else valid():
+        # the worker's clock spaces the evidence ticks: event time stands in for it, or in fetches
+        # the time a worker takes through a backlog
+        clock[0] = start + fed / BACKLOG_SPEED if fetch else event.ts
+        deliver(friction.events(topics[kind], partition, [event]))
         fed += 1
         if fed % 500_000 == 0:
-            print(f"  {fed:,} events fed, {event.ts - start:,.0f} s of {seconds:,.0f}", file=sys.stderr)
+            print(f"  {fed:,} events fed", file=sys.stderr)
     onsets = [start + offset for offset in offsets]
     result: dict[str, Any] = {
-        "rate": rate, "history": history, "partitions": partitions, "events": fed,
+        "rate": rate, "history": history, "partitions": partitions, "fetch": fetch, "events": fed,
         "seconds": round(time.monotonic() - began, 1), "incidents": [], "paths": {},
     }  # fmt: skip
     for path, found in alarms.items():
@@ -181,12 +216,17 @@ def main(argv: list[str] | None = None) -> int:
         help="latency: the latency bench's seven (default); flow: drop-offs, a slow page and an"
         " abandonment spike, none with errors",
     )  # fmt: skip
+    parser.add_argument(
+        "--fetch", type=int, default=0, metavar="N",
+        help="deliver each partition's events in turns of 1 to N, as a consumer works through a backlog"
+        " (partitions drift apart in event time); default 0: in event-time order",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=None, help="also write the results as JSON here")
     args = parser.parse_args(argv)
     info = machine()
     print(f"both immediate paths in process on {machine_line(info)}; load {info['load_average_at_start'][0]:.2f}")
     with tempfile.TemporaryDirectory(prefix="frictionwatch-paths-") as workdir:
-        result = run(args.rate, args.history, args.partitions, Path(workdir), INCIDENT_SETS[args.incidents])
+        result = run(args.rate, args.history, args.partitions, Path(workdir), INCIDENT_SETS[args.incidents], args.fetch)
     result["machine"] = info
     print(f"{result['events']:,} events in {result['seconds']:.0f} s\n")
     print(table(result))
