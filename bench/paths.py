@@ -18,6 +18,7 @@ Also reported: alarms before the first onset (false alarms on normal traffic) an
     python -m bench.paths --rate 300 --history 1800 --out bench/results/paths.json
     python -m bench.paths --incidents flow      # drop-offs, a slow page, an abandonment spike: no errors
     python -m bench.paths --fetch 20000         # partitions delivered as Kafka does through a backlog
+    python -m bench.paths --layout latency      # the latency bench's timing: 15 min of history, incidents 20 s apart
 
 ``--fetch N`` hands each partition's events over in turns of 1 to N events (random, round
 robin over the partitions), the way a consumer works through a backlog one fetch at a time:
@@ -52,9 +53,11 @@ from frictionwatch.settings import Settings
 from frictionwatch.streams.app import build_friction
 from frictionwatch.streams.friction import Outbound
 
-STAGGER = DURATION = 420.0  # as the latency bench
 START = 1_795_000_000.0  # event time of the first event (2026-11-18): the same traffic every run
-CONTROL = 120.0
+#: layout -> (seconds of normal traffic before the first onset after the history, seconds between
+#: onsets, each incident's duration); ``latency`` is the latency bench's own (its incidents overlap,
+#: and the quiet step's begins 18.5 min after the start with its 15 min of history)
+LAYOUTS = {"apart": (120.0, 420.0, 420.0), "latency": (90.0, 20.0, 420.0)}
 BACKLOG_SPEED = 10_000.0  # events a second a worker works through a backlog at (with --fetch)
 #: incidents without errors, where only the flow (and the queue's hang-ups) tell
 FLOW_INCIDENTS = (
@@ -89,13 +92,15 @@ def run(
     workdir: Path,
     incidents: tuple[Incident, ...] = INCIDENTS,
     fetch: int = 0,
+    layout: str = "apart",
 ) -> dict[str, Any]:
     """Feed the traffic; per incident, each path's first alarm after its onset (event-time seconds)."""
-    text, offsets = scenario(history, CONTROL, STAGGER, DURATION, incidents)
+    control, stagger, duration = LAYOUTS[layout]
+    text, offsets = scenario(history, control, stagger, duration, incidents)
     (workdir / "scenario.yml").write_text(text)
     journey_map = load_journey_map(steady_state_map(workdir))
     start = START
-    seconds = history + CONTROL + STAGGER * len(incidents) + 60.0
+    seconds = history + control + stagger * (len(incidents) - 1) + duration + 60.0
     config = GeneratorConfig(
         seed=SEED, rate=rate, duration=seconds, start=start, scenario=workdir / "scenario.yml", daily_pattern=False
     )
@@ -143,7 +148,7 @@ def run(
             print(f"  {fed:,} events fed", file=sys.stderr)
     onsets = [start + offset for offset in offsets]
     result: dict[str, Any] = {
-        "rate": rate, "history": history, "partitions": partitions, "fetch": fetch, "events": fed,
+        "rate": rate, "history": history, "partitions": partitions, "fetch": fetch, "layout": layout, "events": fed,
         "seconds": round(time.monotonic() - began, 1), "incidents": [], "paths": {},
     }  # fmt: skip
     for path, found in alarms.items():
@@ -162,7 +167,7 @@ def run(
             hits = [
                 (at, finding)
                 for at, finding in found
-                if onset <= at <= onset + DURATION + 60 and incident.matches(_labels(finding))
+                if onset <= at <= onset + duration + 60 and incident.matches(_labels(finding))
             ]
             item[path] = round(hits[0][0] - onset, 1) if hits else None
             item[f"{path}_metric"] = _where(hits[0][1]) if hits else ""
@@ -209,7 +214,15 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m bench.paths", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rate", type=float, default=1000.0, help="events/s of event time (default 1,000)")
-    parser.add_argument("--history", type=float, default=1800.0, help="seconds of normal traffic first (1,800)")
+    parser.add_argument(
+        "--history", type=float, default=None,
+        help="seconds of normal traffic first (default 1,800; with --layout latency, the latency bench's 900)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--layout", choices=sorted(LAYOUTS), default="apart",
+        help="apart: incidents 7 min apart, one at a time (default); latency: the latency bench's timing,"
+        " 90 s of control after the history and onsets 20 s apart",
+    )  # fmt: skip
     parser.add_argument("--partitions", type=int, default=2, help="partitions per topic (default 2)")
     parser.add_argument(
         "--incidents", choices=sorted(INCIDENT_SETS), default="latency",
@@ -226,7 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     print(f"both immediate paths in process on {machine_line(info)}; load {info['load_average_at_start'][0]:.2f}")
     with tempfile.TemporaryDirectory(prefix="frictionwatch-paths-") as workdir:
-        result = run(args.rate, args.history, args.partitions, Path(workdir), INCIDENT_SETS[args.incidents], args.fetch)
+        history = args.history if args.history is not None else (900.0 if args.layout == "latency" else 1800.0)
+        incidents = INCIDENT_SETS[args.incidents]
+        result = run(args.rate, history, args.partitions, Path(workdir), incidents, args.fetch, args.layout)
     result["machine"] = info
     print(f"{result['events']:,} events in {result['seconds']:.0f} s\n")
     print(table(result))
