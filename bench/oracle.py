@@ -126,6 +126,9 @@ def divergence(parameters: Parameters, volume: float) -> float:
     return volume * (p1 - p0) ** 2 / (2 * parameters.unit_variance)
 
 
+MAX_EXPONENT = 700.0  # exp() of more overflows a float
+
+
 def siegmund_arl(h: float, i0: float) -> float:
     """In-control average run length (windows) of an LLR CUSUM with threshold ``h`` whose
     increments drift by ``-i0`` per window (Siegmund's approximation, module docstring)."""
@@ -134,6 +137,8 @@ def siegmund_arl(h: float, i0: float) -> float:
     corrected = h + OVERSHOOT * math.sqrt(2 * i0)
     if corrected < 1e-6:
         return 1.0
+    if corrected > MAX_EXPONENT:  # a window that says this much: beyond any budget (and exp's range)
+        return math.inf
     return max(1.0, math.expm1(corrected) - corrected) / i0
 
 

@@ -82,3 +82,10 @@ def test_threshold_falls_back_to_lordens_bound_when_one_window_can_cross() -> No
     # 200 units a window of a 0.05 -> 0.5 change: ~100 nats of evidence a window, so the
     # normal random walk's overshoot no longer applies; ARL0 >= exp(h) does.
     assert oracle.threshold(43_200, 100.0) == pytest.approx(math.log(43_200))
+
+
+def test_a_window_that_says_more_than_exp_can_hold_gives_lordens_bound() -> None:
+    """A high-volume step whose incident rate is near 0 or 1: a window's divergence in the
+    hundreds of thousands (the latency bench overflowed on one, 2026-12-01)."""
+    assert oracle.siegmund_arl(10.0, 1e6) == math.inf
+    assert oracle.threshold(1e6, 1e6) == pytest.approx(math.log(1e6))
