@@ -59,16 +59,10 @@ MAX_EXAMPLES = 5  # per touchpoint, as the window path keeps
 #: while a series alarms, the evidence (log-likelihood ratio) that it is back to its usual rate that
 #: ends the alarm: 100 to 1 for the usual rate against the incident's
 RECOVERY_EVIDENCE = math.log(100.0)
-#: event time a series is watched before it is judged: its expected count per second (for its
-#: threshold) is learned; its evidence is added up from then on. How sure the hazards behind its
-#: counts are is in the evidence itself (:func:`evidence`)
+#: event time a series is watched before it is judged: its expected count per second is learned,
+#: and the hazards behind its counts (learned in stage 1 from a few dozen outcomes when it first
+#: arrives) settle; its evidence is added up from then on
 WATCHED_BEFORE_JUDGING = 120.0
-#: event time a group (journey or contact channel) is watched before any of its series is judged:
-#: when a worker starts on a stream (or a backlog), every hazard is young and its partitions run
-#: minutes apart; on Apache Kafka, judging from 2 minutes in paged on support/chat errors (CI of
-#: 2026-12-01 17:31). A series that appears later (a quiet touchpoint warm after 15 minutes) is
-#: judged WATCHED_BEFORE_JUDGING after its first counts
-GROUP_WATCHED_BEFORE_JUDGING = 600.0
 RATE_HALF_LIFE = 3600.0  # of the expected count per second
 
 
@@ -185,8 +179,6 @@ class EvidenceBank:
     applied: dict[tuple[str, int, str], float] = field(default_factory=dict)
     #: the latest example sessions or contacts per touchpoint, newest first (for the alerts)
     examples: dict[SeriesPlace, list[str]] = field(default_factory=dict)
-    #: group -> the event time of its first record (GROUP_WATCHED_BEFORE_JUDGING from then)
-    group_first: dict[str, float] = field(default_factory=dict)
 
     def add(self, record: EvidenceRecord) -> list[Finding]:
         """Apply one partition's evidence; findings where a series starts alarming, gets worse, or is back to normal."""
@@ -194,8 +186,6 @@ class EvidenceBank:
         if record.end <= self.applied.get(key, -math.inf):
             return []
         self.applied[key] = record.end
-        group_first = self.group_first.setdefault(record.group, record.end)
-        judged = record.end - group_first >= GROUP_WATCHED_BEFORE_JUDGING
         for touchpoint, ids in record.examples.items():
             kept = self.examples.get(touchpoint, [])
             self.examples[touchpoint] = [*ids, *(i for i in kept if i not in ids)][:MAX_EXAMPLES]
@@ -220,20 +210,13 @@ class EvidenceBank:
             said: float | None = expected * expected / variance if variance > 0 else None
             if said is None and expected > 0:
                 said = math.inf
-            finding = self._apply(place, metric, observed, expected, record.end, said, judged)
+            finding = self._apply(place, metric, observed, expected, record.end, said)
             if finding is not None:
                 findings.append(finding)
         return findings
 
     def _apply(
-        self,
-        place: SeriesPlace,
-        metric: str,
-        observed: float,
-        expected: float,
-        ts: float,
-        strength: float | None,
-        judged: bool = True,
+        self, place: SeriesPlace, metric: str, observed: float, expected: float, ts: float, strength: float | None
     ) -> Finding | None:
         ratios = EVIDENCE_METRICS[metric][1]
         budget = self.budget_of(place, metric)
@@ -250,8 +233,8 @@ class EvidenceBank:
         series.expected_sum += expected
         if strength is not None:
             series.strength = strength
-        if not judged or ts - series.first_ts < WATCHED_BEFORE_JUDGING or series.rate() <= 0.0:
-            return None  # its group is young, or its expected count per second is being learned
+        if ts - series.first_ts < WATCHED_BEFORE_JUDGING or series.rate() <= 0.0:
+            return None  # its expected count per second is being learned: no evidence yet
         steps = [cusum.add(observed, expected, ts, series.strength) for cusum in series.cusums]
         if series.severity != "none":  # alarming: is it back to normal (against the smallest change)?
             series.recovery = max(0.0, series.recovery - steps[0])
@@ -298,7 +281,6 @@ class EvidenceBank:
                 if (place[0] or place[2]) == group
             },
             "applied": [[*key, end] for key, end in self.applied.items() if key[2] == group],
-            "first": self.group_first.get(group),
         }
 
     def restore(self, state: dict[str, Any]) -> int:
@@ -335,8 +317,6 @@ class EvidenceBank:
             restored += 1
         for source, partition, group, end in state.get("applied", []):
             self.applied[(str(source), int(partition), str(group))] = float(end)
-            if state.get("first") is not None:
-                self.group_first.setdefault(str(group), float(state["first"]))
         return restored
 
 
