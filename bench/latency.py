@@ -109,6 +109,9 @@ INCIDENTS = (
     ),
 )
 SEED = 11
+#: seconds of history, of normal traffic after it, between two onsets, and of each incident
+TIMING = (900.0, 90.0, 20.0, 420.0)
+QUICK_TIMING = (600.0, 60.0, 10.0, 240.0)
 
 
 def scenario(
@@ -235,7 +238,7 @@ def summarise(values: list[float | None]) -> dict[str, float | int | None]:
 
 
 def run(broker: EmbeddedBroker, workdir: Path, *, quick: bool = False) -> dict[str, Any]:
-    history, control, stagger, duration = (600.0, 60.0, 10.0, 240.0) if quick else (900.0, 90.0, 20.0, 420.0)
+    history, control, stagger, duration = QUICK_TIMING if quick else TIMING
     text, offsets = scenario(history, control, stagger, duration)
     path = workdir / "latency-scenario.yml"
     path.write_text(text)

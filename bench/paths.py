@@ -43,7 +43,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from bench.common import machine, machine_line
-from bench.latency import INCIDENTS, SEED, Incident, scenario, steady_state_map
+from bench.latency import INCIDENTS, SEED, TIMING, Incident, scenario, steady_state_map
 from frictionwatch.contract import Event, EventValidator
 from frictionwatch.detectors.bank import Finding
 from frictionwatch.generator import GeneratorConfig, generate
@@ -57,7 +57,7 @@ START = 1_795_000_000.0  # event time of the first event (2026-11-18): the same 
 #: layout -> (seconds of normal traffic before the first onset after the history, seconds between
 #: onsets, each incident's duration); ``latency`` is the latency bench's own (its incidents overlap,
 #: and the quiet step's begins 18.5 min after the start with its 15 min of history)
-LAYOUTS = {"apart": (120.0, 420.0, 420.0), "latency": (90.0, 20.0, 420.0)}
+LAYOUTS = {"apart": (120.0, 420.0, 420.0), "latency": TIMING[1:]}
 BACKLOG_SPEED = 10_000.0  # events a second a worker works through a backlog at (with --fetch)
 #: incidents without errors, where only the flow (and the queue's hang-ups) tell
 FLOW_INCIDENTS = (
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     print(f"both immediate paths in process on {machine_line(info)}; load {info['load_average_at_start'][0]:.2f}")
     with tempfile.TemporaryDirectory(prefix="frictionwatch-paths-") as workdir:
-        history = args.history if args.history is not None else (900.0 if args.layout == "latency" else 1800.0)
+        history = args.history if args.history is not None else (TIMING[0] if args.layout == "latency" else 1800.0)
         incidents = INCIDENT_SETS[args.incidents]
         result = run(args.rate, history, args.partitions, Path(workdir), incidents, args.fetch, args.layout)
     result["machine"] = info
