@@ -12,12 +12,19 @@ the usual rate against the incident's, and at :data:`RECOVERY_EVIDENCE` the alar
 increments of two partitions add up to the increment of their merged counts, so each record
 is applied when it comes, without waiting for the slowest partition.
 
+A metric whose incidents range from a few times the usual rate to ten times it (errors) keeps
+one CUSUM per ratio of :data:`EVIDENCE_METRICS`, each with its share of the budget, and alarms
+when any of them does. One tuned to tripled errors adds too little per error to catch a burst
+at a quiet step (a few errors a minute) before the burst is over; one tuned to ten times adds
+more per error, and also tolerates a usual rate learned too low (from a few dozen visits) by a
+factor of up to ``(ratio - 1) / log(ratio)``: 3.9 against 1.8.
+
 ``h`` spends the series' false-alarm budget. Wald's approximation gives the average run length
 in units of expected count, ``(exp(h) - h - 1) / K`` with ``K = ratio - 1 - log(ratio)`` (the
 evidence lost per expected count on normal traffic); simulated, the true run length is 1.4 to
 1.9 times longer, so the budget is kept with room. The run length in seconds follows from the
 series' expected count per second, learned as it goes. An evidence series shares its window
-metric's budget with it: each gets half.
+metric's budget with it: each gets half, split again over its CUSUMs.
 
 >>> cusum = PoissonCusum(ratio=0.3)
 >>> for second in range(30):                    # a step where 1 visitor a second should move on, and none does
@@ -40,12 +47,13 @@ from frictionwatch.detectors.base import Verdict, severity_for
 from frictionwatch.detectors.budget import FalseAlarmBudget, threshold_for
 from frictionwatch.streams.evidence import EvidenceRecord
 
-#: evidence metric -> (the window metric whose budget it shares, the rate ratio of the incident it looks for)
-EVIDENCE_METRICS: dict[str, tuple[str, float]] = {
-    "step_progress": ("flow_ratio", 0.3),  # moving on at under a third of the usual pace
-    "step_errors": ("errors_per_visit", 3.0),
-    "queue_answers": ("service_level", 0.4),  # callers answered at under half the usual pace
-    "queue_abandons": ("abandonment_ratio", 2.5),
+#: evidence metric -> (the window metric whose budget it shares, the rate ratios of the incidents it
+#: looks for: one CUSUM each)
+EVIDENCE_METRICS: dict[str, tuple[str, tuple[float, ...]]] = {
+    "step_progress": ("flow_ratio", (0.3,)),  # moving on at under a third of the usual pace
+    "step_errors": ("errors_per_visit", (3.0, 10.0)),
+    "queue_answers": ("service_level", (0.4,)),  # callers answered at under half the usual pace
+    "queue_abandons": ("abandonment_ratio", (2.5,)),
 }
 MAX_EXAMPLES = 5  # per touchpoint, as the window path keeps
 #: while a series alarms, the evidence (log-likelihood ratio) that it is back to its usual rate that
@@ -54,7 +62,7 @@ RECOVERY_EVIDENCE = math.log(100.0)
 #: event time a series is watched before it is judged: its expected count per second is learned,
 #: and the hazards behind its counts (learned in stage 1 from a few dozen outcomes when it first
 #: arrives) settle; its evidence is added up from then on
-WATCHED_BEFORE_JUDGING = 600.0
+WATCHED_BEFORE_JUDGING = 120.0
 RATE_HALF_LIFE = 3600.0  # of the expected count per second
 
 
@@ -64,9 +72,33 @@ def poisson_threshold(expected_between_alarms: float, ratio: float) -> float:
     return threshold_for(lambda h: math.expm1(h) - h, expected_between_alarms * loss)
 
 
+def evidence(observed: float, expected: float, ratio: float, strength: float = math.inf) -> float:
+    """The log-likelihood ratio of ``observed`` counts where ``expected`` were, for a rate changed by
+    ``ratio`` against an unchanged one, when the rates behind ``expected`` were learned from
+    ``strength`` outcomes (a gamma-Poisson, i.e. negative binomial, predictive; Poisson when
+    ``strength`` is infinite).
+
+    >>> round(evidence(10.0, 1.0, ratio=10.0), 1)                 # rates known exactly
+    14.0
+    >>> round(evidence(10.0, 1.0, ratio=10.0, strength=3.0), 1)   # learned from 3 outcomes: less sure
+    7.7
+    """
+    if math.isinf(strength):
+        return observed * math.log(ratio) - (ratio - 1.0) * expected
+    return observed * math.log(ratio) - (strength + observed) * math.log1p(
+        (ratio - 1.0) * expected / (strength + expected)
+    )
+
+
 @dataclass(slots=True)
 class PoissonCusum:
-    """The CUSUM of one evidence series; ``since``: when its statistic last left zero (the change's estimate)."""
+    """The CUSUM of one evidence series; ``since``: when its statistic last left zero (the change's estimate).
+
+    Each step is the evidence the new counts add to those of the current run (since ``since``),
+    judged with how sure the rates behind them are (:func:`evidence`): with exact rates the steps
+    are the Poisson log-likelihood ratios of the counts alone; with rates learned from a few
+    outcomes, a run of excess counts is weighed against the chance that the rates were too low.
+    """
 
     ratio: float
     statistic: float = 0.0
@@ -74,9 +106,14 @@ class PoissonCusum:
     expected: float = 0.0
     since: float | None = None
 
-    def add(self, observed: float, expected: float, ts: float) -> float:
+    def add(self, observed: float, expected: float, ts: float, strength: float = math.inf) -> float:
         """Add the evidence of ``observed`` against ``expected``; its log-likelihood ratio."""
-        step = observed * math.log(self.ratio) - (self.ratio - 1.0) * expected
+        ratio = self.ratio
+        if math.isinf(strength):
+            step = observed * math.log(ratio) - (ratio - 1.0) * expected
+        else:
+            before = evidence(self.observed, self.expected, ratio, strength)
+            step = evidence(self.observed + observed, self.expected + expected, ratio, strength) - before
         if self.statistic + step <= 0.0:
             self.statistic, self.observed, self.expected, self.since = 0.0, 0.0, 0.0, None
             return step
@@ -90,24 +127,37 @@ class PoissonCusum:
 
 @dataclass(slots=True)
 class _Series:
-    cusum: PoissonCusum
+    cusums: list[PoissonCusum]  # one per ratio of its metric
     first_ts: float
     last_ts: float
     expected_sum: float = 0.0  # decayed, per RATE_HALF_LIFE
     seconds: float = 0.0  # decayed likewise
     severity: str = "none"  # what it last reported: none until it alarms
     recovery: float = 0.0  # while alarming: the CUSUM of the evidence that it is back to normal
+    leading: int = 0  # the CUSUM that alarmed last (or, normal, the first)
+    strength: float = math.inf  # the outcomes its expected counts' rates were learned from, lately
+
+    @property
+    def cusum(self) -> PoissonCusum:
+        """The CUSUM that speaks for the series: the one that alarmed."""
+        return self.cusums[self.leading]
 
     def rate(self) -> float:
         return self.expected_sum / self.seconds if self.seconds > 0 else 0.0
 
+    def reset(self) -> None:
+        for cusum in self.cusums:
+            cusum.statistic, cusum.observed, cusum.expected, cusum.since = 0.0, 0.0, 0.0, None
+        self.leading = 0
+
     def state(self) -> dict[str, Any]:
-        c = self.cusum
         return {
-            "cusum": [c.statistic, c.observed, c.expected, c.since],
+            "cusums": [[c.ratio, c.statistic, c.observed, c.expected, c.since] for c in self.cusums],
             "times": [self.first_ts, self.last_ts, self.expected_sum, self.seconds],
             "severity": self.severity,
             "recovery": self.recovery,
+            "leading": self.leading,
+            "strength": None if math.isinf(self.strength) else self.strength,
         }
 
 
@@ -139,55 +189,72 @@ class EvidenceBank:
         for touchpoint, ids in record.examples.items():
             kept = self.examples.get(touchpoint, [])
             self.examples[touchpoint] = [*ids, *(i for i in kept if i not in ids)][:MAX_EXAMPLES]
+        # (place, metric) -> [observed, expected, the relative variance of expected times its square]:
+        # channels pooled in a step add their counts, and the uncertainty of their rates
         sums: dict[tuple[SeriesPlace, str], list[float]] = {}
         for touchpoint, fields in record.counts.items():
             pooled = self.pooled(touchpoint)
-            for metric, (observed, expected) in fields.items():
-                sums[(touchpoint, metric)] = [observed, expected]
+            for metric, amounts in fields.items():
+                observed, expected = amounts[0], amounts[1]
+                strength = amounts[2] if len(amounts) > 2 else math.inf  # none given: exact rates
+                variance = expected * expected / strength if strength > 0 else math.inf
+                sums[(touchpoint, metric)] = [observed, expected, variance]
                 if pooled is not None:
-                    total = sums.setdefault((pooled, metric), [0.0, 0.0])
+                    total = sums.setdefault((pooled, metric), [0.0, 0.0, 0.0])
                     total[0] += observed
                     total[1] += expected
+                    total[2] += variance
         findings = []
-        for (place, metric), (observed, expected) in sums.items():
-            finding = self._apply(place, metric, observed, expected, record.end)
+        for (place, metric), (observed, expected, variance) in sums.items():
+            # the strength of a gamma with the pooled mean and variance (None: nothing expected, nothing said)
+            said: float | None = expected * expected / variance if variance > 0 else None
+            if said is None and expected > 0:
+                said = math.inf
+            finding = self._apply(place, metric, observed, expected, record.end, said)
             if finding is not None:
                 findings.append(finding)
         return findings
 
-    def _apply(self, place: SeriesPlace, metric: str, observed: float, expected: float, ts: float) -> Finding | None:
-        ratio = EVIDENCE_METRICS[metric][1]
+    def _apply(
+        self, place: SeriesPlace, metric: str, observed: float, expected: float, ts: float, strength: float | None
+    ) -> Finding | None:
+        ratios = EVIDENCE_METRICS[metric][1]
         budget = self.budget_of(place, metric)
         if budget is None:
             return None
         series = self.series.get((place, metric))
         if series is None:
-            series = self.series[(place, metric)] = _Series(PoissonCusum(ratio), ts, ts)
+            series = self.series[(place, metric)] = _Series([PoissonCusum(ratio) for ratio in ratios], ts, ts)
         if ts > series.last_ts:
             factor = 0.5 ** ((ts - series.last_ts) / RATE_HALF_LIFE)
             series.seconds = series.seconds * factor + (ts - series.last_ts)
             series.expected_sum *= factor
             series.last_ts = ts
         series.expected_sum += expected
+        if strength is not None:
+            series.strength = strength
         if ts - series.first_ts < WATCHED_BEFORE_JUDGING or series.rate() <= 0.0:
-            return None  # its rate is being learned, and stage 1's hazards are settling: no evidence yet
-        cusum = series.cusum
-        step = cusum.add(observed, expected, ts)
-        if series.severity != "none":  # alarming: is it back to normal?
-            series.recovery = max(0.0, series.recovery - step)
+            return None  # its expected count per second is being learned: no evidence yet
+        steps = [cusum.add(observed, expected, ts, series.strength) for cusum in series.cusums]
+        if series.severity != "none":  # alarming: is it back to normal (against the smallest change)?
+            series.recovery = max(0.0, series.recovery - steps[0])
             if series.recovery >= RECOVERY_EVIDENCE:
-                verdict = self._verdict(cusum, ts, 0.0, "none")
+                verdict = self._verdict(series.cusum, ts, 0.0, "none")
                 series.severity, series.recovery = "none", 0.0
-                cusum.statistic, cusum.observed, cusum.expected, cusum.since = 0.0, 0.0, 0.0, None
+                series.reset()
                 return Finding(place, metric, verdict, 1.0)
-        threshold = poisson_threshold(series.rate() * budget.split(2).period / budget.alarms, ratio)
-        cusum.statistic = min(cusum.statistic, 2.0 * threshold)  # enough for critical; no more to unwind
-        score = cusum.statistic / threshold
+        seconds_between = budget.split(2 * len(series.cusums)).period / budget.alarms
+        score, leading = 0.0, series.leading
+        for index, cusum in enumerate(series.cusums):
+            threshold = poisson_threshold(series.rate() * seconds_between, cusum.ratio)
+            cusum.statistic = min(cusum.statistic, 2.0 * threshold)  # enough for critical; no more to unwind
+            if cusum.statistic / threshold > score:
+                score, leading = cusum.statistic / threshold, index
         severity = severity_for(score, 1.0)
         if severity_rank(severity) <= severity_rank(series.severity):
             return None  # nothing new: normal, alarming as before, or easing (it ends by the recovery test)
-        series.severity, series.recovery = severity, 0.0
-        return Finding(place, metric, self._verdict(cusum, ts, score, severity), 1.0)
+        series.severity, series.recovery, series.leading = severity, 0.0, leading
+        return Finding(place, metric, self._verdict(series.cusum, ts, score, severity), 1.0)
 
     @staticmethod
     def _verdict(cusum: PoissonCusum, ts: float, score: float, severity: str) -> Verdict:
@@ -224,18 +291,28 @@ class EvidenceBank:
             if metric not in EVIDENCE_METRICS or len(parts) != 5:
                 continue
             place: SeriesPlace = (parts[0], parts[1], parts[2], parts[3], parts[4])
-            statistic, observed, expected, since = learned["cusum"]
+            saved = {float(c[0]): c[1:] for c in learned.get("cusums", [])}
+            if "cusum" in learned:  # a state of one CUSUM per series (before 2026-12-01): the first ratio's
+                saved[EVIDENCE_METRICS[metric][1][0]] = learned["cusum"]
+            cusums = []
+            for ratio in EVIDENCE_METRICS[metric][1]:  # a ratio not saved starts from nothing
+                statistic, observed, expected, since = saved.get(ratio, (0.0, 0.0, 0.0, None))
+                cusum = PoissonCusum(ratio, float(statistic), float(observed), float(expected))
+                cusum.since = None if since is None else float(since)
+                cusums.append(cusum)
             first_ts, last_ts, expected_sum, seconds = (float(v) for v in learned["times"])
-            cusum = PoissonCusum(EVIDENCE_METRICS[metric][1], float(statistic), float(observed), float(expected))
-            cusum.since = None if since is None else float(since)
+            leading = int(learned.get("leading", 0))
+            strength = learned.get("strength")
             self.series[(place, metric)] = _Series(
-                cusum,
+                cusums,
                 first_ts,
                 last_ts,
                 expected_sum,
                 seconds,
                 str(learned.get("severity", "none")),
                 float(learned.get("recovery", 0.0)),
+                leading if 0 <= leading < len(cusums) else 0,
+                math.inf if strength is None else float(strength),
             )
             restored += 1
         for source, partition, group, end in state.get("applied", []):

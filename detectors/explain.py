@@ -122,7 +122,7 @@ def explain(journey_map: JourneyMap, window_seconds: float) -> list[str]:
 def _evidence(journey_map: JourneyMap) -> list[str]:
     """The evidence path's series, and how soon each budget's evidence catches a step that stops
     letting visitors through and errors that triple, at a few volumes."""
-    from frictionwatch.detectors.evidence import EVIDENCE_METRICS, poisson_threshold
+    from frictionwatch.detectors.evidence import EVIDENCE_METRICS
 
     window_metrics = {window: metric for metric, (window, _) in EVIDENCE_METRICS.items()}
     count, budgets = 0, set()
@@ -140,19 +140,33 @@ def _evidence(journey_map: JourneyMap) -> list[str]:
         f"evidence path: {count} series judged as events arrive ({', '.join(EVIDENCE_METRICS)}),"
         " each with half its window metric's budget"
     ]
-    stopped, tripled = EVIDENCE_METRICS["step_progress"][1], EVIDENCE_METRICS["step_errors"][1]
+    changes = (
+        ("nobody moves on", "step_progress", 0.0),
+        ("errors x3", "step_errors", 3.0),
+        ("errors x10", "step_errors", 10.0),
+    )
     for budget in sorted(budgets, key=lambda budget: budget.period / budget.alarms):
-        seconds_between = budget.split(2).period / budget.alarms
         lines.append(f"  budget {budget}: seconds until it alarms when, at a touchpoint where this many are expected,")
-        lines.append(f"    {'':24}{'nobody moves on':>18}{'errors x3':>12}")
+        lines.append(f"    {'':24}" + "".join(f"{name:>18}" for name, _, _ in changes))
         for per_minute in EVIDENCE_VOLUMES:
-            rate = per_minute / 60.0
-            cells = []
-            for ratio, gain in ((stopped, 1.0 - stopped), (tripled, 3.0 * math.log(tripled) - (tripled - 1.0))):
-                threshold = poisson_threshold(rate * seconds_between, ratio)
-                cells.append(threshold / (gain * rate))
-            lines.append(f"    {f'{per_minute:g} a minute':24}{f'{cells[0]:,.0f} s':>18}{f'{cells[1]:,.0f} s':>12}")
+            cells = (_evidence_seconds(budget, metric, change, per_minute / 60.0) for _, metric, change in changes)
+            lines.append(f"    {f'{per_minute:g} a minute':24}" + "".join(f"{f'{cell:,.0f} s':>18}" for cell in cells))
     return lines
+
+
+def _evidence_seconds(budget: FalseAlarmBudget, metric: str, change: float, rate: float) -> float:
+    """Seconds until ``metric``'s CUSUMs alarm, on average, when its rate (``rate`` expected a
+    second) becomes ``change`` times the usual: the fastest of them."""
+    from frictionwatch.detectors.evidence import EVIDENCE_METRICS, poisson_threshold
+
+    ratios = EVIDENCE_METRICS[metric][1]
+    seconds_between = budget.split(2 * len(ratios)).period / budget.alarms
+    fastest = math.inf
+    for ratio in ratios:
+        gain = (change * math.log(ratio) if change else 0.0) - (ratio - 1.0)  # evidence per expected count
+        if gain > 0:
+            fastest = min(fastest, poisson_threshold(rate * seconds_between, ratio) / (gain * rate))
+    return fastest
 
 
 def _windows_between(budget: FalseAlarmBudget | float, window_seconds: float) -> float:

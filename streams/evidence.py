@@ -32,11 +32,13 @@ come (:mod:`frictionwatch.detectors.evidence`).
 {}
 >>> meter.spent(step, "progress", since=1200.0, until=1220.0, cap=300.0, happened=True)
 >>> counts = meter.tick(1230.0, [(step, "progress", 1225.0, 300.0, "s-41")])  # one moved on, one is there for 5 s
->>> [round(amount, 2) for amount in counts[step]["step_progress"]]   # observed, expected
+>>> [round(amount, 2) for amount in counts[step]["step_progress"][:2]]   # observed, expected
 [1.0, 0.37]
 >>> counts = meter.tick(1260.0, [(step, "progress", 1225.0, 300.0, "s-41")])  # still there after 35 s: overdue
->>> [round(amount, 2) for amount in counts[step]["step_progress"]]
+>>> [round(amount, 2) for amount in counts[step]["step_progress"][:2]]
 [0.0, 11.21]
+>>> round(counts[step]["step_progress"][2])       # the outcomes its rates were learned from (decayed, with the prior's)
+43
 """
 
 from __future__ import annotations
@@ -58,6 +60,18 @@ EVIDENCE_TICK = 1.0
 HALF_LIFE = 6 * 3600.0
 #: seconds of a partition's event time between two updates of the rates its hazards judge with
 FREEZE_EVERY = 10.0
+#: a hazard judges with what it had learned at least this long ago (event time), once it was warm
+#: then: an incident is not learned as normal while it is being judged (a quiet step that learned
+#: its errors per visit from a few dozen visits would otherwise take a burst's first errors as
+#: its usual rate within a minute)
+GUARD = 300.0
+#: event time a hazard learns before its snapshots may guard: an estimate from the first minutes of
+#: traffic (a few dozen outcomes, when a worker or the traffic starts) is not the usual rate yet
+SETTLED_AFTER = 600.0
+#: seconds of event time between two of a hazard's snapshots kept for :data:`GUARD`
+SNAPSHOT_EVERY = 60.0
+#: snapshots a hazard keeps (the latest in event time): partitions that share it may be an hour apart
+SNAPSHOTS = 60
 #: seconds of wall clock between two evidence ticks of a partition, when a clock is given: a
 #: backlog (history, a restart) is worked through with a tick covering many seconds of event time
 WALL_TICK = 0.25
@@ -84,7 +98,9 @@ BAD_OUTCOMES = frozenset({"error", "abandon"})
 #: how far a caller's wait is followed (an hour: the last bucket)
 MAX_WAIT = BOUNDS[-1]
 
-#: what a partition sends per evidence tick: touchpoint -> metric -> [observed, expected]
+#: what a partition sends per evidence tick: touchpoint -> metric -> [observed, expected, strength]
+#: (strength: the outcomes the expected count's rates were learned from; stage 2 judges with
+#: their uncertainty)
 EvidenceCounts = dict[Touchpoint, dict[str, list[float]]]
 #: example sessions or contacts per touchpoint: ones that did not move on, erred, or hung up
 MAX_EXAMPLES = 3
@@ -99,15 +115,21 @@ class Hazard:
     whose exposure is counted in visits.
     """
 
-    __slots__ = ("bounds", "decayed_at", "events", "exposure", "rates", "warm")
+    __slots__ = ("bounds", "decayed_at", "events", "exposure", "first_frozen", "rates", "snapshots", "strength", "warm")
 
     def __init__(self, outcome: str, bounds: tuple[float, ...] = BOUNDS) -> None:
         self.bounds = bounds
         self.events = [0.0] * len(bounds)
         self.exposure = [0.0] * len(bounds)
         self.decayed_at = -math.inf
+        self.first_frozen = math.inf  # event time it first learned from (its first freeze)
         self.warm = WARM[outcome]
         self.rates: list[float] | None = None  # frozen at the last tick; None while it is not judged
+        #: the outcomes the frozen rates were learned from (decayed, with the prior's): how sure they are
+        self.strength = 0.0
+        #: event time // SNAPSHOT_EVERY -> (the rates learned then, their strength), None while not
+        #: warm; taken by whichever partition reached that minute first
+        self.snapshots: dict[int, tuple[list[float], float] | None] = {}
 
     def expose(self, start: float, end: float) -> float:
         """Learn time at risk [start, end) (seconds spent so far); the count the frozen rates expected in it."""
@@ -142,20 +164,43 @@ class Hazard:
 
     def freeze(self, ts: float) -> None:
         """Decay what was learned to event time ``ts`` (if later than the last decay: partitions that
-        share the hazard may be minutes apart), and fix the rates the next ticks judge with."""
+        share the hazard may be minutes apart), and fix the rates the next ticks judge with: those
+        learned :data:`GUARD` seconds before ``ts`` if the hazard was warm and settled then, else
+        today's."""
         if ts > self.decayed_at:
             if math.isfinite(self.decayed_at):
                 factor = 0.5 ** ((ts - self.decayed_at) / HALF_LIFE)
                 self.events = [value * factor for value in self.events]
                 self.exposure = [value * factor for value in self.exposure]
             self.decayed_at = ts
+        learned = self._learned()
+        if not math.isfinite(ts):  # a partition with no event time yet
+            self.rates, self.strength = learned if learned is not None else (None, 0.0)
+            return
+        self.first_frozen = min(self.first_frozen, ts)
+        snapshots, minute = self.snapshots, int(ts // SNAPSHOT_EVERY)
+        if minute not in snapshots:
+            snapshots[minute] = learned if ts - self.first_frozen >= SETTLED_AFTER else None
+            if len(snapshots) > SNAPSHOTS:
+                del snapshots[min(snapshots)]
+        guarded, newest = None, int((ts - GUARD) // SNAPSHOT_EVERY)
+        for taken in range(newest, newest - SNAPSHOTS, -1):  # the newest one old enough
+            if taken in snapshots:
+                guarded = snapshots[taken]
+                break
+        judged = guarded if guarded is not None and learned is not None else learned
+        self.rates, self.strength = judged if judged is not None else (None, 0.0)
+
+    def _learned(self) -> tuple[list[float], float] | None:
+        """The rates learned by now and their strength; None while too few outcomes or too little
+        exposure were seen."""
         events, exposure = sum(self.events), sum(self.exposure)
         if events < self.warm[0] or exposure < self.warm[1] or exposure <= 0.0:
-            self.rates = None
-            return
+            return None
         overall = (events + 0.5) / exposure
         prior = PRIOR_EVENTS / overall
-        self.rates = [(ev + PRIOR_EVENTS) / (ex + prior) for ev, ex in zip(self.events, self.exposure, strict=True)]
+        rates = [(ev + PRIOR_EVENTS) / (ex + prior) for ev, ex in zip(self.events, self.exposure, strict=True)]
+        return rates, events + PRIOR_EVENTS
 
 
 #: per-visit rates have one bucket
@@ -195,16 +240,17 @@ class EvidenceMeter:
             hazard = self.hazards[(place, outcome)] = Hazard(outcome, PER_VISIT if outcome == "error" else BOUNDS)
         return hazard
 
-    def _count(self, place: Touchpoint, metric: str, observed: float, expected: float) -> None:
+    def _count(self, place: Touchpoint, metric: str, observed: float, expected: float, strength: float) -> None:
         fields = self.counts.get(place)
         if fields is None:
             fields = self.counts[place] = {}
         amounts = fields.get(metric)
         if amounts is None:
-            fields[metric] = [observed, expected]
+            fields[metric] = [observed, expected, strength]
         else:
             amounts[0] += observed
             amounts[1] += expected
+            amounts[2] = strength
 
     def _example(self, place: Touchpoint, subject: str | None) -> None:
         if subject is None:
@@ -241,7 +287,7 @@ class EvidenceMeter:
         if happened and until - since <= cap:
             hazard.happened(until - since)
         if hazard.rates is not None:
-            self._count(place, METRIC_OF[outcome], 1.0 if happened else 0.0, expected)
+            self._count(place, METRIC_OF[outcome], 1.0 if happened else 0.0, expected, hazard.strength)
             if happened == (outcome in BAD_OUTCOMES):
                 self._example(place, example)
 
@@ -250,13 +296,13 @@ class EvidenceMeter:
         hazard = self._hazard(place, "error")
         expected = hazard.expose(0.0, 1.0)
         if hazard.rates is not None:
-            self._count(place, "step_errors", 0.0, expected)
+            self._count(place, "step_errors", 0.0, expected, hazard.strength)
 
     def error(self, place: Touchpoint, example: str | None = None) -> None:
         hazard = self._hazard(place, "error")
         hazard.happened(0.0)
         if hazard.rates is not None:
-            self._count(place, "step_errors", 1.0, 0.0)
+            self._count(place, "step_errors", 1.0, 0.0, hazard.strength)
             self._example(place, example)
 
     def due(self, watermark: float) -> bool:
@@ -281,7 +327,7 @@ class EvidenceMeter:
                 hazard = self._hazard(place, outcome)
                 expected = hazard.expose(start, end)
                 if hazard.rates is not None:
-                    self._count(place, METRIC_OF[outcome], 0.0, expected)
+                    self._count(place, METRIC_OF[outcome], 0.0, expected, hazard.strength)
                     overdue = outcome not in BAD_OUTCOMES and len(self.examples.get(place, ())) < MAX_EXAMPLES
                     if overdue and hazard.cumulative(end) >= 1.0:
                         self._example(place, subject)
@@ -357,8 +403,8 @@ class EvidenceRecord:
         counts: EvidenceCounts = {}
         for row in doc["counts"]:
             place = Touchpoint(*(str(part) for part in row[:5]))
-            counts[place] = {
-                str(metric): [float(amounts[0]), float(amounts[1])]
+            counts[place] = {  # a record without strength (schema 1 before 2026-12-01): rates taken as exact
+                str(metric): [float(amounts[0]), float(amounts[1]), float(amounts[2]) if len(amounts) > 2 else math.inf]
                 for metric, amounts in row[5].items()
                 if metric in METRICS
             }

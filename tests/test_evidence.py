@@ -15,9 +15,9 @@ from prometheus_client import CollectorRegistry
 from frictionwatch.contract import ClickEvent, ContactEvent
 from frictionwatch.detectors.bank import Finding, SeriesPlace
 from frictionwatch.detectors.budget import FalseAlarmBudget
-from frictionwatch.detectors.evidence import EvidenceBank, PoissonCusum
+from frictionwatch.detectors.evidence import EvidenceBank, PoissonCusum, evidence
 from frictionwatch.journeymap import load_journey_map, parse_journey_map
-from frictionwatch.streams.evidence import EvidenceCounts, EvidenceMeter, EvidenceRecord, Hazard
+from frictionwatch.streams.evidence import GUARD, EvidenceCounts, EvidenceMeter, EvidenceRecord, Hazard
 from frictionwatch.streams.exposition import FrictionMetrics
 from frictionwatch.streams.friction import Friction
 from frictionwatch.streams.sessions import SessionTracker
@@ -59,7 +59,7 @@ def test_evidence_grows_while_a_session_waits_and_stops_when_it_moves_on() -> No
     for second in range(2, 40, 4):  # the watermark moves on with other sessions' clicks
         tracker.add(click(now + second, f"other{second}", "cart"))
         counts = meter.tick(now + second, tracker.waiting())
-        observed, grown = counts[PAYMENT]["step_progress"]
+        observed, grown, _ = counts[PAYMENT]["step_progress"]
         assert observed == 0.0
         expected.append(grown)
     assert all(amount > 0 for amount in expected)
@@ -168,7 +168,25 @@ def test_a_restored_bank_continues_identically_and_a_replayed_record_counts_once
         theirs, ours = original.add(record) if record.end > 1990 else [], restored.add(record)
         assert theirs == ours
     key = (tuple(PAYMENT), "step_progress")
-    assert original.series[key].cusum == restored.series[key].cusum  # type: ignore[index]
+    assert original.series[key].cusums == restored.series[key].cusums  # type: ignore[index]
+
+
+def test_a_restored_bank_keeps_every_cusum_and_how_sure_its_rates_were() -> None:
+    records = [
+        EvidenceRecord("clicks", 0, "purchase", float(i), {PAYMENT: {"step_errors": [float(i % 20 == 19), 0.05, 6.0]}})
+        for i in range(400)
+    ]
+    original, restored = EvidenceBank(budget), EvidenceBank(budget)
+    for record in records[:300]:
+        original.add(record)
+    restored.restore(orjson.loads(orjson.dumps(original.state("purchase"))))
+    key = (tuple(PAYMENT), "step_errors")
+    before = original.series[key]  # type: ignore[index]
+    assert len(before.cusums) == 2 and before.strength == 6.0 and before.cusums[1].statistic > 0
+    for record in records[300:]:
+        assert original.add(record) == restored.add(record)
+    after = restored.series[key]  # type: ignore[index]
+    assert after.cusums == original.series[key].cusums and after.strength == 6.0  # type: ignore[index]
 
 
 def test_the_cusum_adds_log_likelihood_ratios_and_restarts_at_zero() -> None:
@@ -177,6 +195,50 @@ def test_the_cusum_adds_log_likelihood_ratios_and_restarts_at_zero() -> None:
     assert math.isclose(cusum.statistic, 4 * math.log(3.0) - 2.0) and cusum.since == 5.0
     cusum.add(0.0, 10.0, ts=6.0)
     assert cusum.statistic == 0.0 and cusum.since is None and cusum.observed == 0.0
+
+
+def test_evidence_with_rates_learned_from_few_outcomes_is_weaker_and_tends_to_poisson() -> None:
+    exact = evidence(8.0, 1.0, ratio=3.0)
+    assert math.isclose(exact, 8 * math.log(3.0) - 2.0)
+    assert math.isclose(evidence(8.0, 1.0, ratio=3.0, strength=1e9), exact, rel_tol=1e-6)
+    few, many = evidence(8.0, 1.0, ratio=3.0, strength=2.0), evidence(8.0, 1.0, ratio=3.0, strength=200.0)
+    assert 0 < few < many < exact
+    cusum = PoissonCusum(ratio=3.0)  # a CUSUM's steps with uncertain rates add up to the run's evidence
+    for _ in range(4):
+        cusum.add(2.0, 0.25, ts=1.0, strength=5.0)
+    assert math.isclose(cusum.statistic, evidence(8.0, 1.0, ratio=3.0, strength=5.0))
+
+
+def _burst(bank: EvidenceBank, strength: float, errors_per_minute: float) -> int | None:
+    """Seconds until the step's errors alarm: 0.1 expected a minute, ``errors_per_minute`` seen (one
+    at a time, evenly), the rates learned from ``strength`` errors; None: no alarm in 10 minutes."""
+    every = 60.0 / errors_per_minute
+    for second in range(1200):
+        burst = second >= 600
+        error = 1.0 if burst and (second - 600) % every < 1.0 else 0.0
+        counts: EvidenceCounts = {PAYMENT: {"step_errors": [error, 0.1 / 60.0, strength]}}
+        found = bank.add(EvidenceRecord("c", 0, "purchase", float(second), counts))
+        if any(f.verdict.anomaly for f in found):
+            assert burst
+            return second - 600
+    return None
+
+
+def test_a_burst_at_a_quiet_step_is_caught_by_the_cusum_for_large_changes() -> None:
+    """Errors at 20 times the usual rate at a quiet step (0.1 expected a minute, 2 seen): the CUSUM
+    for ten times the usual leads; the one for tripled errors alone would take longer."""
+    bank = EvidenceBank(budget)
+    caught = _burst(bank, math.inf, 2.0)
+    assert caught is not None and caught <= 240, caught  # tripled errors alone: 300 s
+    series = bank.series[(tuple(PAYMENT), "step_errors")]  # type: ignore[index]
+    assert [c.ratio for c in series.cusums] == [3.0, 10.0] and series.leading == 1
+    assert series.cusums[0].statistic < series.cusums[1].statistic
+
+
+def test_the_same_burst_pages_later_or_not_at_all_when_the_rates_were_learned_from_few_errors() -> None:
+    sure, unsure = _burst(EvidenceBank(budget), 500.0, 2.0), _burst(EvidenceBank(budget), 2.0, 2.0)
+    assert sure is not None and (unsure is None or unsure > sure), (sure, unsure)
+    assert _burst(EvidenceBank(budget), 2.0, 6.0) is not None  # a clear burst still pages
 
 
 def test_normal_traffic_spends_little_of_the_budget() -> None:
@@ -262,17 +324,39 @@ def test_a_partition_far_ahead_does_not_leave_the_others_judging_with_stale_rate
     ahead.visit(PAYMENT)
     ahead.tick(1500.0, [])  # the first partition, 25 minutes ahead
     observed = expected = 0.0
-    for second in range(11, 1000):  # the others go on: a visit a second, one in ten errs
+    for second in range(11, 1300):  # the others go on: a visit a second, one in ten errs
         behind.visit(PAYMENT)
         if second % 10 == 0:
             behind.error(PAYMENT)
         if behind.due(float(second)):
             counts = behind.tick(float(second), [])
-            if second > 300 and PAYMENT in counts:
+            if second > 300 + GUARD and PAYMENT in counts:  # judged with what was learned GUARD s before
                 observed += counts[PAYMENT]["step_errors"][0]
                 expected += counts[PAYMENT]["step_errors"][1]
     assert observed == 69
     assert 0.8 < observed / expected < 1.25, (observed, expected)
+
+
+def test_a_burst_is_judged_against_the_rates_learned_before_it_and_a_lasting_shift_is_learned() -> None:
+    """Errors per visit jump from 1 in 50 to 1 in 2 at a step of a visit every 10 s: while the burst
+    is judged, its expected errors stay those of before it (a young hazard would otherwise take
+    them as its usual rate within a minute); once it has lasted GUARD seconds, it is learned."""
+    meter = EvidenceMeter({})
+    expected_by_minute: dict[int, float] = {}
+    for second in range(0, 3600 + 1200, 10):
+        meter.visit(PAYMENT)
+        if second % (500 if second < 3600 else 20) == 0:
+            meter.error(PAYMENT)
+        if meter.due(float(second)):
+            counts = meter.tick(float(second), [])
+            if PAYMENT in counts:
+                minute = second // 60
+                expected_by_minute[minute] = expected_by_minute.get(minute, 0.0) + counts[PAYMENT]["step_errors"][1]
+    before = expected_by_minute[59]
+    assert 0.05 < before < 0.3, before  # 6 visits a minute, 1 in 50 errs
+    burst = [expected_by_minute[minute] for minute in range(60, 60 + int(GUARD // 60))]
+    assert max(burst) < 1.5 * before, (before, burst)  # the burst's errors are evidence, not learned
+    assert expected_by_minute[79] > 5 * before, (before, expected_by_minute[79])  # 15 minutes on: the new normal
 
 
 def test_check_config_counts_the_evidence_series_and_says_how_soon_they_catch() -> None:
