@@ -197,7 +197,7 @@ class EvidenceBank:
             for metric, amounts in fields.items():
                 observed, expected = amounts[0], amounts[1]
                 strength = amounts[2] if len(amounts) > 2 else math.inf  # none given: exact rates
-                variance = expected * expected / strength if strength > 0 else math.inf
+                variance = expected * expected / strength if expected > 0 and strength > 0 else 0.0
                 sums[(touchpoint, metric)] = [observed, expected, variance]
                 if pooled is not None:
                     total = sums.setdefault((pooled, metric), [0.0, 0.0, 0.0])

@@ -37,8 +37,8 @@ come (:mod:`frictionwatch.detectors.evidence`).
 >>> counts = meter.tick(1260.0, [(step, "progress", 1225.0, 300.0, "s-41")])  # still there after 35 s: overdue
 >>> [round(amount, 2) for amount in counts[step]["step_progress"][:2]]
 [0.0, 11.21]
->>> round(counts[step]["step_progress"][2])       # the outcomes its rates were learned from (decayed, with the prior's)
-43
+>>> round(counts[step]["step_progress"][2])       # strength: as sure as rates learned from 46 outcomes
+46
 """
 
 from __future__ import annotations
@@ -99,8 +99,8 @@ BAD_OUTCOMES = frozenset({"error", "abandon"})
 MAX_WAIT = BOUNDS[-1]
 
 #: what a partition sends per evidence tick: touchpoint -> metric -> [observed, expected, strength]
-#: (strength: the outcomes the expected count's rates were learned from; stage 2 judges with
-#: their uncertainty)
+#: (strength: how many outcomes the expected count's rates are as sure as, see
+#: :meth:`Hazard.strength`; stage 2 judges with their uncertainty; 0 when nothing was expected)
 EvidenceCounts = dict[Touchpoint, dict[str, list[float]]]
 #: example sessions or contacts per touchpoint: ones that did not move on, erred, or hung up
 MAX_EXAMPLES = 3
@@ -115,7 +115,9 @@ class Hazard:
     whose exposure is counted in visits.
     """
 
-    __slots__ = ("bounds", "decayed_at", "events", "exposure", "first_frozen", "rates", "snapshots", "strength", "warm")
+    __slots__ = (
+        "bounds", "decayed_at", "events", "exposure", "first_frozen", "rates", "snapshots", "strengths", "warm",
+    )  # fmt: skip
 
     def __init__(self, outcome: str, bounds: tuple[float, ...] = BOUNDS) -> None:
         self.bounds = bounds
@@ -125,14 +127,16 @@ class Hazard:
         self.first_frozen = math.inf  # event time it first learned from (its first freeze)
         self.warm = WARM[outcome]
         self.rates: list[float] | None = None  # frozen at the last tick; None while it is not judged
-        #: the outcomes the frozen rates were learned from (decayed, with the prior's): how sure they are
-        self.strength = 0.0
-        #: event time // SNAPSHOT_EVERY -> (the rates learned then, their strength), None while not
+        #: per bucket, the outcomes its frozen rate was learned from (decayed, with the prior's): how
+        #: sure it is
+        self.strengths: list[float] = []
+        #: event time // SNAPSHOT_EVERY -> (the rates learned then, their strengths), None while not
         #: warm; taken by whichever partition reached that minute first
-        self.snapshots: dict[int, tuple[list[float], float] | None] = {}
+        self.snapshots: dict[int, tuple[list[float], list[float]] | None] = {}
 
-    def expose(self, start: float, end: float) -> float:
-        """Learn time at risk [start, end) (seconds spent so far); the count the frozen rates expected in it."""
+    def expose(self, start: float, end: float, by_bucket: list[float] | None = None) -> float:
+        """Learn time at risk [start, end) (seconds spent so far); the count the frozen rates expected
+        in it, also added per bucket to ``by_bucket``."""
         bounds, exposure, rates = self.bounds, self.exposure, self.rates
         index = bisect.bisect_right(bounds, start) - 1
         expected = 0.0
@@ -141,9 +145,23 @@ class Hazard:
             stop = min(end, upper)
             exposure[index] += stop - start
             if rates is not None:
-                expected += rates[index] * (stop - start)
+                amount = rates[index] * (stop - start)
+                expected += amount
+                if by_bucket is not None:
+                    by_bucket[index] += amount
             start, index = stop, index + 1
         return expected
+
+    def strength(self, by_bucket: list[float]) -> float:
+        """How sure an expected count spread over the buckets as ``by_bucket`` is, in outcomes: the
+        shape of a gamma with its mean and variance (each bucket's rate uncertain by its own
+        outcomes; the visitors of a bucket share its rate)."""
+        total = variance = 0.0
+        for amount, strength in zip(by_bucket, self.strengths, strict=False):
+            if amount > 0.0:
+                total += amount
+                variance += amount * amount / strength
+        return total * total / variance if variance > 0.0 else sum(self.strengths)
 
     def cumulative(self, spent: float) -> float:
         """How many outcomes the frozen rates expected in ``spent`` seconds at risk (0 while not judged)."""
@@ -175,7 +193,7 @@ class Hazard:
             self.decayed_at = ts
         learned = self._learned()
         if not math.isfinite(ts):  # a partition with no event time yet
-            self.rates, self.strength = learned if learned is not None else (None, 0.0)
+            self.rates, self.strengths = learned if learned is not None else (None, [])
             return
         self.first_frozen = min(self.first_frozen, ts)
         snapshots, minute = self.snapshots, int(ts // SNAPSHOT_EVERY)
@@ -189,10 +207,10 @@ class Hazard:
                 guarded = snapshots[taken]
                 break
         judged = guarded if guarded is not None and learned is not None else learned
-        self.rates, self.strength = judged if judged is not None else (None, 0.0)
+        self.rates, self.strengths = judged if judged is not None else (None, [])
 
-    def _learned(self) -> tuple[list[float], float] | None:
-        """The rates learned by now and their strength; None while too few outcomes or too little
+    def _learned(self) -> tuple[list[float], list[float]] | None:
+        """The rates learned by now and their strengths; None while too few outcomes or too little
         exposure were seen."""
         events, exposure = sum(self.events), sum(self.exposure)
         if events < self.warm[0] or exposure < self.warm[1] or exposure <= 0.0:
@@ -200,7 +218,7 @@ class Hazard:
         overall = (events + 0.5) / exposure
         prior = PRIOR_EVENTS / overall
         rates = [(ev + PRIOR_EVENTS) / (ex + prior) for ev, ex in zip(self.events, self.exposure, strict=True)]
-        return rates, events + PRIOR_EVENTS
+        return rates, [ev + PRIOR_EVENTS for ev in self.events]
 
 
 #: per-visit rates have one bucket
@@ -229,6 +247,8 @@ class EvidenceMeter:
         self.clock = clock
         self.ticked_wall = -math.inf
         self.counts: EvidenceCounts = {}
+        #: (touchpoint, evidence metric) -> its hazard, and its expected count per bucket since the last tick
+        self.spreads: dict[tuple[Touchpoint, str], tuple[Hazard, list[float]]] = {}
         self.examples: dict[Touchpoint, list[str]] = {}
         self.taken_examples: dict[Touchpoint, list[str]] = {}  # of the last tick
         self.ticked_at = -math.inf
@@ -240,17 +260,25 @@ class EvidenceMeter:
             hazard = self.hazards[(place, outcome)] = Hazard(outcome, PER_VISIT if outcome == "error" else BOUNDS)
         return hazard
 
-    def _count(self, place: Touchpoint, metric: str, observed: float, expected: float, strength: float) -> None:
+    def _count(self, place: Touchpoint, metric: str, observed: float, expected: float) -> None:
         fields = self.counts.get(place)
         if fields is None:
             fields = self.counts[place] = {}
         amounts = fields.get(metric)
         if amounts is None:
-            fields[metric] = [observed, expected, strength]
+            fields[metric] = [observed, expected, 0.0]  # strength: at the tick
         else:
             amounts[0] += observed
             amounts[1] += expected
-            amounts[2] = strength
+
+    def _by_bucket(self, place: Touchpoint, metric: str, hazard: Hazard) -> list[float] | None:
+        """Where the expected count of ``metric`` at ``place`` is added per bucket (None: not judged)."""
+        if hazard.rates is None:
+            return None
+        spread = self.spreads.get((place, metric))
+        if spread is None:
+            spread = self.spreads[(place, metric)] = (hazard, [0.0] * len(hazard.bounds))
+        return spread[1]
 
     def _example(self, place: Touchpoint, subject: str | None) -> None:
         if subject is None:
@@ -281,28 +309,28 @@ class EvidenceMeter:
         session that left a step will not move on from it: that is known now, not at the timeout).
         ``example``: the session or contact, kept as an example when it counts against its touchpoint.
         """
-        hazard = self._hazard(place, outcome)
+        hazard, metric = self._hazard(place, outcome), METRIC_OF[outcome]
         start, end = max(since, self.ticked_at) - since, cap if whole and not happened else min(until - since, cap)
-        expected = hazard.expose(start, end) if end > start else 0.0
+        expected = hazard.expose(start, end, self._by_bucket(place, metric, hazard)) if end > start else 0.0
         if happened and until - since <= cap:
             hazard.happened(until - since)
         if hazard.rates is not None:
-            self._count(place, METRIC_OF[outcome], 1.0 if happened else 0.0, expected, hazard.strength)
+            self._count(place, metric, 1.0 if happened else 0.0, expected)
             if happened == (outcome in BAD_OUTCOMES):
                 self._example(place, example)
 
     def visit(self, place: Touchpoint) -> None:
         """A visit of a step: exposure of its per-visit error rate."""
         hazard = self._hazard(place, "error")
-        expected = hazard.expose(0.0, 1.0)
+        expected = hazard.expose(0.0, 1.0, self._by_bucket(place, "step_errors", hazard))
         if hazard.rates is not None:
-            self._count(place, "step_errors", 0.0, expected, hazard.strength)
+            self._count(place, "step_errors", 0.0, expected)
 
     def error(self, place: Touchpoint, example: str | None = None) -> None:
         hazard = self._hazard(place, "error")
         hazard.happened(0.0)
         if hazard.rates is not None:
-            self._count(place, "step_errors", 1.0, 0.0, hazard.strength)
+            self._count(place, "step_errors", 1.0, 0.0)
             self._example(place, example)
 
     def due(self, watermark: float) -> bool:
@@ -324,13 +352,18 @@ class EvidenceMeter:
         for place, outcome, since, cap, subject in waiting:
             start, end = max(since, ticked_at) - since, min(watermark - since, cap)
             if end > start:
-                hazard = self._hazard(place, outcome)
-                expected = hazard.expose(start, end)
+                hazard, metric = self._hazard(place, outcome), METRIC_OF[outcome]
+                expected = hazard.expose(start, end, self._by_bucket(place, metric, hazard))
                 if hazard.rates is not None:
-                    self._count(place, METRIC_OF[outcome], 0.0, expected, hazard.strength)
+                    self._count(place, metric, 0.0, expected)
                     overdue = outcome not in BAD_OUTCOMES and len(self.examples.get(place, ())) < MAX_EXAMPLES
                     if overdue and hazard.cumulative(end) >= 1.0:
                         self._example(place, subject)
+        for (place, metric), (hazard, by_bucket) in self.spreads.items():  # with the rates they were counted by
+            amounts = self.counts.get(place, {}).get(metric)
+            if amounts is not None:
+                amounts[2] = hazard.strength(by_bucket)
+        self.spreads = {}
         if watermark >= self.frozen_at + FREEZE_EVERY:
             for hazard in self.hazards.values():
                 hazard.freeze(watermark)

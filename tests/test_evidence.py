@@ -337,6 +337,27 @@ def test_a_partition_far_ahead_does_not_leave_the_others_judging_with_stale_rate
     assert 0.8 < observed / expected < 1.25, (observed, expected)
 
 
+def test_an_expected_count_is_as_sure_as_the_buckets_it_comes_from() -> None:
+    """Callers are answered within a minute, nearly always: the hazard of the first buckets is
+    learned from hundreds of answers, that of long waits from a few. Callers still waiting after
+    ten minutes make an expected count that is far less sure."""
+    hazard = Hazard("answer")
+    for index in range(400):
+        hazard.expose(0.0, 30.0)
+        hazard.happened(25.0)
+        if index % 100 == 0:  # now and then a caller waits 15 minutes
+            hazard.expose(30.0, 900.0)
+            hazard.happened(890.0)
+    hazard.freeze(0.0)
+    early, late = [0.0] * len(hazard.bounds), [0.0] * len(hazard.bounds)
+    hazard.expose(20.0, 30.0, early)  # the bucket most are answered in
+    hazard.expose(600.0, 620.0, late)
+    assert sum(early) > 0 and sum(late) > 0
+    assert hazard.strength(early) > 100 > 10 > hazard.strength(late), (hazard.strength(early), hazard.strength(late))
+    both = [a + b for a, b in zip(early, late, strict=True)]
+    assert hazard.strength(late) < hazard.strength(both) < hazard.strength(early)
+
+
 def test_a_burst_is_judged_against_the_rates_learned_before_it_and_a_lasting_shift_is_learned() -> None:
     """Errors per visit jump from 1 in 50 to 1 in 2 at a step of a visit every 10 s: while the burst
     is judged, its expected errors stay those of before it (a young hazard would otherwise take
