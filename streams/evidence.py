@@ -60,18 +60,16 @@ EVIDENCE_TICK = 1.0
 HALF_LIFE = 6 * 3600.0
 #: seconds of a partition's event time between two updates of the rates its hazards judge with
 FREEZE_EVERY = 10.0
-#: a hazard judges with what it had learned at least this long ago (event time), once it was warm
-#: then: an incident is not learned as normal while it is being judged (a quiet step that learned
+#: a partition judges with what the hazards had learned at least this long before in its event time,
+#: once they were warm then: an incident is not learned as normal while it is being judged (a quiet step that learned
 #: its errors per visit from a few dozen visits would otherwise take a burst's first errors as
 #: its usual rate within a minute)
 GUARD = 300.0
-#: event time a hazard learns before its snapshots may guard: an estimate from the first minutes of
-#: traffic (a few dozen outcomes, when a worker or the traffic starts) is not the usual rate yet
+#: event time a partition has been learning before its snapshots may guard: an estimate from the first
+#: minutes of traffic (a few dozen outcomes, when a worker or the traffic starts) is not the usual rate yet
 SETTLED_AFTER = 600.0
-#: seconds of event time between two of a hazard's snapshots kept for :data:`GUARD`
+#: seconds of a partition's event time between two of its snapshots of the rates, kept for :data:`GUARD`
 SNAPSHOT_EVERY = 60.0
-#: snapshots a hazard keeps (the latest in event time): partitions that share it may be an hour apart
-SNAPSHOTS = 60
 #: seconds of wall clock between two evidence ticks of a partition, when a clock is given: a
 #: backlog (history, a restart) is worked through with a tick covering many seconds of event time
 WALL_TICK = 0.25
@@ -108,117 +106,102 @@ MAX_EXAMPLES = 3
 Waiting = tuple[Touchpoint, str, float, float, str]
 
 
-class Hazard:
-    """How often an outcome happens per unit of time at risk, by bucket of time spent so far (decayed).
+class Rates:
+    """What a hazard had learned at one moment, as a partition judges with it: the rate per bucket,
+    and how many outcomes each rate is as sure as."""
 
-    ``bounds`` are the buckets' lower ends; the per-visit error rate is a hazard with one bucket
-    whose exposure is counted in visits.
-    """
+    __slots__ = ("bounds", "rates", "strengths")
 
-    __slots__ = (
-        "bounds", "decayed_at", "events", "exposure", "first_frozen", "rates", "snapshots", "strengths", "warm",
-    )  # fmt: skip
+    def __init__(self, bounds: tuple[float, ...], rates: list[float], strengths: list[float]) -> None:
+        self.bounds, self.rates, self.strengths = bounds, rates, strengths
 
-    def __init__(self, outcome: str, bounds: tuple[float, ...] = BOUNDS) -> None:
-        self.bounds = bounds
-        self.events = [0.0] * len(bounds)
-        self.exposure = [0.0] * len(bounds)
-        self.decayed_at = -math.inf
-        self.first_frozen = math.inf  # event time it first learned from (its first freeze)
-        self.warm = WARM[outcome]
-        self.rates: list[float] | None = None  # frozen at the last tick; None while it is not judged
-        #: per bucket, the outcomes its frozen rate was learned from (decayed, with the prior's): how
-        #: sure it is
-        self.strengths: list[float] = []
-        #: event time // SNAPSHOT_EVERY -> (the rates learned then, their strengths), None while not
-        #: warm; taken by whichever partition reached that minute first
-        self.snapshots: dict[int, tuple[list[float], list[float]] | None] = {}
-
-    def expose(self, start: float, end: float, by_bucket: list[float] | None = None) -> float:
-        """Learn time at risk [start, end) (seconds spent so far); the count the frozen rates expected
-        in it, also added per bucket to ``by_bucket``."""
-        bounds, exposure, rates = self.bounds, self.exposure, self.rates
+    def expected(self, start: float, end: float, by_bucket: list[float] | None = None) -> float:
+        """How many outcomes these rates expect in time at risk [start, end) (seconds spent so far),
+        also added per bucket to ``by_bucket``."""
+        bounds, rates = self.bounds, self.rates
         index = bisect.bisect_right(bounds, start) - 1
         expected = 0.0
         while start < end:
             upper = bounds[index + 1] if index + 1 < len(bounds) else math.inf
             stop = min(end, upper)
-            exposure[index] += stop - start
-            if rates is not None:
-                amount = rates[index] * (stop - start)
-                expected += amount
-                if by_bucket is not None:
-                    by_bucket[index] += amount
+            amount = rates[index] * (stop - start)
+            expected += amount
+            if by_bucket is not None:
+                by_bucket[index] += amount
             start, index = stop, index + 1
         return expected
+
+    def cumulative(self, spent: float) -> float:
+        """How many outcomes these rates expect in the first ``spent`` seconds at risk."""
+        return self.expected(0.0, spent)
 
     def strength(self, by_bucket: list[float]) -> float:
         """How sure an expected count spread over the buckets as ``by_bucket`` is, in outcomes: the
         shape of a gamma with its mean and variance (each bucket's rate uncertain by its own
         outcomes; the visitors of a bucket share its rate)."""
         total = variance = 0.0
-        for amount, strength in zip(by_bucket, self.strengths, strict=False):
+        for amount, strength in zip(by_bucket, self.strengths, strict=True):
             if amount > 0.0:
                 total += amount
                 variance += amount * amount / strength
         return total * total / variance if variance > 0.0 else sum(self.strengths)
 
-    def cumulative(self, spent: float) -> float:
-        """How many outcomes the frozen rates expected in ``spent`` seconds at risk (0 while not judged)."""
-        if self.rates is None:
-            return 0.0
-        total, bounds = 0.0, self.bounds
-        for index, rate in enumerate(self.rates):
-            lower = bounds[index]
-            if lower >= spent:
-                break
+
+class Hazard:
+    """How often an outcome happens per unit of time at risk, by bucket of time spent so far (decayed).
+
+    ``bounds`` are the buckets' lower ends; the per-visit error rate is a hazard with one bucket
+    whose exposure is counted in visits. A hazard only learns; the partitions that share it
+    judge with :class:`Rates` taken from it (:meth:`learned`).
+    """
+
+    __slots__ = ("bounds", "decayed_at", "events", "exposure", "warm")
+
+    def __init__(self, outcome: str, bounds: tuple[float, ...] = BOUNDS) -> None:
+        self.bounds = bounds
+        self.events = [0.0] * len(bounds)
+        self.exposure = [0.0] * len(bounds)
+        self.decayed_at = -math.inf
+        self.warm = WARM[outcome]
+
+    def expose(self, start: float, end: float) -> None:
+        """Learn time at risk [start, end) (seconds spent so far)."""
+        bounds, exposure = self.bounds, self.exposure
+        index = bisect.bisect_right(bounds, start) - 1
+        while start < end:
             upper = bounds[index + 1] if index + 1 < len(bounds) else math.inf
-            total += rate * (min(spent, upper) - lower)
-        return total
+            stop = min(end, upper)
+            exposure[index] += stop - start
+            start, index = stop, index + 1
 
     def happened(self, spent: float) -> None:
         """Learn one outcome after ``spent`` seconds at risk."""
         self.events[bisect.bisect_right(self.bounds, spent) - 1] += 1.0
 
-    def freeze(self, ts: float) -> None:
-        """Decay what was learned to event time ``ts`` (if later than the last decay: partitions that
-        share the hazard may be minutes apart), and fix the rates the next ticks judge with: those
-        learned :data:`GUARD` seconds before ``ts`` if the hazard was warm and settled then, else
-        today's."""
+    def decay(self, ts: float) -> None:
+        """Decay what was learned to event time ``ts``, if later than the last decay (partitions that
+        share the hazard may be minutes apart)."""
         if ts > self.decayed_at:
             if math.isfinite(self.decayed_at):
                 factor = 0.5 ** ((ts - self.decayed_at) / HALF_LIFE)
                 self.events = [value * factor for value in self.events]
                 self.exposure = [value * factor for value in self.exposure]
             self.decayed_at = ts
-        learned = self._learned()
-        if not math.isfinite(ts):  # a partition with no event time yet
-            self.rates, self.strengths = learned if learned is not None else (None, [])
-            return
-        self.first_frozen = min(self.first_frozen, ts)
-        snapshots, minute = self.snapshots, int(ts // SNAPSHOT_EVERY)
-        if minute not in snapshots:
-            snapshots[minute] = learned if ts - self.first_frozen >= SETTLED_AFTER else None
-            if len(snapshots) > SNAPSHOTS:
-                del snapshots[min(snapshots)]
-        guarded, newest = None, int((ts - GUARD) // SNAPSHOT_EVERY)
-        for taken in range(newest, newest - SNAPSHOTS, -1):  # the newest one old enough
-            if taken in snapshots:
-                guarded = snapshots[taken]
-                break
-        judged = guarded if guarded is not None and learned is not None else learned
-        self.rates, self.strengths = judged if judged is not None else (None, [])
 
-    def _learned(self) -> tuple[list[float], list[float]] | None:
-        """The rates learned by now and their strengths; None while too few outcomes or too little
-        exposure were seen."""
+    def learned(self) -> Rates | None:
+        """The rates learned by now; None while too few outcomes or too little exposure were seen.
+
+        Each bucket's rate is shrunk towards the overall rate by :data:`PRIOR_EVENTS` events; the
+        prior is no surer than the overall rate it comes from (a step whose first visits brought
+        no error does not know its errors per visit to two errors' worth)."""
         events, exposure = sum(self.events), sum(self.exposure)
         if events < self.warm[0] or exposure < self.warm[1] or exposure <= 0.0:
             return None
         overall = (events + 0.5) / exposure
         prior = PRIOR_EVENTS / overall
         rates = [(ev + PRIOR_EVENTS) / (ex + prior) for ev, ex in zip(self.events, self.exposure, strict=True)]
-        return rates, [ev + PRIOR_EVENTS for ev in self.events]
+        prior_strength = min(PRIOR_EVENTS, events + 0.5)
+        return Rates(self.bounds, rates, [ev + prior_strength for ev in self.events])
 
 
 #: per-visit rates have one bucket
@@ -234,6 +217,12 @@ class EvidenceMeter:
         tick: seconds of event time between two evidence records.
         clock: the wall clock (a worker's): ticks are then also :data:`WALL_TICK` apart, so a
             backlog worked through fast costs few ticks. None: event time alone decides.
+
+    The partition judges with rates of its own (:attr:`judged`), taken from the shared hazards
+    every :data:`FREEZE_EVERY` seconds of its event time: those it took :data:`GUARD` seconds
+    of its event time before (:attr:`snapshots`), once it had been learning for
+    :data:`SETTLED_AFTER`. Its own time: through a backlog one partition can run many minutes
+    ahead of the others, and rates taken when it passed a minute were learned from little.
     """
 
     def __init__(
@@ -247,12 +236,18 @@ class EvidenceMeter:
         self.clock = clock
         self.ticked_wall = -math.inf
         self.counts: EvidenceCounts = {}
-        #: (touchpoint, evidence metric) -> its hazard, and its expected count per bucket since the last tick
-        self.spreads: dict[tuple[Touchpoint, str], tuple[Hazard, list[float]]] = {}
+        #: (touchpoint, outcome) -> the rates this partition judges with (warm hazards only)
+        self.judged: dict[tuple[Touchpoint, str], Rates] = {}
+        #: (event time, the rates learned then), one per SNAPSHOT_EVERY of this partition's event time
+        self.snapshots: list[tuple[float, dict[tuple[Touchpoint, str], Rates]]] = []
+        #: (touchpoint, evidence metric) -> the rates it was judged with, and its expected count per
+        #: bucket since the last tick
+        self.spreads: dict[tuple[Touchpoint, str], tuple[Rates, list[float]]] = {}
         self.examples: dict[Touchpoint, list[str]] = {}
         self.taken_examples: dict[Touchpoint, list[str]] = {}  # of the last tick
         self.ticked_at = -math.inf
         self.frozen_at = -math.inf
+        self.began = math.inf  # event time of this partition's first freeze
 
     def _hazard(self, place: Touchpoint, outcome: str) -> Hazard:
         hazard = self.hazards.get((place, outcome))
@@ -271,14 +266,17 @@ class EvidenceMeter:
             amounts[0] += observed
             amounts[1] += expected
 
-    def _by_bucket(self, place: Touchpoint, metric: str, hazard: Hazard) -> list[float] | None:
-        """Where the expected count of ``metric`` at ``place`` is added per bucket (None: not judged)."""
-        if hazard.rates is None:
+    def _expected(self, place: Touchpoint, outcome: str, start: float, end: float) -> float | None:
+        """The count of ``outcome`` at ``place`` the judged rates expected in time at risk [start, end),
+        added to the spread of the tick; None while the touchpoint is not judged."""
+        rates = self.judged.get((place, outcome))
+        if rates is None:
             return None
+        metric = METRIC_OF[outcome]
         spread = self.spreads.get((place, metric))
         if spread is None:
-            spread = self.spreads[(place, metric)] = (hazard, [0.0] * len(hazard.bounds))
-        return spread[1]
+            spread = self.spreads[(place, metric)] = (rates, [0.0] * len(rates.bounds))
+        return spread[0].expected(start, end, spread[1]) if end > start else 0.0
 
     def _example(self, place: Touchpoint, subject: str | None) -> None:
         if subject is None:
@@ -309,27 +307,39 @@ class EvidenceMeter:
         session that left a step will not move on from it: that is known now, not at the timeout).
         ``example``: the session or contact, kept as an example when it counts against its touchpoint.
         """
-        hazard, metric = self._hazard(place, outcome), METRIC_OF[outcome]
+        hazard = self._hazard(place, outcome)
         start, end = max(since, self.ticked_at) - since, cap if whole and not happened else min(until - since, cap)
-        expected = hazard.expose(start, end, self._by_bucket(place, metric, hazard)) if end > start else 0.0
+        if end > start:
+            hazard.expose(start, end)
         if happened and until - since <= cap:
             hazard.happened(until - since)
-        if hazard.rates is not None:
-            self._count(place, metric, 1.0 if happened else 0.0, expected)
+        expected = self._expected(place, outcome, start, end)
+        if expected is not None:
+            self._count(place, METRIC_OF[outcome], 1.0 if happened else 0.0, expected)
             if happened == (outcome in BAD_OUTCOMES):
                 self._example(place, example)
 
     def visit(self, place: Touchpoint) -> None:
-        """A visit of a step: exposure of its per-visit error rate."""
-        hazard = self._hazard(place, "error")
-        expected = hazard.expose(0.0, 1.0, self._by_bucket(place, "step_errors", hazard))
-        if hazard.rates is not None:
+        """A visit of a step begins: the errors its judged errors per visit expect of it."""
+        expected = self._expected(place, "error", 0.0, 1.0)
+        if expected is not None:
             self._count(place, "step_errors", 0.0, expected)
 
+    def visit_over(self, place: Touchpoint) -> None:
+        """A visit of a step is over, or its flow outcome is known: learned as a visit its errors
+        per visit are learned from.
+
+        Not at its start: its error, if any, comes during it, and a step where visits last long
+        (a chat) learned its visits minutes before their errors; in the first half hour of
+        traffic its errors per visit came out several times too low. Nor when the session ends:
+        a session that leaves ends by inactivity, half an hour later. The sessions' tracker calls
+        it when the visit's flow outcome is known (moved on, went back, left, or stalled at the
+        progress timeout), and at the start of a visit whose flow is not followed."""
+        self._hazard(place, "error").expose(0.0, 1.0)
+
     def error(self, place: Touchpoint, example: str | None = None) -> None:
-        hazard = self._hazard(place, "error")
-        hazard.happened(0.0)
-        if hazard.rates is not None:
+        self._hazard(place, "error").happened(0.0)
+        if (place, "error") in self.judged:
             self._count(place, "step_errors", 1.0, 0.0)
             self._example(place, example)
 
@@ -342,38 +352,56 @@ class EvidenceMeter:
         """Count the time still waiting up to ``watermark``; take the counts (and :attr:`taken_examples`).
 
         A visitor still waiting past the usual time (expected to have moved on once) is an
-        example. The rates of the next ticks are frozen from what is learned by now, at most every
-        :data:`FREEZE_EVERY` seconds of this partition's event time (what a few seconds teach moves
-        them little). This partition's time, not the latest any partition has seen: one that runs
-        minutes ahead of the others through a backlog must not keep them judging with the rates
-        of when it passed.
+        example. The rates of the next ticks are taken at most every :data:`FREEZE_EVERY`
+        seconds of this partition's event time (what a few seconds teach moves them little).
         """
         ticked_at = self.ticked_at
         for place, outcome, since, cap, subject in waiting:
             start, end = max(since, ticked_at) - since, min(watermark - since, cap)
             if end > start:
-                hazard, metric = self._hazard(place, outcome), METRIC_OF[outcome]
-                expected = hazard.expose(start, end, self._by_bucket(place, metric, hazard))
-                if hazard.rates is not None:
-                    self._count(place, metric, 0.0, expected)
+                self._hazard(place, outcome).expose(start, end)
+                expected = self._expected(place, outcome, start, end)
+                if expected is not None:
+                    self._count(place, METRIC_OF[outcome], 0.0, expected)
                     overdue = outcome not in BAD_OUTCOMES and len(self.examples.get(place, ())) < MAX_EXAMPLES
-                    if overdue and hazard.cumulative(end) >= 1.0:
+                    if overdue and self.judged[(place, outcome)].cumulative(end) >= 1.0:
                         self._example(place, subject)
-        for (place, metric), (hazard, by_bucket) in self.spreads.items():  # with the rates they were counted by
+        for (place, metric), (rates, by_bucket) in self.spreads.items():  # with the rates they were counted by
             amounts = self.counts.get(place, {}).get(metric)
             if amounts is not None:
-                amounts[2] = hazard.strength(by_bucket)
+                amounts[2] = rates.strength(by_bucket)
         self.spreads = {}
         if watermark >= self.frozen_at + FREEZE_EVERY:
-            for hazard in self.hazards.values():
-                hazard.freeze(watermark)
-            self.frozen_at = watermark
+            self.freeze(watermark)
         self.ticked_at = watermark
         if self.clock is not None:
             self.ticked_wall = self.clock()
         counts, self.counts = self.counts, {}
         self.taken_examples, self.examples = self.examples, {}
         return counts
+
+    def freeze(self, ts: float) -> None:
+        """Take the rates the next ticks judge with, at this partition's event time ``ts``: per
+        hazard, those learned :data:`GUARD` seconds before if this partition had been learning for
+        :data:`SETTLED_AFTER` then and the hazard was warm, else today's."""
+        learned: dict[tuple[Touchpoint, str], Rates] = {}
+        for key, hazard in self.hazards.items():
+            hazard.decay(ts)
+            rates = hazard.learned()
+            if rates is not None:
+                learned[key] = rates
+        self.frozen_at = ts
+        if not math.isfinite(ts):  # a partition with no event time yet
+            self.judged = learned
+            return
+        self.began = min(self.began, ts)
+        snapshots = self.snapshots
+        if ts - self.began >= SETTLED_AFTER and (not snapshots or ts >= snapshots[-1][0] + SNAPSHOT_EVERY):
+            snapshots.append((ts, learned))
+        while len(snapshots) > 1 and snapshots[1][0] <= ts - GUARD:  # the newest one old enough stays
+            del snapshots[0]
+        guarded = snapshots[0][1] if snapshots and snapshots[0][0] <= ts - GUARD else {}
+        self.judged = {key: guarded.get(key, rates) for key, rates in learned.items()}
 
 
 class WaitingCallers:

@@ -337,6 +337,8 @@ class SessionTracker:
         session.flow_open = session.early_open = observed and not step.goal
         if session.flow_open:
             session.progress_timeout = self.progress_timeout(session.journey, step)
+        elif self.evidence is not None:  # no flow outcome to wait for: learned as a visit now
+            self.evidence.visit_over(place)
 
     def _move(self, session_id: str, session: Session, step: Step, ts: float, visit_channel: str) -> None:
         """The session moves to ``step``; ``visit_channel``: where its visit of the step it leaves was."""
@@ -380,6 +382,7 @@ class SessionTracker:
             place = Touchpoint(session.journey.name, session.step.name, channel or session.channel)
             since, timeout = session.entered_at, session.progress_timeout
             self.evidence.spent(place, "progress", since, ts, timeout, moved_on, whole=True, example=session_id)
+            self.evidence.visit_over(place)  # its error, if any, came during it
 
     def waiting(self) -> list[Waiting]:
         """The judged visits under way, for the evidence path: (step, "progress", since, progress timeout, id)."""

@@ -144,6 +144,7 @@ def test_stage_one_counts_of_two_partitions_add_up_to_one_partitions() -> None:
     one, first, second = EvidenceMeter(hazards), EvidenceMeter(hazards), EvidenceMeter(hazards)
     for meter in (one, first, second):
         meter.ticked_at = 60000.0
+        meter.freeze(60000.0)  # each partition judges with what it took from the shared hazards
     visits = [(60000.0 + i * 2.0, 60000.0 + i * 2.0 + 5.0 + i % 7, i % 3 > 0) for i in range(50)]
     for index, (since, until, moved) in enumerate(visits):
         one.spent(PAYMENT, "progress", since, until, 300.0, moved)
@@ -313,19 +314,26 @@ def test_a_backlog_is_worked_through_with_few_ticks_when_a_clock_is_given() -> N
     assert EvidenceMeter({}).due(100.0)  # without a clock, event time alone decides
 
 
-def test_a_partition_far_ahead_does_not_leave_the_others_judging_with_stale_rates() -> None:
+def visited(meter: EvidenceMeter, place: Touchpoint) -> None:
+    """A visit of ``place`` that begins and ends at once."""
+    meter.visit(place)
+    meter.visit_over(place)
+
+
+def test_a_partition_far_ahead_does_not_leave_the_others_judging_with_what_it_saw_early() -> None:
     """Through a backlog on Kafka one partition can run many minutes ahead of the others. The rates
-    they judge with must still follow what all of them learn (errors per visit here)."""
+    the others judge with must follow what all of them learn (errors per visit here), not what
+    the hazards knew when the partition ahead passed that minute of event time."""
     hazards: dict[tuple[Touchpoint, str], Hazard] = {}
     ahead, behind = EvidenceMeter(hazards), EvidenceMeter(hazards)
-    for _ in range(50):  # enough visits to judge; no error yet: the first estimate is far too low
-        behind.visit(PAYMENT)
-    behind.tick(10.0, [])
-    ahead.visit(PAYMENT)
-    ahead.tick(1500.0, [])  # the first partition, 25 minutes ahead
+    for second in range(0, 1500, 10):  # 25 minutes ahead, through 60 visits that happened to bring no error
+        if second < 600:
+            visited(ahead, PAYMENT)
+        if ahead.due(float(second)):
+            ahead.tick(float(second), [])
     observed = expected = 0.0
-    for second in range(11, 1300):  # the others go on: a visit a second, one in ten errs
-        behind.visit(PAYMENT)
+    for second in range(0, 1300):  # the other goes on: a visit a second, one in ten errs
+        visited(behind, PAYMENT)
         if second % 10 == 0:
             behind.error(PAYMENT)
         if behind.due(float(second)):
@@ -335,6 +343,29 @@ def test_a_partition_far_ahead_does_not_leave_the_others_judging_with_stale_rate
                 expected += counts[PAYMENT]["step_errors"][1]
     assert observed == 69
     assert 0.8 < observed / expected < 1.25, (observed, expected)
+
+
+def test_errors_per_visit_are_learned_from_visits_that_are_over() -> None:
+    """An error comes during its visit, up to minutes after the visit began (a chat). Learned
+    from the visits that began, errors per visit came out far too low in the first minutes of
+    traffic (at a chat, through the first half hour), and the step's usual errors looked like a
+    burst; learned from the visits whose flow outcome is known, they are not too low."""
+    meter = EvidenceMeter({})
+    tracker = SessionTracker(load_journey_map(), WindowedCounts(10), cold_start=0, evidence=meter)
+    rng = random.Random(4)
+    events = []
+    for index in range(400):  # a visit begins every second, lasts 1 to 3 minutes; one in ten errs during it
+        ts, dwell = float(index), rng.uniform(60.0, 170.0)
+        events += [click(ts, f"s{index}", "payment"), click(ts + dwell, f"s{index}", "confirmation")]
+        if index % 10 == 0:
+            events.append(click(ts + rng.uniform(0.0, dwell), f"s{index}", "payment", "error"))
+    for event in sorted(events, key=lambda event: event.ts):
+        if event.ts > 400.0:
+            break
+        tracker.add(event)
+    learned = meter.hazards[(PAYMENT, "error")].learned()
+    assert learned is not None
+    assert learned.rates[0] >= 0.095, learned.rates  # learned when the visits are over: not too low
 
 
 def test_an_expected_count_is_as_sure_as_the_buckets_it_comes_from() -> None:
@@ -348,14 +379,29 @@ def test_an_expected_count_is_as_sure_as_the_buckets_it_comes_from() -> None:
         if index % 100 == 0:  # now and then a caller waits 15 minutes
             hazard.expose(30.0, 900.0)
             hazard.happened(890.0)
-    hazard.freeze(0.0)
+    rates = hazard.learned()
+    assert rates is not None
     early, late = [0.0] * len(hazard.bounds), [0.0] * len(hazard.bounds)
-    hazard.expose(20.0, 30.0, early)  # the bucket most are answered in
-    hazard.expose(600.0, 620.0, late)
+    rates.expected(20.0, 30.0, early)  # the bucket most are answered in
+    rates.expected(600.0, 620.0, late)
     assert sum(early) > 0 and sum(late) > 0
-    assert hazard.strength(early) > 100 > 10 > hazard.strength(late), (hazard.strength(early), hazard.strength(late))
+    assert rates.strength(early) > 100 > 10 > rates.strength(late), (rates.strength(early), rates.strength(late))
     both = [a + b for a, b in zip(early, late, strict=True)]
-    assert hazard.strength(late) < hazard.strength(both) < hazard.strength(early)
+    assert rates.strength(late) < rates.strength(both) < rates.strength(early)
+
+
+def test_a_step_whose_first_visits_brought_no_error_does_not_know_its_errors_to_two_errors_worth() -> None:
+    """The prior that shrinks each bucket towards the overall rate is no surer than that rate."""
+    hazard = Hazard("error", (0.0,))
+    for _ in range(600):
+        hazard.expose(0.0, 1.0)
+    none_seen = hazard.learned()
+    for _ in range(3):
+        hazard.happened(0.0)
+    three_seen = hazard.learned()
+    assert none_seen is not None and three_seen is not None
+    assert none_seen.strengths == [0.5]  # Jeffreys: half an event
+    assert three_seen.strengths == [5.0]  # 3 errors, and the prior's two
 
 
 def test_a_burst_is_judged_against_the_rates_learned_before_it_and_a_lasting_shift_is_learned() -> None:
@@ -365,7 +411,7 @@ def test_a_burst_is_judged_against_the_rates_learned_before_it_and_a_lasting_shi
     meter = EvidenceMeter({})
     expected_by_minute: dict[int, float] = {}
     for second in range(0, 3600 + 1200, 10):
-        meter.visit(PAYMENT)
+        visited(meter, PAYMENT)
         if second % (500 if second < 3600 else 20) == 0:
             meter.error(PAYMENT)
         if meter.due(float(second)):
