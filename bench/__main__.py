@@ -9,7 +9,9 @@ by scripts/fetch-kafka), each against its own baselines; the rest on the embedde
 
 Each number is measured against a baseline measured in the same run. Results go to
 bench/results/latest.json (raw) and bench/results/latest.md (the table); a full run (no
---only, no --quick) also rewrites the table in README.md.
+--only, no --quick) also rewrites the table in README.md. A run with --only replaces its parts
+in the results file and keeps the full run's date, machine and length; the table is then
+written from the whole file, each re-run part with its own date.
 """
 
 from __future__ import annotations
@@ -82,9 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     results["load_average_at_end"] = list(__import__("os").getloadavg())
     out.parent.mkdir(parents=True, exist_ok=True)
     document = json.loads(out.read_text()) if out.exists() else {}
-    document.update(results)  # keys of parts not run this time (and the detection key) are kept
+    if args.only and "started" in document:  # some parts re-run: the full run's date, machine and length stay
+        document.update({key: value for key, value in results.items() if key not in RUN_KEYS})
+    else:
+        document.update(results)  # keys of parts not run this time (and the detection key) are kept
     out.write_text(json.dumps(document, indent=2) + "\n")
-    table = report.markdown(results)
+    table = report.markdown(document)
     out.with_suffix(".md").write_text(table)
     print(table)
     say(f"results: {out} and {out.with_suffix('.md')}; took {results['seconds'] / 60:.1f} min")
@@ -96,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         _remove(workdir)
     return 0
+
+
+#: what a results file says of the whole run, not of one part
+RUN_KEYS = frozenset({"started", "machine", "quick", "seconds", "load_average_at_end"})
 
 
 def _remove(directory: Path) -> None:
