@@ -58,12 +58,12 @@ from frictionwatch.streams.windows import Touchpoint
 EVIDENCE_TICK = 1.0
 #: half-life (event time) of what a hazard has learned: hours, so an incident of minutes stays evidence
 HALF_LIFE = 6 * 3600.0
-#: seconds of a partition's event time between two updates of the rates its hazards judge with
+#: seconds of a partition's event time between two updates of the rates it judges with
 FREEZE_EVERY = 10.0
-#: a partition judges with what the hazards had learned at least this long before in its event time,
-#: once they were warm then: an incident is not learned as normal while it is being judged (a quiet step that learned
-#: its errors per visit from a few dozen visits would otherwise take a burst's first errors as
-#: its usual rate within a minute)
+#: a partition judges with what the hazards had learned at least this long before in its event
+#: time, once they were warm then: an incident is not learned as normal while it is being judged
+#: (a quiet step that learned its errors per visit from a few dozen visits would otherwise take a
+#: burst's first errors as its usual rate within a minute)
 GUARD = 300.0
 #: event time a partition has been learning before its snapshots may guard: an estimate from the first
 #: minutes of traffic (a few dozen outcomes, when a worker or the traffic starts) is not the usual rate yet
