@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from frictionwatch.detectors.bank import ALL_CHANNELS, Finding, SeriesPlace
+from frictionwatch.detectors.base import SEVERITY_RANK
 
 if TYPE_CHECKING:
     from frictionwatch.settings import Settings
@@ -63,8 +64,6 @@ ALERT_NAMES: Mapping[str, str] = {
 UNITS = {"average_speed_of_answer": "s"}
 
 
-#: severity ordering: an incident takes the highest its metrics reached
-SEVERITY_RANK: Mapping[str, int] = {"info": 0, "warning": 1, "critical": 2}
 #: metrics whose evidence arrives long after the customer's moment: session-end metrics are
 #: final only when sessions time out (about 30 min), survey answers come minutes to hours later
 LATE_METRICS = frozenset({"step_conversion", "dropoff_ratio", "csat", "nps", "ces"})

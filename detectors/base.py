@@ -11,6 +11,7 @@ dicts, so a worker can checkpoint them and a new worker carry on without a new w
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -72,6 +73,10 @@ class Detector(Protocol):
     def restore(self, state: dict[str, Any]) -> None:
         """Take back a state from :meth:`state` of a detector configured the same way."""
         ...
+
+
+#: severity ordering: an incident takes the highest its metrics reached; a series reports when it gets worse
+SEVERITY_RANK: Mapping[str, int] = {"none": 0, "info": 1, "warning": 2, "critical": 3}
 
 
 def severity_for(score: float, threshold: float) -> Severity:

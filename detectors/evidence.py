@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from frictionwatch.detectors.bank import Finding, SeriesPlace
-from frictionwatch.detectors.base import Verdict, severity_for
+from frictionwatch.detectors.base import SEVERITY_RANK, Verdict, severity_for
 from frictionwatch.detectors.budget import FalseAlarmBudget, threshold_for
 from frictionwatch.streams.evidence import EvidenceRecord
 
@@ -251,7 +251,7 @@ class EvidenceBank:
             if cusum.statistic / threshold > score:
                 score, leading = cusum.statistic / threshold, index
         severity = severity_for(score, 1.0)
-        if severity_rank(severity) <= severity_rank(series.severity):
+        if SEVERITY_RANK[severity] <= SEVERITY_RANK[series.severity]:
             return None  # nothing new: normal, alarming as before, or easing (it ends by the recovery test)
         series.severity, series.recovery, series.leading = severity, 0.0, leading
         return Finding(place, metric, self._verdict(series.cusum, ts, score, severity), 1.0)
@@ -318,7 +318,3 @@ class EvidenceBank:
         for source, partition, group, end in state.get("applied", []):
             self.applied[(str(source), int(partition), str(group))] = float(end)
         return restored
-
-
-def severity_rank(severity: str) -> int:
-    return {"none": 0, "info": 1, "warning": 2, "critical": 3}[severity]

@@ -28,9 +28,10 @@ from typing import Any
 
 import orjson
 
-from frictionwatch.alerts.immediate import SEVERITY_RANK, AlertSettings, AlertTracker
+from frictionwatch.alerts.immediate import AlertSettings, AlertTracker
 from frictionwatch.backtest.replay import BacktestInputError, ReplayResult, SeriesKey, SeriesTrace
 from frictionwatch.detectors.bank import Finding, SeriesPlace
+from frictionwatch.detectors.base import SEVERITY_RANK
 
 
 @dataclass(slots=True)
