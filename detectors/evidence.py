@@ -44,7 +44,7 @@ from typing import Any
 
 from frictionwatch.detectors.bank import Finding, SeriesPlace
 from frictionwatch.detectors.base import SEVERITY_RANK, Verdict, severity_for
-from frictionwatch.detectors.budget import FalseAlarmBudget, threshold_for
+from frictionwatch.detectors.budget import FalseAlarmBudget
 from frictionwatch.streams.evidence import EvidenceRecord
 
 #: evidence metric -> (the window metric whose budget it shares, the rate ratios of the incidents it
@@ -67,9 +67,29 @@ RATE_HALF_LIFE = 3600.0  # of the expected count per second
 
 
 def poisson_threshold(expected_between_alarms: float, ratio: float) -> float:
-    """The CUSUM threshold whose run length on normal traffic is ``expected_between_alarms`` expected counts."""
-    loss = ratio - 1.0 - math.log(ratio)
-    return threshold_for(lambda h: math.expm1(h) - h, expected_between_alarms * loss)
+    """The CUSUM threshold whose run length on normal traffic is ``expected_between_alarms`` expected counts.
+
+    It solves ``expm1(h) - h = expected_between_alarms * loss`` (``loss``: the evidence an
+    expected count takes away on normal traffic) by Newton's method: it is called for every
+    series each time a partition's evidence is applied, so it must not bisect.
+
+    >>> h = poisson_threshold(1000.0, ratio=3.0)
+    >>> round(math.expm1(h) - h, 6) == round(1000.0 * (3.0 - 1.0 - math.log(3.0)), 6)
+    True
+    """
+    target = expected_between_alarms * (ratio - 1.0 - math.log(ratio))
+    if target <= 0.0:
+        return 0.0
+    # expm1(h) - h is increasing and convex for h > 0, and at least h**2 / 2 and 2 * (target + 1) - 1 - h
+    # here: Newton's steps from this h go down to the root without passing it
+    h = min(math.sqrt(2.0 * target), math.log(2.0 * (target + 1.0)))
+    for _ in range(60):
+        grown = math.expm1(h)
+        step = (grown - h - target) / grown
+        h -= step
+        if step <= 1e-12 * h:
+            break
+    return h
 
 
 def evidence(observed: float, expected: float, ratio: float, strength: float = math.inf) -> float:
