@@ -73,6 +73,13 @@ SNAPSHOT_EVERY = 60.0
 #: seconds of wall clock between two evidence ticks of a partition, when a clock is given: a
 #: backlog (history, a restart) is worked through with a tick covering many seconds of event time
 WALL_TICK = 0.25
+#: a hole in a partition's events: a stretch of its event time with no event at all, at least
+#: HOLE_SECONDS long, where its recent rate expected HOLE_EVENTS (Poisson traffic leaves one
+#: once in e**20 such stretches): missing data, e.g. a collector holding a batch back
+HOLE_EVENTS = 20.0
+HOLE_SECONDS = 60.0
+#: half-life (event time) of a partition's recent rate of events
+ARRIVALS_HALF_LIFE = 600.0
 #: bucket ``b`` of a hazard covers dwell [BOUNDS[b], BOUNDS[b + 1]); the last one is open
 BOUNDS = (0.0, *DWELL_VALUES)
 #: each bucket's hazard is shrunk towards the touchpoint's overall hazard by this many events
@@ -248,6 +255,28 @@ class EvidenceMeter:
         self.ticked_at = -math.inf
         self.frozen_at = -math.inf
         self.began = math.inf  # event time of this partition's first freeze
+        self.arrivals = 0.0  # events of this partition, decayed by ARRIVALS_HALF_LIFE
+        self.arrived_at = -math.inf  # the latest event time of its events
+        self.hole_end = -math.inf  # end of its latest hole: visits begun before it are not judged
+
+    def arrived(self, ts: float) -> None:
+        """An event of this partition, at event time ``ts``, is about to be applied.
+
+        After a hole in its events (:data:`HOLE_EVENTS`), the visits and waits begun before the
+        hole's end are neither judged nor learned from: a collector held their events back, and
+        they come later, behind newer ones. Judged, every visitor of the partition would look
+        stalled at once for as long as the hole. Visits begun after it count as usual.
+        """
+        last = self.arrived_at
+        if ts > last:
+            if math.isfinite(last):
+                gap = ts - last
+                rate = self.arrivals * math.log(2.0) / ARRIVALS_HALF_LIFE  # the decayed count's steady state
+                if gap >= HOLE_SECONDS and rate * gap >= HOLE_EVENTS:
+                    self.hole_end = ts
+                self.arrivals *= 0.5 ** (gap / ARRIVALS_HALF_LIFE)
+            self.arrived_at = ts
+        self.arrivals += 1.0
 
     def _hazard(self, place: Touchpoint, outcome: str) -> Hazard:
         hazard = self.hazards.get((place, outcome))
@@ -307,6 +336,8 @@ class EvidenceMeter:
         session that left a step will not move on from it: that is known now, not at the timeout).
         ``example``: the session or contact, kept as an example when it counts against its touchpoint.
         """
+        if since < self.hole_end:
+            return  # under way across a hole in the partition's events: when it ended is not known
         hazard = self._hazard(place, outcome)
         start, end = max(since, self.ticked_at) - since, cap if whole and not happened else min(until - since, cap)
         if end > start:
@@ -355,8 +386,10 @@ class EvidenceMeter:
         example. The rates of the next ticks are taken at most every :data:`FREEZE_EVERY`
         seconds of this partition's event time (what a few seconds teach moves them little).
         """
-        ticked_at = self.ticked_at
+        ticked_at, hole_end = self.ticked_at, self.hole_end
         for place, outcome, since, cap, subject in waiting:
+            if since < hole_end:
+                continue  # under way across a hole in the partition's events (see :meth:`arrived`)
             start, end = max(since, ticked_at) - since, min(watermark - since, cap)
             if end > start:
                 self._hazard(place, outcome).expose(start, end)

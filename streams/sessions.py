@@ -233,6 +233,8 @@ class SessionTracker:
 
     def add(self, event: ClickEvent) -> list[Window]:
         """Apply one validated click event; returns the windows its time closed."""
+        if self.evidence is not None:
+            self.evidence.arrived(event.ts)
         closed = self.advance(event.ts)
         journey = self.journey_map.journeys[event.journey]
         step = journey.steps_by_name[event.step]

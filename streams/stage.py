@@ -199,6 +199,7 @@ class ContactState(PartitionState):
         centre, windows = self.centre, self.windows
         for event in events:
             assert isinstance(event, ContactEvent)
+            self.evidence.arrived(event.ts)
             closed = windows.advance(event.ts)
             if closed:
                 out.closed += closed

@@ -71,6 +71,28 @@ def test_evidence_grows_while_a_session_waits_and_stops_when_it_moves_on() -> No
     assert PAYMENT not in meter.tick(now + 50.0, tracker.waiting())
 
 
+def test_visits_under_way_across_a_hole_in_the_partitions_events_are_not_judged() -> None:
+    """A collector holds five minutes of a partition's clicks back and sends them after newer ones.
+    The visitors at the step when the hole began must not all look stalled for five minutes; a
+    visitor who really stays, while the partition's other sessions go on clicking, must."""
+    held, held_meter, now = tracker_with_learned_payment()
+    stalled, stalled_meter, _ = tracker_with_learned_payment()
+    for tracker in (held, stalled):
+        tracker.add(click(now + 1.0, "visitor", "payment"))
+    for second in range(10, 300, 10):  # the stalled partition's other sessions keep clicking
+        stalled.add(click(now + second, f"other{second}", "cart"))
+    stalled_counts = stalled_meter.tick(now + 300.0, stalled.waiting())
+    held.add(click(now + 300.0, "after", "cart"))  # the first click after the hole: the held ones come later
+    held_counts = held_meter.tick(now + 300.0, held.waiting())
+    assert stalled_counts[PAYMENT]["step_progress"][1] > 2.0  # overdue for minutes: evidence
+    assert "step_progress" not in held_counts.get(PAYMENT, {})  # under way across the hole: not judged
+    held.add(click(now + 20.0, "visitor", "confirmation"))  # the held click, behind newer ones
+    held.add(click(now + 301.0, "new", "payment"))  # a visit begun after the hole is judged as usual
+    held.add(click(now + 330.0, "after", "search"))
+    later = held_meter.tick(now + 330.0, held.waiting())
+    assert later[PAYMENT]["step_progress"][0] == 0.0 and later[PAYMENT]["step_progress"][1] > 0.0
+
+
 def test_a_session_that_leaves_a_step_counts_up_to_its_progress_timeout_at_once() -> None:
     tracker, meter, now = tracker_with_learned_payment()  # two partitions that learned the same
     other, other_meter, _ = tracker_with_learned_payment()
