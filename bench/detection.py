@@ -13,7 +13,9 @@ How it works (bench/sweep.py, bench/power.py, bench/oracle.py say more):
    through the worker's stage-1/stage-2 code; the final windows are cached in
    bench/results/cache/ (keyed by the parameters and the code), so a re-run only re-detects;
 2. every contender (a row of ``CONTENDERS`` in bench/sweep.py: detector settings in the
-   journey map) runs over the same windows (a pool of ``--jobs`` processes);
+   journey map) runs over the same windows (a pool of ``--jobs`` processes); the evidence
+   path, which judges events as they arrive, is fed the events again through a worker's
+   stages (bench/evidence_path.py; its alarms cached beside the windows);
 3. the oracle runs per incident; alerts are scored against the ground truth.
 
 Writes the ``detection`` key of bench/results/latest.json (other keys kept), the table to
@@ -30,13 +32,13 @@ import math
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import power
+from bench import evidence_path, power
 from bench.common import machine, machine_line
 from bench.sweep import (
     BENCH_MAPS,
@@ -44,6 +46,7 @@ from bench.sweep import (
     CONTENDERS,
     MAPS,
     ROOT,
+    AlertRow,
     Contender,
     Replayed,
     TrafficSet,
@@ -60,10 +63,13 @@ RESULTS = ROOT / "bench" / "results"
 PNG = ROOT / "docs" / "images" / "power-curve.png"
 BEGIN = "<!-- detection:begin (written by `python -m bench.detection`; do not edit by hand) -->"
 END = "<!-- detection:end -->"
-QUICK_CONTENDERS = ("window", "sequential")  # a day: kind auto (shipped) would be the window detectors
+#: a day: kind auto (shipped) would be the window detectors; the evidence path is fed the events (a few minutes)
+QUICK_CONTENDERS = ("window", "sequential", "evidence")
 #: the full run's rows: every kind of contender once (river.ADWIN, DDM and HDDMW, and sequential-180d, on request)
 FULL_CONTENDERS = (
+    "shipped+evidence",
     "shipped",
+    "evidence",
     "window",
     "sequential-map-1d",
     "sequential",
@@ -126,6 +132,10 @@ def _detect(path: Path, contender: Contender) -> tuple[list[Any], float, int]:
     return run_contender(path, contender)
 
 
+def _evidence(traffic: TrafficSet, contender: Contender, cache: Path, fresh: bool) -> Path:
+    return evidence_path.evidence_alarms(traffic, contender, cache, fresh=fresh)
+
+
 def sweep(plan: Plan, say: Any = print) -> dict[str, Any]:
     """Run the plan; the results (what goes under ``detection`` in latest.json)."""
     began = time.monotonic()
@@ -148,7 +158,16 @@ def sweep(plan: Plan, say: Any = print) -> dict[str, Any]:
         paths = list(pool.map(_replay, sets, [plan.cache] * len(sets), [plan.fresh] * len(sets)))
         replay_seconds = time.monotonic() - began
         say(f"  traffic replayed (or read from the cache) in {replay_seconds:.0f} s; {len(runnable)} contender(s)")
-        tasks = [(path, contender) for path in paths for contender in runnable]
+        # the evidence path is fed the events again, once per traffic set and settings (the longest tasks: first)
+        feeding: dict[Path, Future[Path]] = {}
+        evidence_of: dict[tuple[Path, str], Path] = {}
+        for path, traffic in zip(paths, sets, strict=True):
+            for contender in (contender for contender in runnable if contender.evidence):
+                cached = evidence_path.cache_path(traffic, contender, plan.cache)
+                if cached not in feeding:
+                    feeding[cached] = pool.submit(_evidence, traffic, contender, plan.cache, plan.fresh)
+                evidence_of[(path, contender.name)] = cached
+        tasks = [(path, contender) for path in paths for contender in runnable if contender.windows]
         futures = [pool.submit(_detect, path, contender) for path, contender in tasks]
         done: dict[tuple[Path, str], tuple[list[Any], float, int]] = {}
         for index, ((path, contender), future) in enumerate(zip(tasks, futures, strict=True), start=1):
@@ -163,10 +182,23 @@ def sweep(plan: Plan, say: Any = print) -> dict[str, Any]:
                 f"  [{index}/{len(tasks)}] {contender.name} on {path.name.split('-')[0]}:"
                 f" {len(rows)} alerts, {seconds:.0f} s ({seconds / max(observations, 1) * 1e6:.0f} µs/window)"
             )
+        evidence_rows: dict[Path, tuple[list[AlertRow], int, float]] = {}
+        for cached, fed in feeding.items():
+            try:
+                evidence_rows[cached] = evidence_path.load_rows(fed.result())
+            except Exception as error:  # reported, not fatal, as a window contender's
+                for (_, name), wanted in evidence_of.items():
+                    if wanted == cached:
+                        plan.skipped[name] = f"evidence path failed: {type(error).__name__}: {error}"[:300]
+                continue
+            rows, events, seconds = evidence_rows[cached]
+            label = cached.name.split(".")[0]
+            say(f"  evidence path on {label}: {events:,} events, {len(rows)} alarms, {seconds:.0f} s")
     all_cases: list[power.Case] = []
     runnable = [contender for contender in runnable if contender.name not in plan.skipped]
     outcomes: dict[str, list[power.Outcome]] = {contender.name: [] for contender in runnable}
     cost: dict[str, list[float]] = {contender.name: [0.0, 0.0] for contender in runnable}
+    worker: dict[str, list[float]] = {contender.name: [0.0, 0.0] for contender in runnable}
     traffic_info = []
     current_code = code_version()
     for path in paths:
@@ -175,10 +207,16 @@ def sweep(plan: Plan, say: Any = print) -> dict[str, Any]:
         power.run_oracle(replayed, cases, oracle_budget_days(plan, replayed.traffic.map_path()))
         all_cases.extend(cases)
         for contender in runnable:
-            rows, seconds, observations = done[(path, contender.name)]
+            rows, seconds, observations = done[(path, contender.name)] if contender.windows else ([], 0.0, 0)
+            if contender.evidence:
+                rows = rows + evidence_rows[evidence_of[(path, contender.name)]][0]
             outcomes[contender.name].append(power.score(replayed, cases, rows, plan.burn_in))
             cost[contender.name][0] += seconds
             cost[contender.name][1] += observations
+            if contender.evidence:  # the whole worker's time per event, fed the events
+                _, events, fed_seconds = evidence_rows[evidence_of[(path, contender.name)]]
+                worker[contender.name][0] += fed_seconds
+                worker[contender.name][1] += events
         traffic_info.append(
             {
                 "traffic": replayed.traffic.label, "days": round(replayed.days, 3), "events": replayed.events,
@@ -193,7 +231,9 @@ def sweep(plan: Plan, say: Any = print) -> dict[str, Any]:
     for contender in runnable:
         row = power.summary(contender.name, all_cases, outcomes[contender.name])
         spent, fed = cost[contender.name]
-        row["microseconds_per_window"] = spent / fed * 1e6 if fed else None
+        row["microseconds_per_window"] = spent / fed * 1e6 if fed and not contender.evidence else None
+        spent, fed = worker[contender.name]
+        row["microseconds_per_event"] = spent / fed * 1e6 if fed else None
         row["note"] = contender.note
         table.append(row)
     scored = [case for case in all_cases if not case.control and case.scored]
@@ -289,7 +329,7 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {row['name']} | {_pct(row['recall'])} ({row['caught']}/{row['incidents']}) |"
             f" {_pct(row['recall_of_detectable'])} ({row['caught_of_detectable']}/{row['oracle_detectable']}) |"
             f" {false} | {_s(row['median_delay_seconds'])} / {_s(row['p90_delay_seconds'])} | {ratio} |"
-            f" {'—' if oracle else _f(row.get('microseconds_per_window'), 0)} |"
+            f" {'—' if oracle else _cost(row)} |"
         )
     if results.get("skipped"):
         lines += ["", "Not run (not in this tree yet): " + "; ".join(sorted(results["skipped"])) + "."]
@@ -306,6 +346,13 @@ def markdown(results: dict[str, Any]) -> str:
             if any(cells):
                 lines.append(f"| {row['name'].split(' ')[0]} | {size} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _cost(row: dict[str, Any]) -> str:
+    """A window contender's µs per window; the evidence path's, the whole worker's µs per event fed."""
+    if row.get("microseconds_per_event") is not None:
+        return f"{row['microseconds_per_event']:,.0f} per event (the worker)"
+    return _f(row.get("microseconds_per_window"), 0)
 
 
 def _f(value: float | None, digits: int) -> str:
@@ -463,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=CACHE, help=f"replay cache (default {CACHE.relative_to(ROOT)})")
     parser.add_argument(
         "--quick", action="store_true",
-        help="the CI reduced sweep: 1 day, example map, 10 events/s, 30 incidents, window and sequential",
+        help="the CI reduced sweep: 1 day, example map, 10 events/s, 30 incidents; window, sequential, evidence",
     )  # fmt: skip
     parser.add_argument(
         "--merge", action="store_true",

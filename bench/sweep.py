@@ -26,7 +26,7 @@ import json
 import math
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -67,6 +67,17 @@ class Contender:
     overrides: tuple[dict[str, Any], ...] = ()
     alternatives: tuple[dict[str, Any], ...] = ()
     map_false_alarms: str | None = None  # a budget for the whole map (detectors.map_false_alarms)
+    #: what alerts: the window detectors over the cached windows ("windows"), the evidence path
+    #: fed the events (bench/evidence_path.py, "evidence"), or both, as a worker pages ("both")
+    paths: str = "windows"
+
+    @property
+    def windows(self) -> bool:
+        return self.paths in ("windows", "both")
+
+    @property
+    def evidence(self) -> bool:
+        return self.paths in ("evidence", "both")
 
 
 #: the window detectors' shipped defaults (detectors/bank.py DEFAULTS; on a series' first day under kind auto)
@@ -85,14 +96,27 @@ def _on_outcomes(kind: str) -> Contender:
     )  # fmt: skip
 
 
+def _shipped(name: str, note: str, paths: str = "windows") -> Contender:
+    """The example map's settings (kind auto, one false alarm a day for the whole map) on ``paths``."""
+    return Contender(name, {"kind": "auto", **WINDOW_DEFAULTS}, note, map_false_alarms="1 per 1d", paths=paths)
+
+
 #: the contenders, one line each (kinds this tree doesn't know are reported as unavailable)
 CONTENDERS: tuple[Contender, ...] = (
-    Contender(
+    _shipped(
         "shipped",
-        {"kind": "auto", **WINDOW_DEFAULTS},
         "the example map's settings: kind auto (window detectors on a series' first day, sequential after),"
         " 1 false alarm a day for the whole map",
-        map_false_alarms="1 per 1d",
+    ),
+    _shipped(
+        "evidence",
+        "the evidence path alone (events judged as they arrive against learned hazards), the example map's settings",
+        paths="evidence",
+    ),
+    _shipped(
+        "shipped+evidence",
+        "what a worker pages on with the example map's settings: the shipped window detectors and the evidence path",
+        paths="both",
     ),
     Contender(
         "window",
@@ -213,6 +237,23 @@ def generator_config(traffic: TrafficSet) -> GeneratorConfig:
             " the detection benchmark needs `frictionwatch generate --random-incidents N`"
         )
     return GeneratorConfig(**options)
+
+
+def progress_lines(label: str, config: GeneratorConfig, report: bool = True) -> Callable[[Summary], None]:
+    """A generator progress callback that prints ``label``'s share done every 15 s (nothing unless ``report``)."""
+    expected = config.rate * (config.duration or 0.0)
+    printed = [0.0]
+
+    def progress(summary: Summary) -> None:
+        if report and summary.wall_seconds - printed[0] >= 15:
+            printed[0] = summary.wall_seconds
+            print(
+                f"  {label}: ~{summary.total / max(expected, 1.0):.0%}, {summary.total:,} events,"
+                f" {summary.total / summary.wall_seconds:,.0f}/s",
+                file=sys.stderr, flush=True,
+            )  # fmt: skip
+
+    return progress
 
 
 # -- replay once, cache --------------------------------------------------------------------------
@@ -338,18 +379,7 @@ def replay(
     stages (``settings``: the window size and the rest; default the worker's defaults),
     straight from the generator with no file between; every final window's observations."""
     journey_map = load_journey_map(traffic.map_path())
-    expected = config.rate * (config.duration or 0.0)
-
-    def progress(summary: Summary) -> None:
-        if report and summary.wall_seconds - printed[0] >= 15:
-            printed[0] = summary.wall_seconds
-            print(
-                f"  replay {traffic.label}: ~{summary.total / max(expected, 1.0):.0%}, {summary.total:,} events,"
-                f" {summary.total / summary.wall_seconds:,.0f}/s",
-                file=sys.stderr, flush=True,
-            )  # fmt: skip
-
-    printed = [0.0]
+    progress = progress_lines(f"replay {traffic.label}", config, report)
     began = time.monotonic()
     replayer = Replayer(journey_map, settings, source=traffic.label)
     summary = run(journey_map, config, _ReplaySink(replayer), progress)
