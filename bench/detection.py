@@ -208,15 +208,14 @@ def sweep(plan: Plan, say: Any = print) -> dict[str, Any]:
         all_cases.extend(cases)
         for contender in runnable:
             rows, seconds, observations = done[(path, contender.name)] if contender.windows else ([], 0.0, 0)
-            if contender.evidence:
-                rows = rows + evidence_rows[evidence_of[(path, contender.name)]][0]
+            if contender.evidence:  # its alarms, and the whole worker's time per event fed
+                alarms, events, fed_seconds = evidence_rows[evidence_of[(path, contender.name)]]
+                rows = rows + alarms
+                worker[contender.name][0] += fed_seconds
+                worker[contender.name][1] += events
             outcomes[contender.name].append(power.score(replayed, cases, rows, plan.burn_in))
             cost[contender.name][0] += seconds
             cost[contender.name][1] += observations
-            if contender.evidence:  # the whole worker's time per event, fed the events
-                _, events, fed_seconds = evidence_rows[evidence_of[(path, contender.name)]]
-                worker[contender.name][0] += fed_seconds
-                worker[contender.name][1] += events
         traffic_info.append(
             {
                 "traffic": replayed.traffic.label, "days": round(replayed.days, 3), "events": replayed.events,

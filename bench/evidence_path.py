@@ -195,14 +195,3 @@ def alarms_of(findings: list[Finding], end: float) -> Iterator[AlertRow]:
             yield key[0], key[1], alarm[0], finding.verdict.ts, alarm[1]
     for (place, metric), (start, count) in open_.items():
         yield place, metric, start, max(end, start), count
-
-
-if __name__ == "__main__":  # a quick look: python -m bench.evidence_path [MAP] [RATE] [DAYS]
-    from bench.sweep import CONTENDERS
-
-    name, rate, days = (sys.argv[1:] + ["example", "10", "1"][len(sys.argv) - 1 :])[:3]
-    shipped = next(contender for contender in CONTENDERS if contender.name == "shipped")
-    found_rows, events, spent = replay_evidence(TrafficSet(name, float(rate), float(days), 11, 30, 2), shipped)
-    for row in found_rows:
-        print(json.dumps(row))
-    print(f"{events:,} events, {len(found_rows)} alarms in {spent:.0f} s", file=sys.stderr)
