@@ -214,7 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--malformed-rate", type=float, default=0.01, help="share of malformed records (default 0.01)")
     demo.add_argument(
         "--history", type=float, default=1800.0, metavar="SECONDS",
-        help="traffic from this long ago, sent at once so detectors know normal before the live part (default 1800)",
+        help="traffic from this long ago, sent at once so detectors know normal before the live part, which waits"
+        " until the worker has worked through it (default 1800)",
     )  # fmt: skip
     demo.add_argument(
         "--with-alerting", action="store_true",

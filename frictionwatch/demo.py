@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -22,12 +23,17 @@ from typing import Any
 from frictionwatch import metrics_page
 from frictionwatch.alerting_stack import Server, StackError, WebhookReceiver, start_alertmanager, start_prometheus
 from frictionwatch.broker import BrokerError, EmbeddedBroker, free_port, wait_for_port
-from frictionwatch.generator import GeneratorConfig, Incident, KafkaSink, Summary, incidents, run
+from frictionwatch.generator import GeneratedRecord, GeneratorConfig, Incident, KafkaSink, Summary, incidents, run
 from frictionwatch.journeymap import JourneyMapError, load_journey_map
 from frictionwatch.kafka import ensure_topics, producer_config
 from frictionwatch.settings import Settings
 
 STATUS_EVERY_SECONDS = 10.0
+#: arrays of up to this many events per record, as a collector sends them: the history goes out
+#: fast, and live events still leave within the sink's linger (50 ms)
+DEMO_BATCH = 100
+#: how long the live traffic waits for the worker to work through the history, at most
+CATCH_UP_TIMEOUT_SECONDS = 300.0
 
 
 def demo_scenario() -> Path:
@@ -63,6 +69,82 @@ class WorkerCounts:
             early_progressed=metrics_page.total(samples, "frictionwatch_step_early_progressed_total", **watched),
             early_waiting=metrics_page.total(samples, "frictionwatch_step_early_waiting_total", **watched),
         )
+
+
+class HistoryFirst:
+    """The demo's sink: the history (records before ``live_start``) goes out at once, then, before
+    the first live record, ``catch_up`` is called with how many history records there were (the
+    worker works through them before the live traffic begins)."""
+
+    def __init__(self, sink: KafkaSink, live_start: float, catch_up: Callable[[int], None]) -> None:
+        self.sink = sink
+        self.live_start = live_start
+        self.catch_up = catch_up
+        self.history = 0
+        self.live = False
+        self.records = sink.records  # the same counts, kept up to date by the Kafka sink
+
+    def write(self, record: GeneratedRecord) -> None:
+        if not self.live:
+            if record.ts < self.live_start:
+                self.history += 1
+            else:
+                self.live = True
+                self.sink.flush()
+                self.catch_up(self.history)
+        self.sink.write(record)
+
+    def idle(self) -> None:
+        self.sink.idle()
+
+    def close(self) -> None:
+        self.sink.close()
+
+
+class CatchUp:
+    """Waits until the worker has worked through ``history`` records (processed or dead-lettered),
+    printing its progress every few seconds and when it has caught up."""
+
+    def __init__(self, metrics_url: str, started: float, history_seconds: float) -> None:
+        self.metrics_url = metrics_url
+        self.started = started
+        self.history_seconds = history_seconds
+
+    def __call__(self, history: int) -> None:
+        began = time.monotonic()
+        next_line = began
+        print(
+            f"  {began - self.started:5.0f} s   sent the history: {history:,} events of the last"
+            f" {self.history_seconds / 60:g} min; the live traffic waits until the worker has worked through them",
+            flush=True,
+        )
+        while True:
+            counts = WorkerCounts.scrape(self.metrics_url)
+            done = counts.processed + counts.deadlettered if counts is not None else 0.0
+            now = time.monotonic()
+            if done >= history:
+                rate = history / max(now - self.started, 1e-9)
+                print(
+                    f"  {now - self.started:5.0f} s   caught up: the worker has worked through the history"
+                    f" ({rate:,.0f} events/s since the demo began); live traffic from now",
+                    flush=True,
+                )
+                return
+            if now - began >= CATCH_UP_TIMEOUT_SECONDS:
+                print(
+                    f"  {now - self.started:5.0f} s   not caught up after {CATCH_UP_TIMEOUT_SECONDS:.0f} s"
+                    f" ({done:,.0f} of {history:,} events of history): the live traffic begins anyway",
+                    flush=True,
+                )
+                return
+            if now >= next_line:
+                print(
+                    f"  {now - self.started:5.0f} s   catching up: {done:>8,.0f} of {history:,} events of history"
+                    f" ({done / history if history else 1.0:.0%})",
+                    flush=True,
+                )
+                next_line = now + STATUS_EVERY_SECONDS / 2
+            time.sleep(0.5)  # polling the worker's /metrics: it has no event to wait on
 
 
 class StatusLine:
@@ -113,6 +195,7 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     worker: subprocess.Popen[bytes] | None = None
     alerting: _AlertingStack | None = None
+    sink: HistoryFirst | None = None
     try:
         settings = settings.with_bootstrap(broker.bootstrap_servers)
         partitions = ensure_topics(settings, [*settings.topics.values(), settings.topic_deadletter])
@@ -166,8 +249,12 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
         from confluent_kafka import Producer
 
         counts = {kind: partitions[name] for kind, name in settings.topics.items()}
-        sink = KafkaSink(Producer(producer_config(settings)), settings.topics, counts, batch=20)
         started = time.monotonic()
+        sink = HistoryFirst(
+            KafkaSink(Producer(producer_config(settings)), settings.topics, counts, batch=DEMO_BATCH),
+            live_start,
+            CatchUp(metrics_url, started, args.history),
+        )
         try:
             status = StatusLine(metrics_url, started, injected, began)
             summary = run(journey_map, config, sink, status)
@@ -186,6 +273,7 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
         failed = worker is not None and _stop(worker) not in (0, -signal.SIGTERM)
         if alerting is not None:
             alerting.stop()
+        sink = None  # the producer goes before the broker: it would log failed reconnects
         broker.stop()
         signal.signal(signal.SIGINT, signal.default_int_handler)
         if args.keep_logs or failed:

@@ -106,14 +106,18 @@ def test_broker_command_starts_prints_and_stops_on_signals(tmp_path: Path) -> No
 
 @pytest.mark.integration
 def test_demo_runs_for_its_duration_and_stops_cleanly() -> None:
-    # 10 minutes of history, not the default 30: the worker works through it alongside the
-    # live traffic, and the demo waits (up to 2 minutes) for it to catch up before accounting
+    # 10 minutes of history, not the default 30: the live traffic waits for the worker to work
+    # through it, and the demo waits (up to 2 minutes) for it to catch up before accounting
     done = subprocess.run(
         [sys.executable, "-m", "frictionwatch", "demo", "--duration", "60", "--history", "600"],
         capture_output=True, text=True, timeout=400, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "worker metrics    http://127.0.0.1:" in done.stdout
+    lines = done.stdout.splitlines()
+    sent = next(i for i, line in enumerate(lines) if "sent the history: " in line)
+    caught_up = next(i for i, line in enumerate(lines) if "caught up: the worker has worked through" in line)
+    assert sent < caught_up, done.stdout
     generated = next(line for line in done.stdout.splitlines() if line.startswith("generated "))
     accounted = next(line for line in done.stdout.splitlines() if line.startswith("worker: processed"))
     total = int(generated.split()[1].replace(",", ""))

@@ -175,10 +175,14 @@ class KafkaSink:
         self._flush_due()
         self.producer.poll(0)
 
-    def close(self) -> None:
+    def flush(self) -> None:
+        """Produce every pending array and wait until the broker has every record."""
         for where in list(self._batches):
             self._flush(where)
         self.producer.flush()
+
+    def close(self) -> None:
+        self.flush()
 
     def _add(self, kind: str, key: bytes, data: bytes) -> None:
         where = (kind, partition_for(key, self.partitions[kind]))
