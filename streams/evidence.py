@@ -117,10 +117,12 @@ class Rates:
     """What a hazard had learned at one moment, as a partition judges with it: the rate per bucket,
     and how many outcomes each rate is as sure as."""
 
-    __slots__ = ("bounds", "rates", "strengths")
+    __slots__ = ("at_bounds", "bounds", "rates", "strengths")
 
     def __init__(self, bounds: tuple[float, ...], rates: list[float], strengths: list[float]) -> None:
         self.bounds, self.rates, self.strengths = bounds, rates, strengths
+        #: what they expect in the first ``bounds[b]`` seconds, added up as :meth:`expected` does
+        self.at_bounds: list[float] | None = None
 
     def expected(self, start: float, end: float, by_bucket: list[float] | None = None) -> float:
         """How many outcomes these rates expect in time at risk [start, end) (seconds spent so far),
@@ -139,8 +141,19 @@ class Rates:
         return expected
 
     def cumulative(self, spent: float) -> float:
-        """How many outcomes these rates expect in the first ``spent`` seconds at risk."""
-        return self.expected(0.0, spent)
+        """How many outcomes these rates expect in the first ``spent`` seconds at risk (as
+        ``expected(0.0, spent)``, to the last bit, from a table of the sums at the bucket bounds)."""
+        at_bounds = self.at_bounds
+        if at_bounds is None:
+            at_bounds, total, bounds = [0.0], 0.0, self.bounds
+            for index in range(len(bounds) - 1):
+                total += self.rates[index] * (bounds[index + 1] - bounds[index])
+                at_bounds.append(total)
+            self.at_bounds = at_bounds
+        if spent <= 0.0:
+            return 0.0
+        index = bisect.bisect_right(self.bounds, spent) - 1
+        return at_bounds[index] + self.rates[index] * (spent - self.bounds[index])
 
     def strength(self, by_bucket: list[float]) -> float:
         """How sure an expected count spread over the buckets as ``by_bucket`` is, in outcomes: the
@@ -213,6 +226,9 @@ class Hazard:
 
 #: per-visit rates have one bucket
 PER_VISIT = (0.0,)
+#: what an evidence tick's visitors at one (touchpoint, outcome) add to: the hazard they teach, and
+#: while it is judged the rates judging them, their expected count per bucket, and their metric's count
+_TickSink = tuple[Hazard, Rates | None, list[float], list[float] | None]
 
 
 class EvidenceMeter:
@@ -386,19 +402,37 @@ class EvidenceMeter:
         example. The rates of the next ticks are taken at most every :data:`FREEZE_EVERY`
         seconds of this partition's event time (what a few seconds teach moves them little).
         """
-        ticked_at, hole_end = self.ticked_at, self.hole_end
+        ticked_at, hole_end, examples = self.ticked_at, self.hole_end, self.examples
+        # (place, outcome) -> what its visitors add to: most visitors of a tick are at a handful of
+        # touchpoints, and most spend the tick's second in one dwell bucket (the fast path below)
+        sinks: dict[tuple[Touchpoint, str], _TickSink] = {}
         for place, outcome, since, cap, subject in waiting:
             if since < hole_end:
                 continue  # under way across a hole in the partition's events (see :meth:`arrived`)
             start, end = max(since, ticked_at) - since, min(watermark - since, cap)
-            if end > start:
-                self._hazard(place, outcome).expose(start, end)
-                expected = self._expected(place, outcome, start, end)
-                if expected is not None:
-                    self._count(place, METRIC_OF[outcome], 0.0, expected)
-                    overdue = outcome not in BAD_OUTCOMES and len(self.examples.get(place, ())) < MAX_EXAMPLES
-                    if overdue and self.judged[(place, outcome)].cumulative(end) >= 1.0:
-                        self._example(place, subject)
+            if end <= start:
+                continue
+            sink = sinks.get((place, outcome))
+            if sink is None:
+                sink = sinks[(place, outcome)] = self._tick_sink(place, outcome)
+            hazard, rates, by_bucket, amounts = sink
+            bounds = hazard.bounds
+            index = bisect.bisect_right(bounds, start) - 1
+            if index + 1 < len(bounds) and end > bounds[index + 1]:  # across buckets: the general walk
+                hazard.expose(start, end)
+                if rates is None or amounts is None:
+                    continue
+                amounts[1] += rates.expected(start, end, by_bucket)
+            else:
+                hazard.exposure[index] += end - start
+                if rates is None or amounts is None:
+                    continue
+                amount = rates.rates[index] * (end - start)
+                by_bucket[index] += amount
+                amounts[1] += amount
+            overdue = outcome not in BAD_OUTCOMES and len(examples.get(place, ())) < MAX_EXAMPLES
+            if overdue and rates.cumulative(end) >= 1.0:  # expected to have moved on once by now
+                self._example(place, subject)
         for (place, metric), (rates, by_bucket) in self.spreads.items():  # with the rates they were counted by
             amounts = self.counts.get(place, {}).get(metric)
             if amounts is not None:
@@ -412,6 +446,20 @@ class EvidenceMeter:
         counts, self.counts = self.counts, {}
         self.taken_examples, self.examples = self.examples, {}
         return counts
+
+    def _tick_sink(self, place: Touchpoint, outcome: str) -> _TickSink:
+        """What the tick's visitors at ``place`` add to: the hazard they teach, and, while it is
+        judged, the rates that judge them, the tick's spread and the count of their metric."""
+        hazard = self._hazard(place, outcome)
+        rates = self.judged.get((place, outcome))
+        if rates is None:
+            return hazard, None, [], None
+        metric = METRIC_OF[outcome]
+        spread = self.spreads.get((place, metric))
+        if spread is None:
+            spread = self.spreads[(place, metric)] = (rates, [0.0] * len(rates.bounds))
+        self._count(place, metric, 0.0, 0.0)
+        return hazard, spread[0], spread[1], self.counts[place][metric]
 
     def freeze(self, ts: float) -> None:
         """Take the rates the next ticks judge with, at this partition's event time ``ts``: per

@@ -22,7 +22,7 @@ from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from frictionwatch.detectors.bank import Finding
+from frictionwatch.detectors.bank import Finding, SeriesPlace
 from frictionwatch.journeymap import JourneyMap
 from frictionwatch.streams.contacts import contact_ratios
 from frictionwatch.streams.derived import ConversionBaseline, ratio, step_ratios
@@ -116,6 +116,10 @@ class FrictionMetrics:
         self._window_gauges(registry)
         self.baseline = ConversionBaseline()
         self._partition_children: dict[tuple[str, int], tuple[Gauge, Gauge, Gauge]] = {}
+        #: (input kind, touchpoint) -> amount name -> its counter's child (None: no counter counts it)
+        self._window_children: dict[tuple[str, Touchpoint], dict[str, Counter | None]] = {}
+        #: (place, metric) -> its detector gauges' children, in the order :meth:`findings` sets them
+        self._finding_children: dict[tuple[SeriesPlace, str], tuple[Gauge, ...]] = {}
         self._initialise()
 
     def _health(self, registry: CollectorRegistry) -> None:
@@ -280,18 +284,30 @@ class FrictionMetrics:
     def count_window(self, kind: str, topic: str, window: Window) -> None:
         """Add a closed window's amounts to the counters of its touchpoints."""
         for place, fields in window.counts.items():
-            if kind == "clicks":
-                labels: tuple[str, ...] = self.step_labels(place)
-                counters = self.step_counters
-            elif kind == "feedback":
-                labels, counters = self.feedback_labels(place), self.feedback_counters
-            else:
-                labels, counters = (place.channel, place.queue), self.queue_counters
+            children = self._window_children.get((kind, place))
+            if children is None:
+                children = self._window_children[(kind, place)] = {}
             for name, amount in fields.items():
-                counter = counters.get(name)
-                if counter is not None and amount:
-                    counter.labels(*labels).inc(amount)
+                if not amount:
+                    continue
+                if name not in children:
+                    children[name] = self._window_counter(kind, place, name)
+                child = children[name]
+                if child is not None:
+                    child.inc(amount)
         self.close_delay.labels(topic).set(self.clock() - window.end)
+
+    def _window_counter(self, kind: str, place: Touchpoint, name: str) -> Counter | None:
+        """The counter child a closed window's amount ``name`` at ``place`` goes to (None: not counted)."""
+        if kind == "clicks":
+            labels: tuple[str, ...] = self.step_labels(place)
+            counters = self.step_counters
+        elif kind == "feedback":
+            labels, counters = self.feedback_labels(place), self.feedback_counters
+        else:
+            labels, counters = (place.channel, place.queue), self.queue_counters
+        counter = counters.get(name)
+        return counter.labels(*labels) if counter is not None else None
 
     def observe_step_time(self, observation: StepObservation) -> None:
         stage = self.stages.get((observation.journey, observation.step), "")
@@ -329,18 +345,23 @@ class FrictionMetrics:
     def findings(self, findings: list[Finding]) -> None:
         """Export each detector's latest verdict."""
         for finding in findings:
-            journey, step, channel, queue, survey = finding.place
-            stage = self.stages.get((journey, step), "")
-            labels = (journey, stage, step, channel, queue, survey, finding.metric)
+            children = self._finding_children.get((finding.place, finding.metric))
+            if children is None:
+                journey, step, channel, queue, survey = finding.place
+                labels = (journey, self.stages.get((journey, step), ""), step, channel, queue, survey, finding.metric)
+                gauges = (self.d_observed, self.d_expected, self.d_lower, self.d_upper, self.d_score, self.d_anomaly)
+                children = tuple(gauge.labels(*labels) for gauge in (*gauges, self.d_volume, self.d_threshold))
+                self._finding_children[(finding.place, finding.metric)] = children
             verdict = finding.verdict
-            self.d_observed.labels(*labels).set(verdict.observed)
-            self.d_expected.labels(*labels).set(verdict.expected)
-            self.d_lower.labels(*labels).set(verdict.lower)
-            self.d_upper.labels(*labels).set(verdict.upper)
-            self.d_score.labels(*labels).set(verdict.score)
-            self.d_anomaly.labels(*labels).set(1.0 if verdict.anomaly else 0.0)
-            self.d_volume.labels(*labels).set(_value(verdict.volume))
-            self.d_threshold.labels(*labels).set(finding.threshold)
+            observed, expected, lower, upper, score, anomaly, volume, threshold = children
+            observed.set(verdict.observed)
+            expected.set(verdict.expected)
+            lower.set(verdict.lower)
+            upper.set(verdict.upper)
+            score.set(verdict.score)
+            anomaly.set(1.0 if verdict.anomaly else 0.0)
+            volume.set(_value(verdict.volume))
+            threshold.set(finding.threshold)
 
     # -- stage 2: gauges of final windows ---------------------------------------------------
 

@@ -71,6 +71,43 @@ def test_evidence_grows_while_a_session_waits_and_stops_when_it_moves_on() -> No
     assert PAYMENT not in meter.tick(now + 50.0, tracker.waiting())
 
 
+def test_a_tick_adds_to_each_place_what_walking_its_visitors_one_by_one_adds_to_the_last_bit() -> None:
+    """The tick's fast path (a visitor who spent the tick in one dwell bucket) and its table of
+    cumulative counts give what walking each visitor over the buckets gives, bit for bit."""
+    meters = []
+    for _ in range(2):
+        meter = EvidenceMeter({})
+        rng = random.Random(11)
+        for visit in range(80):  # learned: payment visits moving on after 5 to 60 s
+            start = visit * 40.0
+            meter.spent(PAYMENT, "progress", start, start + rng.uniform(5, 60), 300.0, happened=True)
+        meter.tick(3300.0, [])
+        meters.append(meter)
+    walked, ticked = meters
+    rates = walked.judged[(PAYMENT, "progress")]
+    for spent in (0.0, 0.5, 1.0, 7.25, 30.0, 59.9, 299.0, 5000.0):
+        assert rates.cumulative(spent) == rates.expected(0.0, spent)
+    visitors = [(PAYMENT, "progress", 3300.0 - rng.uniform(0, 200), 300.0, f"v{i}") for i in range(40)]
+    for end in (3301.0, 3301.5, 3340.0, 3341.0):  # ticks of a second, of half of one, and one of 39 s
+        rates = walked.judged[(PAYMENT, "progress")]
+        exposure = list(walked.hazards[(PAYMENT, "progress")].exposure)
+        expected = 0.0
+        by_bucket = [0.0] * len(rates.bounds)
+        for _, _, since, cap, _ in visitors:
+            start, stop = max(since, walked.ticked_at) - since, min(end - since, cap)
+            if stop > start:
+                walked.hazards[(PAYMENT, "progress")].expose(start, stop)
+                expected += rates.expected(start, stop, by_bucket)
+        walked.ticked_at = end
+        counts = ticked.tick(end, visitors)
+        if ticked.frozen_at == end:  # the tick took new rates (and decayed what was learned)
+            walked.freeze(end)
+        assert counts[PAYMENT]["step_progress"][1] == expected
+        assert ticked.hazards[(PAYMENT, "progress")].exposure == walked.hazards[(PAYMENT, "progress")].exposure
+        assert walked.hazards[(PAYMENT, "progress")].exposure != exposure
+        assert counts[PAYMENT]["step_progress"][2] == rates.strength(by_bucket)
+
+
 def test_visits_under_way_across_a_hole_in_the_partitions_events_are_not_judged() -> None:
     """A collector holds five minutes of a partition's clicks back and sends them after newer ones.
     The visitors at the step when the hole began must not all look stalled for five minutes; a
