@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -63,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
                     with local_broker(engine, log_path=workdir / f"broker-{engine}.log") as broker:
                         folder = workdir / engine
                         folder.mkdir()
-                        results["throughput"][engine] = throughput.run(
+                        when = {"started": datetime.now(UTC).isoformat(timespec="seconds")}
+                        when["load_average_at_start"] = os.getloadavg()[0]
+                        results["throughput"][engine] = when | throughput.run(
                             broker, folder, events=events, batch=args.batch, scale_out="scaleout" in parts
                         )
                 except BrokerError as error:  # e.g. no Java or Kafka's jars: the other broker's rows still count
@@ -81,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"\nbenchmark stopped: {error}\nlogs: {workdir}")
         return 1
     results["seconds"] = round(time.monotonic() - clock, 1)
-    results["load_average_at_end"] = list(__import__("os").getloadavg())
+    results["load_average_at_end"] = list(os.getloadavg())
     out.parent.mkdir(parents=True, exist_ok=True)
     document = json.loads(out.read_text()) if out.exists() else {}
     if args.only and "started" in document:  # some parts re-run: the full run's date, machine and length stay

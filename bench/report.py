@@ -50,7 +50,7 @@ def markdown(results: dict[str, Any]) -> str:
         "|---|---|---|---:|---|---|",
     ]
     for engine, part in results.get("throughput", {}).items():
-        lines += _throughput_rows(BROKERS.get(engine, engine), part)
+        lines += _throughput_rows(BROKERS.get(engine, engine), part, results["started"])
     part = results.get("latency")
     if part:
         immediate, rule = part["immediate"], part["rule"]
@@ -134,8 +134,9 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _throughput_rows(broker: str, part: dict[str, Any]) -> list[str]:
-    """The throughput and scale-out rows of one broker.
+def _throughput_rows(broker: str, part: dict[str, Any], run_started: str = "") -> list[str]:
+    """The throughput and scale-out rows of one broker; a part re-run apart from the run that
+    ``run_started`` dates says when it ran, and the load then.
 
     >>> _throughput_rows("Apache Kafka", {"not_measured": "no Java"})
     ['| throughput on Apache Kafka | not measured: no Java | — | — | — | |']
@@ -144,8 +145,14 @@ def _throughput_rows(broker: str, part: dict[str, Any]) -> list[str]:
         return [f"| throughput on {broker} | not measured: {part['not_measured']} | — | — | — | |"]
     single, batched = part["single"], part["batched"]
     pipeline, empty = single["pipeline"], single["empty_agent"]
+    started = part.get("started")
+    when = (
+        f", run of {started[:16].replace('T', ' ')} UTC, load {part['load_average_at_start']:.1f}"
+        if started and started[:16] != run_started[:16]
+        else ""
+    )
     rows = [
-        f"| throughput on {broker}, single-event records ({part['events']:,} events), one worker |"
+        f"| throughput on {broker}{when}, single-event records ({part['events']:,} events), one worker |"
         f" **{_n(pipeline['events_per_second'])} events/s** |"
         f" empty Faust agent: {_n(empty['records_per_second'])} records/s | {_n(single['ratio'], 2)} |"
         f" >= 0.8 | {_met(None if single['ratio'] is None else single['ratio'] >= 0.8)} |"
