@@ -144,9 +144,7 @@ class IngestPipeline:
         for item in outbound:
             await self.send(item.topic, item.key, item.value, None)
         metrics = self.metrics
-        metrics.records_consumed.labels(record.topic).inc()
-        metrics.events_received.labels(record.topic).inc(decoded.items)
-        metrics.events_processed.labels(record.topic).inc(len(decoded.events))
+        metrics.record_read(record.topic, decoded.items, len(decoded.events))
         if decoded.clock_readings:
             metrics.clocks(record.topic, decoded.clock_readings)
         if decoded.strays:

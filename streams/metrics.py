@@ -91,6 +91,10 @@ class IngestMetrics:
             registry=registry,
         )
         self.build_info.labels(__version__).set(1)
+        #: topic -> its children of records_consumed, events_received and events_processed
+        self._read: dict[str, tuple[Counter, Counter, Counter]] = {}
+        #: (topic, channel) -> its clock_skew child
+        self._skew: dict[tuple[str, str], Histogram] = {}
         for topic in topics:
             for counter in (self.records_consumed, self.events_received, self.events_processed, self.events_rerouted):
                 counter.labels(topic)
@@ -101,10 +105,24 @@ class IngestMetrics:
                 for direction in ("ahead", "behind"):
                     self.time_corrected.labels(topic, channel, direction)
 
+    def record_read(self, topic: str, received: int, processed: int) -> None:
+        """Count one record read from ``topic``: the events it held, and those processed."""
+        children = self._read.get(topic)
+        if children is None:
+            labels = self.records_consumed.labels, self.events_received.labels, self.events_processed.labels
+            children = self._read[topic] = (labels[0](topic), labels[1](topic), labels[2](topic))
+        consumed, events_received, events_processed = children
+        consumed.inc()
+        events_received.inc(received)
+        events_processed.inc(processed)
+
     def clocks(self, topic: str, readings: Iterable[ClockReading]) -> None:
         """Record the device clocks measured in one record's events."""
         for reading in readings:
-            self.clock_skew.labels(topic, reading.channel).observe(abs(reading.offset))
+            skew = self._skew.get((topic, reading.channel))
+            if skew is None:
+                skew = self._skew[(topic, reading.channel)] = self.clock_skew.labels(topic, reading.channel)
+            skew.observe(abs(reading.offset))
             if reading.corrected:
                 direction = "ahead" if reading.offset > 0 else "behind"
                 self.time_corrected.labels(topic, reading.channel, direction).inc()
