@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
                     say(f"throughput on {engine}: not measured: {error}")
                     results["throughput"][engine] = {"broker": engine, "not_measured": str(error)}
         if "memory" in parts:
-            results["memory"] = memory.run(quick=args.quick)
+            measured_from = datetime.now(UTC).isoformat(timespec="seconds")
+            results["memory"] = {"started": measured_from} | memory.run(quick=args.quick)
         if "latency" in parts:
             with EmbeddedBroker(log_path=workdir / "broker-latency.log") as broker:
                 results["latency"] = latency.run(broker, workdir, quick=args.quick)

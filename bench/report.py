@@ -101,8 +101,14 @@ def markdown(results: dict[str, Any]) -> str:
     if part:
         small, large = part["points"]
         slope = part["bytes_per_session"]
+        started = part.get("started")
+        when = (
+            f" (run of {started[:16].replace('T', ' ')} UTC)"
+            if started and started[:16] != results["started"][:16]
+            else ""
+        )
         lines.append(
-            f"| memory per active session | slope between {small['sessions']:,} and {large['sessions']:,}"
+            f"| memory per active session{when} | slope between {small['sessions']:,} and {large['sessions']:,}"
             f" sessions: **{_n(slope)} bytes** | RSS growth: {_n(small['grown'])} and {_n(large['grown'])} bytes"
             f" | — | <= 300 bytes | {_met(slope <= 300)} |"
         )
