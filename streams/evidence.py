@@ -418,18 +418,19 @@ class EvidenceMeter:
             hazard, rates, by_bucket, amounts = sink
             bounds = hazard.bounds
             index = bisect.bisect_right(bounds, start) - 1
-            if index + 1 < len(bounds) and end > bounds[index + 1]:  # across buckets: the general walk
-                hazard.expose(start, end)
-                if rates is None or amounts is None:
-                    continue
-                amounts[1] += rates.expected(start, end, by_bucket)
-            else:
+            one_bucket = index + 1 == len(bounds) or end <= bounds[index + 1]  # else: the general walk
+            if one_bucket:
                 hazard.exposure[index] += end - start
-                if rates is None or amounts is None:
-                    continue
+            else:
+                hazard.expose(start, end)
+            if rates is None or amounts is None:
+                continue  # not judged yet: only learned from
+            if one_bucket:
                 amount = rates.rates[index] * (end - start)
                 by_bucket[index] += amount
                 amounts[1] += amount
+            else:
+                amounts[1] += rates.expected(start, end, by_bucket)
             overdue = outcome not in BAD_OUTCOMES and len(examples.get(place, ())) < MAX_EXAMPLES
             if overdue and rates.cumulative(end) >= 1.0:  # expected to have moved on once by now
                 self._example(place, subject)
