@@ -9,7 +9,7 @@ import pytest
 
 from frictionwatch.contract import ClickEvent
 from frictionwatch.journeymap import JourneyMap, parse_journey_map
-from frictionwatch.streams.sessions import SessionTracker, StepObservation
+from frictionwatch.streams.sessions import EARLY_OPEN, RAGE_COUNTED, Session, SessionTracker, StepObservation
 from frictionwatch.streams.timers import Timers
 from frictionwatch.streams.windows import Touchpoint, Window, WindowedCounts
 
@@ -269,3 +269,16 @@ def test_goal_conversion_and_conversions_lost_gauges(journey_map: Any) -> None:
     # 40 sessions fewer than usual moved on; half of those past cart convert: 20 conversions lost
     assert registry.get_sample_value("frictionwatch_window_step_conversions_lost", labels) == 20.0
     assert registry.get_sample_value("frictionwatch_window_goal_conversion_ratio", {"journey": "purchase"}) == 0.2
+
+
+def test_a_sessions_bools_are_bits_of_one_slot_each_set_and_cleared_alone() -> None:
+    journey = MAP.journeys["shop"]
+    session = Session(journey, "web", journey.steps[0], 0.0, 0.0, 0)
+    assert (session.judged, session.flow_open, session.early_open, session.rage_counted) == (True, False, False, False)
+    session.flow_open = session.early_open = True
+    session.rage_counted = True
+    session.flow_open = False
+    assert (session.judged, session.flow_open, session.early_open, session.rage_counted) == (True, False, True, True)
+    session.judged = False
+    assert session.flags == EARLY_OPEN | RAGE_COUNTED
+    assert not hasattr(session, "__dict__")  # still slots only: the flags are not attributes of their own
