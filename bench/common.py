@@ -12,7 +12,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -253,3 +253,8 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str, poll: f
         if time.monotonic() > deadline:
             raise BenchError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(poll)  # polling another process: there is no event to wait on
+
+
+def series_name(place: Sequence[str], metric: str) -> str:
+    """How the benchmarks' tables name a series: ``journey/step/channel metric`` (or ``channel/queue metric``)."""
+    return f"{'/'.join(part for part in place if part)} {metric}"

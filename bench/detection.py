@@ -273,6 +273,8 @@ def sweep(plan: Plan, say: Any = print) -> dict[str, Any]:
                 "volume_per_minute": case.volume_per_minute,
                 "oracle": case.oracle_status,
                 "oracle_delay": case.oracle_delay,
+                "oracle_series": case.oracle_series,
+                "oracle_units": case.oracle_units,
                 "caught": {
                     name: next((o.caught[case.name] for o in outs if case.name in o.caught), None)
                     for name, outs in outcomes.items()
@@ -344,7 +346,37 @@ def markdown(results: dict[str, Any]) -> str:
                 cells.append(f"{caught}/{total}" if total else "")
             if any(cells):
                 lines.append(f"| {row['name'].split(' ')[0]} | {size} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + missed(results)) + "\n"
+
+
+WORKER = "shipped+evidence"  # the contender that is what a worker pages on
+
+
+def missed(results: dict[str, Any], contender: str = WORKER) -> list[str]:
+    """The oracle-detectable incidents ``contender`` missed, with what the oracle alarmed on (an
+    oracle that alarms after a handful of units knew an after-parameter no detector can know)."""
+    cases = [
+        case for case in results["cases"]
+        if case["oracle"] == "detected" and contender in case["caught"] and case["caught"][contender] is None
+    ]  # fmt: skip
+    if not cases:
+        return []
+    lines = [
+        "",
+        f"Oracle-detectable incidents `{contender}` missed, and the series and units (sessions, contacts,"
+        " answers) the oracle had judged when it alarmed:",
+        "",
+        "| incident | kind, shape | size | volume | oracle's series | units | oracle's delay |",
+        "|---|---|---:|---:|---|---:|---:|",
+    ]
+    for case in cases:
+        volume = case["volume_per_minute"]
+        lines.append(
+            f"| {case['name']} | {case['kind']}, {case['shape']} | {_f(case['size'], 2)}x |"
+            f" {'n/a' if volume is None else f'{volume:.2f}/min'} | {case.get('oracle_series') or 'n/a'} |"
+            f" {_f(case.get('oracle_units'), 0)} | {_s(case['oracle_delay'])} |"
+        )
+    return lines
 
 
 def _cost(row: dict[str, Any]) -> str:

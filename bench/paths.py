@@ -42,7 +42,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from bench.common import machine, machine_line
+from bench.common import machine, machine_line, series_name
 from bench.latency import INCIDENTS, SEED, TIMING, Incident, scenario, steady_state_map
 from frictionwatch.contract import Event, EventValidator
 from frictionwatch.detectors.bank import Finding
@@ -186,7 +186,7 @@ def _labels(finding: Finding) -> dict[str, str]:
 
 
 def _where(finding: Finding) -> str:
-    return f"{'/'.join(part for part in finding.place if part)} {finding.metric}"
+    return series_name(finding.place, finding.metric)
 
 
 def table(result: dict[str, Any]) -> str:

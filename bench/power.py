@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench import oracle
+from bench.common import series_name
 from bench.sweep import AlertRow, Replayed
 from frictionwatch.detectors.bank import ALL_CHANNELS
 from frictionwatch.streams.series import BY_NAME
@@ -92,6 +93,8 @@ class Case:
     effect: float | None = None  # the oracle's after / before on its best series
     oracle_delay: float | None = None
     oracle_status: str = "no data"  # detected, undetectable, no data
+    oracle_series: str | None = None  # where the oracle alarmed first: "journey/step/channel metric"
+    oracle_units: float | None = None  # the sessions, contacts or answers it had judged when it alarmed
 
     def matches(self, place: Sequence[str]) -> bool:
         """Whether a series at ``place`` (journey, step, channel, queue[, survey]) is this case's."""
@@ -190,7 +193,7 @@ def run_oracle(replayed: Replayed, cases: list[Case], budget_days: float) -> Non
         if case.control:
             continue
         wanted = {series for metric in case.metrics for series in SERIES_OF.get(metric, ())}
-        best: tuple[float, float | None] | None = None  # (delay, effect)
+        best: tuple[float, float | None, str, float] | None = None  # (delay, effect, series, units)
         reachable = False
         volume = 0.0
         others = [other for other in cases if other is not case]
@@ -230,10 +233,12 @@ def run_oracle(replayed: Replayed, cases: list[Case], budget_days: float) -> Non
             h = oracle.threshold(arl0, i0)
             alarm, _ = oracle.cusum_alarm(parameters, after, h)
             if alarm is not None and (best is None or alarm - case.detect_from < best[0]):
-                best = (alarm - case.detect_from, parameters.relative_change)
+                units = sum(volume for ts, _, volume in after if ts <= alarm)
+                best = (alarm - case.detect_from, parameters.relative_change, series_name(place, metric), units)
         case.volume_per_minute = volume if reachable else None
         if best is not None:
-            case.oracle_delay, case.effect, case.oracle_status = best[0], best[1], "detected"
+            case.oracle_delay, case.effect, case.oracle_series, case.oracle_units = best
+            case.oracle_status = "detected"
         elif reachable:
             case.oracle_status = "undetectable"
 
@@ -332,7 +337,7 @@ def score(replayed: Replayed, cases: list[Case], alerts: list[AlertRow], burn_in
                 continue
             outcome.false_episodes += 1
             first = episode[0]
-            name = "/".join(part for part in first[0] if part) + " " + first[1]
+            name = series_name(first[0], first[1])
             outcome.false_by_series[name] = outcome.false_by_series.get(name, 0) + 1
             control = next(
                 (case for case in controls if case.start <= first[2] <= case.end + ECHO and case.matches(first[0])),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.detection import Plan, sweep
+from bench.detection import Plan, missed, sweep
 from bench.sweep import CONTENDERS, Replayed, TrafficSet, generator_config, replay_traffic
 from frictionwatch.backtest.replay import Replayer, replay_events
 from frictionwatch.generator.config import GeneratorConfig
@@ -90,3 +90,9 @@ def test_reduced_sweep_holds_the_floors(tmp_path: Path) -> None:
     assert rows["window"]["false_per_day"] <= QUICK_WINDOW_FALSE_PER_DAY_MAX
     assert rows["evidence"]["recall_of_detectable"] >= QUICK_EVIDENCE_RECALL_MIN
     assert rows["evidence"]["false_per_day"] <= QUICK_EVIDENCE_FALSE_PER_DAY_MAX
+    detected = [case for case in results["cases"] if case["oracle"] == "detected"]
+    assert all(case["oracle_series"] and case["oracle_units"] > 0 for case in detected)
+    misses = [case for case in detected if case["caught"]["evidence"] is None]
+    listed = missed(results, "evidence")
+    assert len(listed) == (5 + len(misses) if misses else 0)
+    assert all(any(case["name"] in line for line in listed) for case in misses)
