@@ -373,8 +373,8 @@ def missed(results: dict[str, Any], contender: str = WORKER) -> list[str]:
         volume = case["volume_per_minute"]
         lines.append(
             f"| {case['name']} | {case['kind']}, {case['shape']} | {_f(case['size'], 2)}x |"
-            f" {'n/a' if volume is None else f'{volume:.2f}/min'} | {case.get('oracle_series') or 'n/a'} |"
-            f" {_f(case.get('oracle_units'), 0)} | {_s(case['oracle_delay'])} |"
+            f" {'n/a' if volume is None else f'{volume:.2f}/min'} | {case['oracle_series']} |"
+            f" {_f(case['oracle_units'], 0)} | {_s(case['oracle_delay'])} |"
         )
     return lines
 

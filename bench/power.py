@@ -233,7 +233,7 @@ def run_oracle(replayed: Replayed, cases: list[Case], budget_days: float) -> Non
             h = oracle.threshold(arl0, i0)
             alarm, _ = oracle.cusum_alarm(parameters, after, h)
             if alarm is not None and (best is None or alarm - case.detect_from < best[0]):
-                units = sum(volume for ts, _, volume in after if ts <= alarm)
+                units = sum(judged for ts, _, judged in after if ts <= alarm)  # not `volume`: that one is the case's
                 best = (alarm - case.detect_from, parameters.relative_change, series_name(place, metric), units)
         case.volume_per_minute = volume if reachable else None
         if best is not None:
