@@ -226,6 +226,7 @@ def sweep(plan: Plan, say: Any = print) -> dict[str, Any]:
                 "code_changed": replayed.code != current_code,
             }
         )  # fmt: skip
+    started = datetime.now(UTC).isoformat(timespec="seconds")
     table = [power.summary("oracle (CUSUM, knows before/after)", all_cases, [power.oracle_outcome(all_cases)])]
     for contender in runnable:
         row = power.summary(contender.name, all_cases, outcomes[contender.name])
@@ -234,10 +235,11 @@ def sweep(plan: Plan, say: Any = print) -> dict[str, Any]:
         spent, fed = worker[contender.name]
         row["microseconds_per_event"] = spent / fed * 1e6 if fed else None
         row["note"] = contender.note
+        row["run"] = started  # when a later --merge keeps this row, the table says which run made it
         table.append(row)
     scored = [case for case in all_cases if not case.control and case.scored]
     return {
-        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "started": started,
         "machine": info,
         "quick": plan.quick,
         "plan": {
@@ -297,6 +299,23 @@ def _s(value: float | None) -> str:
     return "n/a" if value is None else f"{value:,.0f} s"
 
 
+def _when(run: str) -> str:
+    """'2026-12-01T23:14:06+00:00' -> '2026-12-01 23:14' (each of several joined by ' or ')."""
+    return " or ".join(part[:16].replace("T", " ") for part in run.split(" or "))
+
+
+def kept_rows(results: dict[str, Any]) -> str:
+    """What the table header says of the rows a --merge kept from earlier runs: which, and from when."""
+    names: dict[str, list[str]] = {}
+    for row in results["contenders"]:
+        run = row.get("run")
+        if run is not None and run != results["started"]:
+            names.setdefault(run, []).append(row["name"])
+    return "".join(
+        f"; the rows of {', '.join(rows)} from the run of {_when(run)}" for run, rows in sorted(names.items())
+    )
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The benchmark table (machine and date first)."""
     info, plan, counts = results["machine"], results["plan"], results["incidents"]
@@ -311,11 +330,7 @@ def markdown(results: dict[str, Any]) -> str:
         f" budget {plan['budget']}{'' if 'whole map' in plan['budget'] else ' per series'};"
         f" the run took {results['seconds'] / 60:.0f} min"
         + (" (**--quick**)" if results.get("quick") else "")
-        + (
-            f"; rows of other contenders from the run(s) of {', '.join(results['merged_from'])}"
-            if results.get("merged_from")
-            else ""
-        )
+        + kept_rows(results)
         + ".",
         "",
         "| contender | recall | recall of oracle-detectable | false alerts / day (map) | median / p90 time to"
@@ -463,7 +478,9 @@ def merged(results: dict[str, Any], out: Path) -> dict[str, Any]:
         case["caught"] = {**caught.get(case["name"], {}), **case["caught"]}
     skipped = {name: why for name, why in earlier.get("skipped", {}).items() if name not in ran}
     skipped.update(results["skipped"])
-    merged_from = sorted({earlier["started"], *earlier.get("merged_from", [])} - {results["started"]})
+    for row in kept:  # a row from before rows said their run: from the earlier run or one it merged
+        row.setdefault("run", " or ".join(sorted({earlier["started"], *earlier.get("merged_from", [])})))
+    merged_from = sorted({row["run"] for row in kept})
     return {**results, "contenders": rows, "skipped": skipped, "merged_from": merged_from}
 
 

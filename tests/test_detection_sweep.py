@@ -3,11 +3,12 @@ reduced sweep holds the floors taken from the full run."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from bench.detection import Plan, missed, sweep
+from bench.detection import Plan, kept_rows, merged, missed, sweep
 from bench.sweep import CONTENDERS, Replayed, TrafficSet, generator_config, replay_traffic
 from frictionwatch.backtest.replay import Replayer, replay_events
 from frictionwatch.generator.config import GeneratorConfig
@@ -96,3 +97,37 @@ def test_reduced_sweep_holds_the_floors(tmp_path: Path) -> None:
     listed = missed(results, "evidence")
     assert len(listed) == (5 + len(misses) if misses else 0)
     assert all(any(case["name"] in line for line in listed) for case in misses)
+
+
+def test_a_merge_keeps_each_rows_run_and_the_header_names_only_runs_still_in_the_table(tmp_path: Path) -> None:
+    def row(name: str, run: str | None = None) -> dict[str, object]:
+        return {"name": name, **({"run": run} if run else {})}
+
+    def results(started: str, names: list[str]) -> dict[str, object]:
+        oracle = {"name": "oracle (CUSUM, knows before/after)"}
+        return {"started": started, "plan": {"days": 7}, "cases": [], "skipped": {}, "contenders": [
+            oracle, *(row(name, started) for name in names)]}  # fmt: skip
+
+    out = tmp_path / "latest.json"
+    first = results("2026-12-01T23:14:06+00:00", ["shipped", "window", "evidence"])
+    out.write_text(json.dumps({"detection": first}))
+    second = merged(results("2026-12-01T23:43:10+00:00", ["evidence"]), out)
+    out.write_text(json.dumps({"detection": second}))
+    third = merged(results("2026-12-02T06:03:54+00:00", ["evidence"]), out)
+    runs = {row["name"]: row.get("run") for row in third["contenders"]}
+    assert runs == {
+        "oracle (CUSUM, knows before/after)": None,
+        "shipped": "2026-12-01T23:14:06+00:00",
+        "evidence": "2026-12-02T06:03:54+00:00",
+        "window": "2026-12-01T23:14:06+00:00",
+    }
+    assert third["merged_from"] == ["2026-12-01T23:14:06+00:00"]  # not 23:43: its only row was re-run
+    assert kept_rows(third) == "; the rows of shipped, window from the run of 2026-12-01 23:14"
+
+    # a document written before rows said their run: its rows are from its run or one it merged
+    legacy = {**second, "contenders": [{k: v for k, v in r.items() if k != "run"} for r in second["contenders"]]}
+    legacy["merged_from"] = ["2026-12-01T23:14:06+00:00"]
+    out.write_text(json.dumps({"detection": legacy}))
+    fourth = merged(results("2026-12-02T06:03:54+00:00", ["evidence"]), out)
+    assert fourth["merged_from"] == ["2026-12-01T23:14:06+00:00 or 2026-12-01T23:43:10+00:00"]
+    assert kept_rows(fourth) == "; the rows of shipped, window from the run of 2026-12-01 23:14 or 2026-12-01 23:43"
