@@ -205,6 +205,67 @@ class AlertTracker:
                     out.append(member.alert)
         return out
 
+    def state(self, group: str) -> dict[str, Any]:
+        """The open incidents and recent resolutions of one group (a journey, or a contact
+        channel for its queues), JSON-able: checkpointed with its detectors, so that the worker
+        that reduces the group next carries its incidents on (keeps them firing, resolves them
+        after the hold time, knows their echoes) instead of letting them expire."""
+        return {
+            "incidents": [
+                {
+                    "place": list(place),
+                    "severity": incident.severity,
+                    "started": incident.started,
+                    "echo_of": incident.echo_of if incident.echo else None,
+                    "part_of": incident.part_of,
+                    "members": [
+                        [list(series), metric, member.alert, member.sent_at, member.normal_since]
+                        for (series, metric), member in incident.members.items()
+                    ],
+                }
+                for place, incident in self.incidents.items()
+                if _group(place) == group
+            ],
+            "resolved": [
+                [*place, started, at] for place, (started, at) in self.resolved.items() if _group(place) == group
+            ],
+        }
+
+    def restore(self, state: dict[str, Any]) -> int:
+        """Take back a group's incidents from :meth:`state`; how many were open."""
+        restored = 0
+        for saved in state.get("incidents", []):
+            place = _incident_place(saved["place"])
+            echo_of = saved.get("echo_of")
+            incident = Incident(
+                str(saved["severity"]),
+                str(saved["started"]),
+                echo=echo_of is not None,
+                echo_of=str(echo_of or ""),
+                part_of=str(saved.get("part_of", "")),
+            )
+            for series, metric, alert, sent_at, normal_since in saved["members"]:
+                key = ((*_incident_place(series[:4]), str(series[4])), str(metric))
+                incident.members[key] = _Member(
+                    dict(alert), float(sent_at), None if normal_since is None else float(normal_since)
+                )
+            opened_meanwhile = self.incidents.get(place)  # e.g. by evidence that came before the group's first window
+            if opened_meanwhile is not None:
+                for key, member in opened_meanwhile.members.items():
+                    incident.members.setdefault(key, member)
+            self.incidents[place] = incident
+            restored += 1
+        for *place, started, at in state.get("resolved", []):
+            self.resolved[_incident_place(place)] = (str(started), float(at))
+        return restored
+
+    def forget(self, group: str) -> None:
+        """Drop one group's incidents without resolving them: another worker reduces the group now,
+        and carries them on from the checkpoint (this one would otherwise keep them firing)."""
+        for kept in (self.incidents, self.resolved):
+            for place in [place for place in kept if _group(place) == group]:
+                del kept[place]
+
     def _open(self, place: IncidentPlace, finding: Finding, severity: str, starts: str, now: float) -> Incident:
         previous = self.resolved.get(place)
         if previous is not None and finding.metric in LATE_METRICS and now - previous[1] <= self.settings.echo_seconds:
@@ -321,6 +382,16 @@ class AlertTracker:
             "endsAt": _time(now + self.settings.expiry_seconds),
             "generatorURL": f"{self.settings.dashboard_base_url}/d/frictionwatch-detectors/detector-tuning",
         }
+
+
+def _group(place: IncidentPlace) -> str:
+    """The group a touchpoint's windows are reduced in: its journey, or a queue's contact channel."""
+    return place[0] or place[2]
+
+
+def _incident_place(parts: Sequence[Any]) -> IncidentPlace:
+    journey, step, channel, queue = (str(part) for part in parts)
+    return (journey, step, channel, queue)
 
 
 def _examples_of(place: SeriesPlace, examples: Mapping[Any, Sequence[str]]) -> list[str]:

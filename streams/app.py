@@ -33,7 +33,7 @@ from frictionwatch.streams import faust_commits
 from frictionwatch.streams.deadletter import Origin, deadletter_value
 from frictionwatch.streams.eventtime import EventClock
 from frictionwatch.streams.exposition import FrictionMetrics
-from frictionwatch.streams.friction import Friction, Outbound
+from frictionwatch.streams.friction import ALERT_STATE, Friction, Outbound
 from frictionwatch.streams.ingest import DecodedRecord, RecordDecoder, Rejection, TopicKind
 from frictionwatch.streams.metrics import IngestMetrics
 from frictionwatch.streams.recovery import (
@@ -447,9 +447,16 @@ def build_app(
         async for event in stream.events():
             await deliver(event.message, event.value, touch_record)
 
-    # What the detectors learned, per group, checkpointed after each final window. The table is
-    # co-partitioned with the windows topic (same key, same partition count), so the worker that
-    # reduces a group also holds its detectors' state, and a new owner restores it from here.
+    # One incident per touchpoint, one alert per metric in it (alerts/immediate.py).
+    tracker = AlertTracker(
+        AlertSettings.from_settings(settings),
+        pseudonymise=Pseudonymiser(settings.pseudonym_key.encode()) if settings.pseudonym_key else None,
+    )
+
+    # What the detectors learned, per group, checkpointed after each final window with the
+    # group's open incidents. The table is co-partitioned with the windows topic (same key, same
+    # partition count), so the worker that reduces a group also holds its detectors' state, and
+    # a new owner restores it from here (and carries its incidents on).
     detector_state = app.Table(
         DETECTOR_STATE, default=dict, partitions=partitions[settings.topic_windows], key_type=str
     )
@@ -460,12 +467,20 @@ def build_app(
         group = (record.key or b"").decode("utf-8", "replace")
         if group not in restored:
             restored.add(group)
-            count = friction.restore_group(detector_state.get(group) or {})
+            checkpoint = detector_state.get(group) or {}
+            count = friction.restore_group(checkpoint)
             if count:
                 friction.metrics.detectors_restored.inc(count)
                 log.info("restored %d detectors of %s from the checkpoint", count, group)
+            try:
+                carried = tracker.restore(checkpoint.get(group + ALERT_STATE) or {})
+            except (ValueError, KeyError, TypeError) as error:
+                log.warning("could not restore the open incidents of %s: %s", group, error)
+            else:
+                if carried:
+                    log.info("carrying on %d open incident(s) of %s from the checkpoint", carried, group)
         for final in friction.partial(record.value or b""):
-            detector_state[final] = friction.group_state(final)
+            detector_state[final] = {**friction.group_state(final), final + ALERT_STATE: tracker.state(final)}
 
     async def reduce_windows(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
@@ -485,6 +500,8 @@ def build_app(
             first_at.pop((tp.topic, tp.partition), None)
             next_offsets.pop((tp.topic, tp.partition), None)
             last_look.pop(tp, None)
+        for group in restored:  # its next owner carries its incidents on
+            tracker.forget(group)
         restored.clear()  # a group that comes back is restored from the checkpoint again
 
     # each partition at the last look (streams/recovery.py: PartitionLook)
@@ -574,10 +591,6 @@ def build_app(
             friction.metrics.state.labels(kind).set(size)
         friction.metrics.tasks.set(len(asyncio.all_tasks()))
 
-    tracker = AlertTracker(
-        AlertSettings.from_settings(settings),
-        pseudonymise=Pseudonymiser(settings.pseudonym_key.encode()) if settings.pseudonym_key else None,
-    )
     urls = [url.strip() for url in settings.alertmanager_urls.split(",") if url.strip()]
     sender = AlertSender(urls, registry, buffer_size=settings.alert_buffer_size)
     stages = {(j.name, s.name): s.stage for j in journey_map.journeys.values() for s in j.steps}

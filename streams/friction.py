@@ -41,6 +41,8 @@ from frictionwatch.streams.windows import Touchpoint
 #: the key of a group's evidence state within its checkpoint (a place of 5 parts and a metric no
 #: detector has, so that DetectorBank.restore passes over it)
 EVIDENCE_STATE = "/////@evidence"
+#: the key of a group's open incidents within its checkpoint (streams/app.py; alike)
+ALERT_STATE = "/////@alerts"
 
 log = logging.getLogger(__name__)
 

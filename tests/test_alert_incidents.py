@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from frictionwatch.alerts.immediate import AlertSettings, AlertTracker
 from frictionwatch.detectors.bank import Finding, SeriesPlace
 from frictionwatch.detectors.base import Severity, Verdict
@@ -232,3 +234,62 @@ def test_a_step_on_all_its_channels_and_one_channel_in_the_same_window_page_as_t
         ("all", "critical"),  # pages; Alertmanager inhibits the web alert with it
         ("web", "critical"),
     }
+
+
+BILLING: SeriesPlace = ("", "", "phone", "billing", "")
+
+
+def handed_over(clock: Clock, group: str) -> Clock:
+    """The group's incidents as the next worker to reduce it restores them from the checkpoint."""
+    successor = tracker()
+    successor.restore(orjson.loads(orjson.dumps(clock.tracker.state(group))))
+    clock.tracker.forget(group)
+    return Clock(successor, clock.now)
+
+
+def test_an_incident_handed_to_another_worker_keeps_firing_and_resolves_there_after_the_hold() -> None:
+    clock = Clock(tracker())
+    (fired,) = clock.window(finding("errors_per_visit"))
+    clock.window(finding("queue_answers", place=BILLING))
+    successor = handed_over(clock, "purchase")
+    assert set(clock.tracker.incidents) == {BILLING[:4]}  # the phone group stays: it was not handed over
+    assert [alert["labels"]["metric"] for alert in clock.wait(60)] == ["queue_answers"]  # no longer the step's
+    assert set(successor.tracker.incidents) == {PAYMENT[:4]}
+    (kept,) = successor.wait(60)  # re-sent before Alertmanager would let it expire
+    assert kept["labels"] == fired["labels"] and kept["startsAt"] == fired["startsAt"]
+    assert ends(kept) > successor.now
+    assert successor.window(finding("errors_per_visit", anomaly=False)) == []
+    (end,) = successor.wait(HOLD)
+    assert ends(end) == successor.now and end["startsAt"] == fired["startsAt"]
+
+
+def test_a_handed_over_group_knows_the_echoes_of_its_resolved_incidents() -> None:
+    clock = Clock(tracker())
+    (flow,) = clock.window(finding("early_flow_ratio"))
+    clock.window(finding("early_flow_ratio", anomaly=False))
+    assert resolved(clock.wait(HOLD), clock.now) == ["early_flow_ratio"]
+    successor = handed_over(clock, "purchase")
+    (dropoff,) = successor.window(finding("dropoff_ratio"), after=1200)
+    assert dropoff["labels"]["severity"] == "info" and flow["startsAt"] in dropoff["annotations"]["echo_of"]
+
+
+def test_a_restored_incident_keeps_its_members_state_and_severity() -> None:
+    clock = Clock(tracker())
+    clock.window(finding("errors_per_visit", severity="warning"), finding("early_flow_ratio", severity="warning"))
+    clock.window(finding("errors_per_visit", anomaly=False))  # one member back to normal, the other not
+    original = clock.tracker.incidents[PAYMENT[:4]]
+    successor = handed_over(clock, "purchase")
+    assert successor.tracker.incidents[PAYMENT[:4]] == original
+    assert clock.tracker.state("purchase") == {"incidents": [], "resolved": []}
+
+
+def test_an_alert_opened_before_the_group_was_restored_joins_the_restored_incident() -> None:
+    clock = Clock(tracker())
+    (fired,) = clock.window(finding("errors_per_visit"))
+    checkpoint = orjson.loads(orjson.dumps(clock.tracker.state("purchase")))
+    successor = Clock(tracker(), clock.now)
+    successor.window(finding("step_progress"))  # the evidence path, before the group's first window here
+    successor.tracker.restore(checkpoint)
+    (incident,) = successor.tracker.incidents.values()
+    assert incident.started == fired["startsAt"]
+    assert sorted(metric for _, metric in incident.members) == ["errors_per_visit", "step_progress"]

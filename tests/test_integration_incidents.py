@@ -5,7 +5,8 @@ would, the alerts of one incident at purchase/payment on web, window by window: 
 flow signal first, then the flow ratio and errors, flickering between anomalous and normal
 windows; a Prometheus rule alert for the same step; the session-end drop-off and conversion
 half an hour in; then the evidence is normal again, and ten minutes after the incident
-resolved the drop-off deviates once more (a late echo). Alertmanager runs the shipped
+resolved the drop-off deviates once more (a late echo). Midway, the touchpoint's group is
+handed to another worker's tracker through the checkpoint. Alertmanager runs the shipped
 alerts/alertmanager.yml with every group_wait and group_interval compressed to 1 s and its
 receivers pointed at a webhook receiver on loopback.
 
@@ -28,6 +29,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import yaml
 from prometheus_client import CollectorRegistry
@@ -62,6 +64,9 @@ WINDOWS: list[dict[str, bool]] = [
     {**FLOW, "errors_per_visit": False, "dropoff_ratio": True, "step_conversion": False},
 ]
 RULE_FROM = 3
+#: before this window the touchpoint's group is handed to another worker (a rebalance, a restart):
+#: its incident goes on from the checkpoint, with no resolve and no second page
+HANDOVER = 8
 NORMAL = dict.fromkeys(SEVERITY, False)
 
 
@@ -151,8 +156,19 @@ async def test_one_incident_at_a_touchpoint_pages_once(receiver: WebhookReceiver
     try:
         began = now
         for number, window in enumerate(WINDOWS):
+            if number == HANDOVER:  # another worker takes the group over, from the checkpoint
+                members = tracker.incidents[PAYMENT[:4]].members
+                onsets = {metric: member.alert["startsAt"] for (_, metric), member in members.items()}
+                successor = AlertTracker(settings)
+                successor.restore(orjson.loads(orjson.dumps(tracker.state("purchase"))))
+                tracker.forget("purchase")
+                assert not tracker.incidents and not tracker.due(now + 2 * 3600)  # it sends nothing more
+                tracker = successor
             now += WINDOW
             alerts = tracker.update([finding(m, bad) for m, bad in window.items()], now - WINDOW, now, STAGES)
+            if number == HANDOVER:  # its alerts go on as the same incident, each since its metric's onset
+                sent = {alert["labels"]["metric"]: alert["startsAt"] for alert in alerts}
+                assert sent and sent == {metric: onsets[metric] for metric in sent}, (sent, onsets)
             if number >= RULE_FROM:
                 alerts.append(rule_alert(began + RULE_FROM * WINDOW, now + 4 * 3600))
             await flush(alerts)
