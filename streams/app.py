@@ -308,19 +308,9 @@ def build_app(
         deadletter_max_bytes=settings.deadletter_max_bytes,
     )
 
-    # Consumer lag: records behind the partition's end offset. Apache Kafka answers ListOffsets
-    # right, so a timer asks for the end offsets; the embedded broker gets ListOffsets wrong, so
-    # there each record is compared with the high-watermark of the latest fetch response.
+    # Consumer lag: records behind the partition's end offset, measured by a timer (measure_lag)
+    # from the next offset to process, which each record moves on.
     next_offsets: dict[tuple[str, int], int] = {}
-
-    def lag(topic: str, partition: int, offset: int) -> int | None:
-        next_offsets[topic, partition] = offset + 1
-        if settings.broker_quirks != "tansu":
-            return None  # measured by measure_lag
-        try:
-            return int(app.consumer.highwater(TP(topic, partition))) - offset - 1
-        except Exception:  # not fetched yet, or the partition just moved
-            return None
 
     # State held in memory is rebuilt by replaying a partition when it comes to this worker
     # (streams/recovery.py); where to replay from is checkpointed in this table, co-partitioned
@@ -428,9 +418,7 @@ def build_app(
             ref = RecordRef(record.topic, record.partition, record.offset, record.key, record.value, record.timestamp)
             await pipeline.handle(ref)
             mark(record, friction.watermark(record.topic, record.partition))
-            behind = lag(record.topic, record.partition, record.offset)
-            if behind is not None:
-                friction.metrics.consumer_lag(record.topic, record.partition, behind)
+            next_offsets[record.topic, record.partition] = record.offset + 1
 
         async def ingest(stream: faust.StreamT[bytes]) -> None:
             async for event in stream.events():
@@ -549,22 +537,24 @@ def build_app(
         for topic in every_topic:
             friction.metrics.assigned.labels(topic).set(sum(1 for tp in owned if tp.topic == topic))
 
-    if settings.broker_quirks != "tansu":
-
-        @app.timer(interval=5.0)
-        async def measure_lag() -> None:
-            owned = [tp for tp in app.consumer.assignment() if (tp.topic, tp.partition) in next_offsets]
-            if not owned:
-                return
-            try:
+    @app.timer(interval=1.0 if settings.broker_quirks == "tansu" else 5.0)
+    async def measure_lag() -> None:
+        owned = [tp for tp in app.consumer.assignment() if (tp.topic, tp.partition) in next_offsets]
+        if not owned:
+            return
+        ends: Mapping[TP, int | None]
+        try:
+            if settings.broker_quirks == "tansu":  # it gets ListOffsets wrong: the latest fetch response's
+                ends = {tp: app.consumer.highwater(tp) for tp in owned}
+            else:
                 ends = await app.consumer.highwaters(*owned)  # ListOffsets(latest)
-            except Exception as error:  # the broker is unreachable: the next tick tries again
-                log.debug("could not read end offsets: %s", error)
-                return
-            for tp, end in ends.items():
-                done = next_offsets.get((tp.topic, tp.partition))
-                if done is not None:
-                    friction.metrics.consumer_lag(tp.topic, tp.partition, max(0, int(end) - done))
+        except Exception as error:  # the broker is unreachable, or a partition not fetched yet or just moved
+            log.debug("could not read end offsets: %s", error)  # the next tick tries again
+            return
+        for tp, end in ends.items():
+            done = next_offsets.get((tp.topic, tp.partition))
+            if done is not None and end is not None:
+                friction.metrics.consumer_lag(tp.topic, tp.partition, max(0, int(end) - done))
 
     @app.timer(interval=2.0)
     async def finalise_waiting_windows() -> None:
