@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                         folder.mkdir()
                         when = {"started": datetime.now(UTC).isoformat(timespec="seconds")}
                         when["load_average_at_start"] = os.getloadavg()[0]
+                        when["machine"] = info["cpu"]  # the README's table may hold parts run on other machines
                         results["throughput"][engine] = when | throughput.run(
                             broker, folder, events=events, batch=args.batch, scale_out="scaleout" in parts
                         )

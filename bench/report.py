@@ -50,7 +50,7 @@ def markdown(results: dict[str, Any]) -> str:
         "|---|---|---|---:|---|---|",
     ]
     for engine, part in results.get("throughput", {}).items():
-        lines += _throughput_rows(BROKERS.get(engine, engine), part, results["started"])
+        lines += _throughput_rows(BROKERS.get(engine, engine), part, results["started"], info.get("cpu", ""))
     part = results.get("latency")
     if part:
         immediate, rule = part["immediate"], part["rule"]
@@ -140,20 +140,31 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _throughput_rows(broker: str, part: dict[str, Any], run_started: str = "") -> list[str]:
+def _throughput_rows(broker: str, part: dict[str, Any], run_started: str = "", run_machine: str = "") -> list[str]:
     """The throughput and scale-out rows of one broker; a part re-run apart from the run that
-    ``run_started`` dates says when it ran, and the load then.
+    ``run_started`` dates says when it ran, and the load then, and its machine when not ``run_machine``.
 
     >>> _throughput_rows("Apache Kafka", {"not_measured": "no Java"})
     ['| throughput on Apache Kafka | not measured: no Java | — | — | — | |']
+    >>> rate = {"events_per_second": 2000.0, "records_per_second": 5000.0}
+    >>> part = {"started": "2026-12-02T12:44:00+00:00", "load_average_at_start": 0.7, "machine": "Intel Xeon",
+    ...         "events": 500000, "batch": 100, "single": {"pipeline": rate, "empty_agent": rate, "ratio": 0.4},
+    ...         "batched": {"records": 5000, "pipeline": rate, "bare_consumer": rate, "ratio": 0.01}}
+    >>> _throughput_rows("Tansu", part, "2026-11-30T13:49:00+00:00", "AMD EPYC")[0][:80]
+    '| throughput on Tansu, run of 2026-12-02 12:44 UTC on Intel Xeon, load 0.7, sing'
+    >>> _throughput_rows("Tansu", part, "2026-11-30T13:49:00+00:00", "Intel Xeon")[0][:64]
+    '| throughput on Tansu, run of 2026-12-02 12:44 UTC, load 0.7, si'
     """
     if "not_measured" in part:
         return [f"| throughput on {broker} | not measured: {part['not_measured']} | — | — | — | |"]
     single, batched = part["single"], part["batched"]
     pipeline, empty = single["pipeline"], single["empty_agent"]
     started = part.get("started")
+    elsewhere = part.get("machine") and part["machine"] != run_machine  # run apart, on another machine
     when = (
-        f", run of {started[:16].replace('T', ' ')} UTC, load {part['load_average_at_start']:.1f}"
+        f", run of {started[:16].replace('T', ' ')} UTC"
+        + (f" on {part['machine']}" if elsewhere else "")
+        + f", load {part['load_average_at_start']:.1f}"
         if started and started[:16] != run_started[:16]
         else ""
     )
