@@ -139,6 +139,7 @@ def _evidence(traffic: TrafficSet, contender: Contender, cache: Path, fresh: boo
 def sweep(plan: Plan, say: Any = print) -> dict[str, Any]:
     """Run the plan; the results (what goes under ``detection`` in latest.json)."""
     began = time.monotonic()
+    started = datetime.now(UTC).isoformat(timespec="seconds")  # the run's start, as in the other bench parts
     info = machine()
     sets = plan.traffic_sets()
     say(f"detection benchmark on {machine_line(info)}; load average {info['load_average_at_start'][0]:.2f}")
@@ -226,7 +227,6 @@ def sweep(plan: Plan, say: Any = print) -> dict[str, Any]:
                 "code_changed": replayed.code != current_code,
             }
         )  # fmt: skip
-    started = datetime.now(UTC).isoformat(timespec="seconds")
     table = [power.summary("oracle (CUSUM, knows before/after)", all_cases, [power.oracle_outcome(all_cases)])]
     for contender in runnable:
         row = power.summary(contender.name, all_cases, outcomes[contender.name])

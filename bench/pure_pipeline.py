@@ -2,20 +2,19 @@
 process, against a baseline measured in the same run: orjson decoding of the same records.
 
 No Kafka and no Faust: this is the ceiling of the worker's own code (docs/metrics.md,
-"Throughput by design"). Run: python bench/pure_pipeline.py [--events 200000]
+"Throughput by design"). Run: python -m bench.pure_pipeline [--events 200000]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 from collections import defaultdict
 
 import orjson
 from prometheus_client import CollectorRegistry
 
+from bench.common import machine, machine_line
 from frictionwatch.contract import EventValidator
 from frictionwatch.generator import GeneratorConfig, generate
 from frictionwatch.journeymap import load_journey_map
@@ -51,8 +50,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     args = parser.parse_args()
     journey_map = load_journey_map()
-    machine = platform.processor() or platform.machine()
-    print(f"machine: {machine}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"machine: {machine_line(machine())}")
     print(f"{'records':>10} {'case':<34} {'events/s':>10} {'ratio':>6}")
     for batch in (1, 50):
         data = records(args.events, batch)
