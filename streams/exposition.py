@@ -160,7 +160,7 @@ class FrictionMetrics:
             ["topic"], registry=registry,
         )  # fmt: skip
         self.lag = Gauge(
-            "frictionwatch_consumer_lag", "Records behind the partition's high-watermark (from fetch responses).",
+            "frictionwatch_consumer_lag", "Records behind the partition's end offset (its high-watermark).",
             ["topic", "partition"], registry=registry,
         )  # fmt: skip
         self.state = Gauge("frictionwatch_state_size", "Items held in memory, by kind.", ["kind"], registry=registry)

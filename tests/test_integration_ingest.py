@@ -4,6 +4,7 @@ and the dead-letter topic. Nothing produced goes missing."""
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
 from processes import Broker, Worker, frictionwatch, total, wait_until
 
+from frictionwatch.broker import EmbeddedBroker
 from frictionwatch.kafka import (
     KafkaUnavailable,
     committed_offsets,
@@ -22,6 +24,7 @@ from frictionwatch.kafka import (
     librdkafka_config,
     producer_config,
 )
+from frictionwatch.metrics_page import Samples
 from frictionwatch.partitioning import partition_for
 from frictionwatch.settings import Settings
 from frictionwatch.streams.app import table_changelogs
@@ -102,6 +105,15 @@ def read_topic(settings: Settings, topic: str, expected: int, timeout: float = 6
     return values
 
 
+def lags(samples: Samples) -> dict[tuple[str, int], float]:
+    """``frictionwatch_consumer_lag`` of each input partition on the page."""
+    return {
+        (labels["topic"], int(labels["partition"])): value
+        for (name, pairs), value in samples.items()
+        if name == "frictionwatch_consumer_lag" and (labels := dict(pairs))["topic"] in INPUTS
+    }
+
+
 def _poll_into(consumer: Consumer, values: list[bytes]) -> int:
     for message in consumer.consume(1000, timeout=0.5):
         if message.error() is None:
@@ -125,10 +137,16 @@ def test_every_generated_event_is_processed_or_dead_lettered(broker: Broker, tmp
     assert malformed >= 0.01 * sum(produced.values())
 
     worker = Worker(broker.bootstrap_servers, tmp_path)
+    most_lag: dict[tuple[str, int], float] = {}  # the largest consumer lag seen per input partition
+    began: list[float] = []  # when the worker's first event was counted
     try:
 
         def settled() -> bool:
             samples = worker.samples()
+            for (topic, partition), lag in lags(samples).items():
+                most_lag[topic, partition] = max(lag, most_lag.get((topic, partition), 0.0))
+            if not began and any(total(samples, "frictionwatch_events_received_total", topic=t) for t in INPUTS):
+                began.append(time.monotonic())
             return all(
                 total(samples, "frictionwatch_events_processed_total", topic=topic)
                 + total(samples, "frictionwatch_events_deadlettered_total", topic=topic)
@@ -137,11 +155,25 @@ def test_every_generated_event_is_processed_or_dead_lettered(broker: Broker, tmp
             )
 
         wait_until(settled, 900, "the worker to process every generated event")  # generous: a busy machine
+        caught_up_in = time.monotonic() - began[0]
+        every_partition = {(topic, partition) for topic in INPUTS for partition in range(settings.partitions)}
+
+        def lag_gone() -> dict[tuple[str, int], float]:  # read by a timer: every 1 s (Tansu), 5 s (Kafka)
+            now = lags(worker.samples())
+            return now if set(now) == every_partition and not any(now.values()) else {}
+
+        wait_until(lag_gone, 120, "the consumer lag of every input partition to read 0")
         samples = worker.samples()
     finally:
         exit_code = worker.stop()
     assert exit_code == 0, worker.tail()
 
+    # The lag is in records, never more than the topic holds, and a backlog that lasts several
+    # of the lag timer's ticks shows in it.
+    assert all(0 <= lag <= produced[topic] for (topic, _), lag in most_lag.items()), most_lag
+    ticks = caught_up_in / (1.0 if isinstance(broker, EmbeddedBroker) else 5.0)
+    if ticks >= 3:  # a backlog worked through within a tick or two may never be read
+        assert max(most_lag.values(), default=0.0) > 0, f"no lag seen in {caught_up_in:.0f} s of backlog"
     for topic in INPUTS:
         processed = total(samples, "frictionwatch_events_processed_total", topic=topic)
         deadlettered = total(samples, "frictionwatch_events_deadlettered_total", topic=topic)
