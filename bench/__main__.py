@@ -64,9 +64,11 @@ def main(argv: list[str] | None = None) -> int:
                     with local_broker(engine, log_path=workdir / f"broker-{engine}.log") as broker:
                         folder = workdir / engine
                         folder.mkdir()
-                        when = {"started": datetime.now(UTC).isoformat(timespec="seconds")}
-                        when["load_average_at_start"] = os.getloadavg()[0]
-                        when["machine"] = info["cpu"]  # the README's table may hold parts run on other machines
+                        when: dict[str, Any] = {
+                            "started": datetime.now(UTC).isoformat(timespec="seconds"),
+                            "load_average_at_start": os.getloadavg()[0],
+                            "machine": info["cpu"],  # the README's table may hold parts run on other machines
+                        }
                         results["throughput"][engine] = when | throughput.run(
                             broker, folder, events=events, batch=args.batch, scale_out="scaleout" in parts
                         )

@@ -230,10 +230,10 @@ def sweep(plan: Plan, say: Any = print) -> dict[str, Any]:
     table = [power.summary("oracle (CUSUM, knows before/after)", all_cases, [power.oracle_outcome(all_cases)])]
     for contender in runnable:
         row = power.summary(contender.name, all_cases, outcomes[contender.name])
-        spent, fed = cost[contender.name]
-        row["microseconds_per_window"] = spent / fed * 1e6 if fed and not contender.evidence else None
-        spent, fed = worker[contender.name]
-        row["microseconds_per_event"] = spent / fed * 1e6 if fed else None
+        spent, windows = cost[contender.name]
+        row["microseconds_per_window"] = spent / windows * 1e6 if windows and not contender.evidence else None
+        spent, events_fed = worker[contender.name]
+        row["microseconds_per_event"] = spent / events_fed * 1e6 if events_fed else None
         row["note"] = contender.note
         row["run"] = started  # when a later --merge keeps this row, the table says which run made it
         table.append(row)

@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +118,9 @@ def run(
         (window.end, finding) for finding in found if finding.verdict.anomaly
     )
     validator = EventValidator(journey_map)
-    validate = {"clicks": validator.click, "contacts": validator.contact, "feedback": validator.feedback}
+    validate: dict[str, Callable[[dict[str, Any]], Event]] = {
+        "clicks": validator.click, "contacts": validator.contact, "feedback": validator.feedback,
+    }  # fmt: skip
 
     def deliver(items: list[Outbound]) -> None:
         for item in items:
