@@ -35,8 +35,7 @@ from bench.throughput import PARTITIONS, Filled, prefill, run_empty_agent, run_w
 from frictionwatch.broker import LocalBroker, local_broker
 from frictionwatch.journeymap import load_journey_map
 from frictionwatch.settings import Settings
-from frictionwatch.streams.app import IngestPipeline, RecordRef, build_decoders, build_friction, channels_of
-from frictionwatch.streams.metrics import IngestMetrics
+from frictionwatch.streams.app import RecordRef, build_ingest
 
 
 def own_loop(broker: LocalBroker, filled: Filled, label: str, timeout: float = 60.0) -> float | None:
@@ -45,8 +44,6 @@ def own_loop(broker: LocalBroker, filled: Filled, label: str, timeout: float = 6
     journey_map = load_journey_map()
     inputs = [settings.topic_clicks, settings.topic_contacts, settings.topic_feedback]
     partitions = dict.fromkeys([*inputs, settings.topic_touches, settings.topic_windows], PARTITIONS)
-    registry = CollectorRegistry()
-    friction = build_friction(settings, journey_map, registry, partitions)
     producer = Producer({"bootstrap.servers": broker.bootstrap_servers, "linger.ms": 5})
     produce = producer.produce
 
@@ -56,13 +53,7 @@ def own_loop(broker: LocalBroker, filled: Filled, label: str, timeout: float = 6
         else:
             produce(topic, value, key, partition)
 
-    pipeline = IngestPipeline(
-        build_decoders(settings, journey_map, partitions),
-        IngestMetrics(registry, inputs, channels_of(settings, journey_map)),
-        send,
-        settings.topic_deadletter,
-        friction.events,
-    )
+    friction, pipeline = build_ingest(settings, journey_map, CollectorRegistry(), partitions, send)
     consumer = Consumer(
         {
             "bootstrap.servers": broker.bootstrap_servers,

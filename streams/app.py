@@ -207,6 +207,27 @@ class WorkerApp:
     friction: Friction
 
 
+def build_ingest(
+    settings: Settings,
+    journey_map: JourneyMap,
+    registry: CollectorRegistry,
+    partitions: dict[str, int],
+    send: SendFn,
+) -> tuple[Friction, IngestPipeline]:
+    """The friction stages of one worker, and the ingest pipeline that feeds them from the input
+    topics and publishes with ``send``."""
+    friction = build_friction(settings, journey_map, registry, partitions)
+    pipeline = IngestPipeline(
+        build_decoders(settings, journey_map, partitions),
+        IngestMetrics(registry, settings.topics.values(), channels_of(settings, journey_map)),
+        send,
+        settings.topic_deadletter,
+        friction.events,
+        deadletter_max_bytes=settings.deadletter_max_bytes,
+    )
+    return friction, pipeline
+
+
 def build_friction(
     settings: Settings, journey_map: JourneyMap, registry: CollectorRegistry, partitions: dict[str, int]
 ) -> Friction:
@@ -298,15 +319,7 @@ def build_app(
     async def send(topic: str, key: bytes | None, value: bytes, partition: int | None) -> Any:
         return await every_topic[topic].send(key=key, value=value, partition=partition)
 
-    friction = build_friction(settings, journey_map, registry, partitions)
-    pipeline = IngestPipeline(
-        build_decoders(settings, journey_map, partitions),
-        IngestMetrics(registry, topics, channels_of(settings, journey_map)),
-        send,
-        settings.topic_deadletter,
-        friction.events,
-        deadletter_max_bytes=settings.deadletter_max_bytes,
-    )
+    friction, pipeline = build_ingest(settings, journey_map, registry, partitions, send)
 
     # Consumer lag: records behind the partition's end offset, measured by a timer (measure_lag)
     # from the next offset to process, which each record moves on.
