@@ -95,7 +95,9 @@ def test_broker_command_starts_prints_and_stops_on_signals(tmp_path: Path) -> No
         )
         assert process.stdout is not None
         first = process.stdout.readline()  # blocks until the broker is up and the topics exist
-        assert first.startswith("bootstrap servers: 127.0.0.1:"), first + process.stderr.read()
+        assert first.startswith("bootstrap servers: 127.0.0.1:"), first + (
+            process.stderr.read() if process.stderr else ""
+        )
         bootstrap = first.split(": ")[1].strip()
         partitions = ensure_topics(Settings.load(env={}, cli={"bootstrap_servers": bootstrap}), ["journey.clicks"])
         assert partitions == {"journey.clicks": 4}

@@ -212,7 +212,7 @@ CHECKER = jsonschema.Draft202012Validator
 
 def schema_accepts(kind: str, event: dict[str, Any]) -> bool:
     schema = {**SCHEMA, "$ref": f"#/$defs/{kind}"}
-    return CHECKER(schema, format_checker=CHECKER.FORMAT_CHECKER).is_valid(event)
+    return bool(CHECKER(schema, format_checker=CHECKER.FORMAT_CHECKER).is_valid(event))
 
 
 def test_schema_is_valid_json_schema() -> None:

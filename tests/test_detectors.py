@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 import textwrap
+from collections.abc import Sequence
 
 import orjson
 import pytest
@@ -18,7 +19,7 @@ MINUTE = 60.0
 
 
 def feed(
-    detector: RatioDetector | MeanDetector, values: list[tuple[float, float]], start: float = 0.0
+    detector: RatioDetector | MeanDetector, values: Sequence[tuple[float, float]], start: float = 0.0
 ) -> list[Verdict]:
     return [detector.update(Observation(start + i * MINUTE, v, n)) for i, (v, n) in enumerate(values)]
 

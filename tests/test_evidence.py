@@ -175,7 +175,7 @@ def test_callers_waiting_with_nobody_answered_are_evidence_before_anyone_hangs_u
     assert found[0].metric == "queue_answers" and found[0].verdict.anomaly
     assert found[0].place == tuple(BILLING)
     assert second < 180, f"alarmed only after {second} s"  # within minutes, before any abandon came
-    examples = bank.examples[tuple(BILLING)]  # callers waiting longer than usual, for on-call
+    examples = bank.examples[BILLING]  # callers waiting longer than usual, for on-call
     assert examples and all(example.startswith("c") and int(example[1:]) > 400 for example in examples), examples
 
 

@@ -23,7 +23,7 @@ async def consumer() -> Consumer:
     """The consumer of an app whose agent reads the clicks topic (its records are acknowledged)."""
     app = faust.App("commit-book", broker="kafka://127.0.0.1:9")
     app.topics.add(app.topic(CLICKS))
-    await app.topics._update_indices()  # what subscribing does: the topic's records are acknowledged
+    await app.topics._update_indices()  # type: ignore[attr-defined]  # what subscribing does: the topic's records are acknowledged
     found: Consumer = app.consumer  # type: ignore[assignment]
     return found
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from frictionwatch.contract import FeedbackEvent
@@ -21,7 +23,7 @@ class Answers:
         self.windows = WindowedCounts(60)
         self.count = 0
 
-    def __call__(self, survey: str, *scores: int, at: float = 0.0, place: dict[str, str] = QUEUE) -> list[bool]:
+    def __call__(self, survey: str, *scores: int, at: float = 0.0, place: dict[str, Any] = QUEUE) -> list[bool]:
         accepted = []
         for score in scores:
             self.count += 1

@@ -68,7 +68,7 @@ def test_strays_are_sent_home_by_their_own_key(validator: EventValidator) -> Non
     sessions = [f"s-{i}" for i in range(40)]
     batch = [click(event_id=f"e{i}", session_id=s) for i, s in enumerate(sessions)]
     record = decoder(validator).decode(orjson.dumps(batch), 0, NOW)
-    assert {event.session_id for event in record.events} == {s for s in sessions if home(s) == 0}
+    assert {event.key for event in record.events} == {s for s in sessions if home(s) == 0}
     assert {stray.key.decode() for stray in record.strays} == {s for s in sessions if home(s) != 0}
     for stray in record.strays:
         assert stray.partition == home(stray.key.decode()) != 0

@@ -26,12 +26,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from processes import Broker, Worker, scrape, total, wait_until
+from processes import Broker, Worker, total, wait_until
 from test_alert_rules import metric_names
 from test_dashboards import PROMETHEUS_SERIES, every_query
 
 from frictionwatch.alerting_stack import Server
 from frictionwatch.journeymap import example_path
+from frictionwatch.metrics_page import scrape
 
 pytestmark = pytest.mark.integration
 HISTORY = 1200  # seconds of past traffic: 40 windows of 30 s, past the detectors' warm-up (30)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from hostile_corpus import PROCESSED, TEN_MB, TOPICS, corpus, duplicate_cases, ordered_cases
 from processes import Broker, Worker, total, wait_until
 
@@ -34,12 +34,12 @@ def read_all(settings: Settings, topic: str, expected: int, timeout: float = 90.
     values: list[bytes] = []
 
     def more() -> bool:
-        values.extend(m.value() for m in consumer.consume(1000, timeout=0.5) if m.error() is None)
+        values.extend(m.value() or b"" for m in consumer.consume(1000, timeout=0.5) if m.error() is None)
         return len(values) >= expected
 
     try:
         wait_until(more, timeout, f"{expected} records on {topic}", 0)
-        values.extend(m.value() for m in consumer.consume(1000, timeout=1.0) if m.error() is None)
+        values.extend(m.value() or b"" for m in consumer.consume(1000, timeout=1.0) if m.error() is None)
     finally:
         consumer.close()
     return values
@@ -61,8 +61,13 @@ def test_the_hostile_corpus_through_a_worker(broker: Broker, tmp_path: Path) -> 
 
     producer = Producer(producer_config(settings, **{"message.max.bytes": 16 * 1024 * 1024}))
     failures: list[object] = []
+
+    def delivered(error: KafkaError | None, _: object) -> None:
+        if error is not None:
+            failures.append(error)
+
     for case in cases:
-        producer.produce(case.topic, key=case.key, value=case.value, on_delivery=lambda e, _: e and failures.append(e))
+        producer.produce(case.topic, key=case.key, value=case.value, on_delivery=delivered)
     assert producer.flush(60) == 0 and not failures, failures
     produced = Counter[str]()
     for case in cases:

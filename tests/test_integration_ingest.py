@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
+from confluent_kafka.admin import AdminClient
 from processes import Broker, Worker, frictionwatch, total, wait_until
 
 from frictionwatch.broker import EmbeddedBroker
@@ -99,7 +99,7 @@ def read_topic(settings: Settings, topic: str, expected: int, timeout: float = 6
     try:
         wait_until(lambda: _poll_into(consumer, values) >= expected, timeout, f"{expected} records on {topic}", 0)
         extra = consumer.consume(1000, timeout=1.0)  # anything beyond what was expected is an error
-        values.extend(message.value() for message in extra if message.error() is None)
+        values.extend(message.value() or b"" for message in extra if message.error() is None)
     finally:
         consumer.close()
     return values
@@ -117,7 +117,7 @@ def lags(samples: Samples) -> dict[tuple[str, int], float]:
 def _poll_into(consumer: Consumer, values: list[bytes]) -> int:
     for message in consumer.consume(1000, timeout=0.5):
         if message.error() is None:
-            values.append(message.value())
+            values.append(message.value() or b"")
     return len(values)
 
 

@@ -38,7 +38,7 @@ def traffic(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
 
 
 def home(key: str) -> int:
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % PARTITIONS
+    return int(murmur2(key.encode()) & 0x7FFFFFFF) % PARTITIONS
 
 
 def keys_for_every_partition(prefix: str) -> list[str]:
@@ -95,14 +95,14 @@ def expected_counts(lines: list[dict[str, Any]]) -> dict[str, Counter[tuple[str,
             if event["type"] in ("click", "error"):
                 counts[event["type"] + "s"][event["journey"], event["step"], event["channel"]] += 1
         elif line["topic"] == "contacts":
-            place = (event["channel"], event["queue"])
+            queue = (event["channel"], event["queue"])
             if event["type"] == "queued":
-                counts["offered"][place] += 1
+                counts["offered"][queue] += 1
             elif event["type"] == "answered":
-                counts["answered"][place] += 1
+                counts["answered"][queue] += 1
             elif event["type"] == "abandoned":
                 short = event.get("wait_seconds") is not None and event["wait_seconds"] < 5
-                counts["short_abandoned" if short else "abandoned"][place] += 1
+                counts["short_abandoned" if short else "abandoned"][queue] += 1
         else:
             place = (event.get("journey") or "", event.get("step") or "", event.get("channel") or "",
                      event.get("queue") or "", event["survey"])  # fmt: skip

@@ -49,7 +49,7 @@ def produce_clicks(bootstrap: str, first: int, count: int) -> dict[int, int]:
 
     now = time.time()
     for n in range(first, first + count):
-        event = {
+        event: dict[str, Any] = {
             "schema": 1, "event_id": f"o-{n}", "ts": now - 5, "session_id": f"os-{n % 500}",
             "journey": "purchase", "step": ("landing", "search", "product")[n % 3], "channel": "web", "type": "step",
         }  # fmt: skip

@@ -58,9 +58,9 @@ def read_all(bootstrap: str, topic: str) -> list[bytes]:
             error = message.error()
             if error is not None:
                 assert error.code() == KafkaError._PARTITION_EOF, error
-                at_end.add(message.partition())
+                at_end.add(message.partition() or 0)
                 continue
-            values.append(message.value())
+            values.append(message.value() or b"")
     finally:
         consumer.close()
     assert len(at_end) == PARTITIONS, "the windows topic could not be read to its end"

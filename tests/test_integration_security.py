@@ -102,7 +102,7 @@ def identifiers(settings: Settings) -> set[str]:
             idle = 0 if messages else idle + 1
             for message in messages:
                 try:
-                    doc = orjson.loads(message.value())
+                    doc = orjson.loads(message.value() or b"")
                 except orjson.JSONDecodeError:
                     continue
                 for event in doc if isinstance(doc, list) else [doc]:

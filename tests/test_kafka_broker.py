@@ -44,7 +44,7 @@ def test_the_kafka_engine_serves_a_producer_and_a_consumer() -> None:
         while len(received) < len(sent) and time.monotonic() < deadline:
             message = consumer.poll(1.0)
             if message is not None and message.error() is None:
-                received.append(message.value())
+                received.append(message.value() or b"")
         consumer.close()
         assert sorted(received) == sorted(sent)
         process.send_signal(signal.SIGTERM)

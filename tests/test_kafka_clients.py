@@ -34,8 +34,8 @@ async def test_sasl_ssl_reaches_the_workers_aiokafka_producer_and_consumer() -> 
     settings = sasl_ssl_settings()
     names = [*settings.topics.values(), settings.topic_windows, settings.topic_touches, settings.topic_deadletter]
     app = build_app(settings, load_journey_map(), CollectorRegistry(), dict.fromkeys(names, 4)).app
-    producer = app.producer._new_producer()
-    consumer = app.consumer._thread._create_client_consumer(app.transport)
+    producer = app.producer._new_producer()  # type: ignore[attr-defined]
+    consumer = app.consumer._thread._create_client_consumer(app.transport)  # type: ignore[attr-defined]
     try:
         for client in (producer.client, consumer._client):
             assert client._bootstrap_servers == ["k1:9093", "k2:9093"]
@@ -53,7 +53,7 @@ async def test_plain_ssl_reaches_aiokafka_without_sasl() -> None:
     settings = sasl_ssl_settings(security_protocol="SSL", sasl_mechanism="")
     names = [*settings.topics.values(), settings.topic_windows, settings.topic_touches, settings.topic_deadletter]
     app = build_app(settings, load_journey_map(), CollectorRegistry(), dict.fromkeys(names, 4)).app
-    producer = app.producer._new_producer()
+    producer = app.producer._new_producer()  # type: ignore[attr-defined]
     try:
         assert producer.client._security_protocol == "SSL"
         assert isinstance(producer.client._ssl_context, ssl.SSLContext)

@@ -11,6 +11,7 @@ included, through both friction stages and makes every series of every final win
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from conftest import NOW
 from frictionwatch.alerts.immediate import AlertSettings, AlertTracker
-from frictionwatch.contract import EventValidator
+from frictionwatch.contract import Event, EventValidator
 from frictionwatch.detectors.bank import DEFAULTS, Finding
 from frictionwatch.detectors.base import Verdict
 from frictionwatch.journeymap import DetectorSettings, load_journey_map
@@ -120,7 +121,9 @@ def test_no_customer_id_reaches_any_alert(tmp_path: Path, keyed: bool) -> None:
                 deliver(friction.touches(partition_for(item.key, 2), [item.value]))
 
     validator = EventValidator(journey_map)
-    validate = {"clicks": validator.click, "contacts": validator.contact, "feedback": validator.feedback}
+    validate: dict[str, Callable[[dict[str, Any]], Event]] = {
+        "clicks": validator.click, "contacts": validator.contact, "feedback": validator.feedback,
+    }  # fmt: skip
     for kind, event in events:
         topic = {"clicks": settings.topic_clicks, "contacts": settings.topic_contacts}.get(
             kind, settings.topic_feedback

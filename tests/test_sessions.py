@@ -44,11 +44,13 @@ class Run:
         self.closed: list[Window] = []
         self.count = 0
 
-    def __call__(self, ts: float, session: str, step: str, kind: str = "step", **fields: Any) -> None:
+    def __call__(self, ts: float, session: str, step: str, kind: str = "step", **fields: Any) -> ClickEvent:
+        """Feed one click; the event fed (so that a line can feed several: ``run(...), run(...)``)."""
         self.count += 1
         channel = fields.pop("channel", "web")
         event = ClickEvent(f"e{self.count}", ts, session, "shop", step, channel, kind, **fields)
         self.closed += self.tracker.add(event)
+        return event
 
     def finish(self, until: float) -> Counter[tuple[Touchpoint, str]]:
         self.closed += self.tracker.advance(until)
