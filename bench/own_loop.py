@@ -30,7 +30,7 @@ from pathlib import Path
 from confluent_kafka import Consumer, Producer
 from prometheus_client import CollectorRegistry
 
-from bench.common import Progress, Trace, machine, machine_line, say
+from bench.common import BenchError, Progress, Trace, machine, machine_line, say
 from bench.throughput import PARTITIONS, Filled, prefill, run_empty_agent, run_workers
 from frictionwatch.broker import LocalBroker, local_broker
 from frictionwatch.journeymap import load_journey_map
@@ -92,7 +92,7 @@ def own_loop(broker: LocalBroker, filled: Filled, label: str, timeout: float = 6
             if messages:
                 idle_since = now
             elif now - idle_since > timeout:
-                raise RuntimeError(f"own loop, {label}: stuck at {handled:,} of {filled.total_events:,} events")
+                raise BenchError(f"own loop, {label}: stuck at {handled:,} of {filled.total_events:,} events")
             if now >= next_point:
                 trace.add(now, float(handled))
                 progress.update(f"{handled:>11,} / {filled.total_events:,} events")

@@ -168,8 +168,8 @@ def test_every_generated_event_is_processed_or_dead_lettered(broker: Broker, tmp
         exit_code = worker.stop()
     assert exit_code == 0, worker.tail()
 
-    # The lag is in records, never more than the topic holds, and a backlog that lasts several
-    # of the lag timer's ticks shows in it.
+    # The lag counts records, so it never exceeds the events produced to the topic; a backlog
+    # that lasts several of the lag timer's ticks shows in it.
     assert all(0 <= lag <= produced[topic] for (topic, _), lag in most_lag.items()), most_lag
     ticks = caught_up_in / (1.0 if isinstance(broker, EmbeddedBroker) else 5.0)
     if ticks >= 3:  # a backlog worked through within a tick or two may never be read

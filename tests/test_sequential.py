@@ -300,8 +300,8 @@ def test_a_budget_for_the_whole_map_is_split_over_its_sequential_series() -> Non
     sequential = [p for p in places if resolve(journey_map, *p).kind == "sequential"]
     assert 0 < len(sequential) < len(places)  # the phone queue's series keep window detectors
     budgets = [resolve(journey_map, *p).false_alarms for p in sequential]
-    per_day = sum(86400.0 / budget.period for budget in budgets if budget is not None)
     assert None not in budgets
+    per_day = sum(86400.0 / budget.period for budget in budgets if budget is not None)
     assert per_day == pytest.approx(1 / 7)
     assert "map budget 1 per 7d" in "\n".join(explain(journey_map, window_seconds=60.0))
     with pytest.raises(JourneyMapError, match=r"detectors\.map_false_alarms: give the budget for the whole map or"):
