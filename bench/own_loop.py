@@ -127,18 +127,33 @@ def main(argv: list[str] | None = None) -> int:
         for round_ in range(1, args.rounds + 1):
             empty = run_empty_agent(broker, single, workdir)["records_per_second"]
             worker_single = run_workers(broker, single, 1, "frictionwatch worker, single events", workdir)
+            direct_single = run_workers(
+                broker, single, 1, "frictionwatch worker, ingest=direct, single events", workdir, ingest="direct"
+            )
             own_single = own_loop(broker, single, "single events")
             worker_arrays = run_workers(broker, arrays, 1, f"frictionwatch worker, arrays of {args.batch}", workdir)
+            direct_arrays = run_workers(
+                broker, arrays, 1, f"frictionwatch worker, ingest=direct, arrays of {args.batch}", workdir,
+                ingest="direct",
+            )  # fmt: skip
             own_arrays = own_loop(broker, arrays, f"arrays of up to {args.batch}")
-            rates = (worker_single["events_per_second"], own_single, worker_arrays["events_per_second"], own_arrays)
+            rates = (
+                worker_single["events_per_second"], direct_single["events_per_second"], own_single,
+                worker_arrays["events_per_second"], direct_arrays["events_per_second"], own_arrays,
+            )  # fmt: skip
             rows.append((round_, empty, *rates))
-    say("events/s; the ratios are to the empty Faust agent's records/s, as issue 14's single-event target")
-    say(f"{'round':>5} {'empty agent':>12} {'worker, single':>15} {'ratio':>6} {'own loop, single':>17} {'ratio':>6}"
-        f" {'worker, arrays':>15} {'own loop, arrays':>17}")  # fmt: skip
-    for round_, empty, worker_single_rate, own_single, worker_arrays_rate, own_arrays in rows:
+    say("events/s; the ratios are to the empty Faust agent's records/s, as issue 14's single-event target;")
+    say(
+        "worker = ingest=faust (agents), direct = ingest=direct (streams/loop.py), bare = this bench's loop (a ceiling)"
+    )
+    say(f"{'round':>5} {'empty agent':>12} | single: {'worker':>8} {'ratio':>6} {'direct':>8} {'ratio':>6}"
+        f" {'bare':>8} {'ratio':>6} | arrays: {'worker':>8} {'direct':>8} {'bare':>8}")  # fmt: skip
+    for round_, empty, single_worker, single_direct, single_bare, arrays_worker, arrays_direct, arrays_bare in rows:
         say(
-            f"{round_:>5} {_n(empty):>12} {_n(worker_single_rate):>15} {_ratio(worker_single_rate, empty):>6}"
-            f" {_n(own_single):>17} {_ratio(own_single, empty):>6} {_n(worker_arrays_rate):>15} {_n(own_arrays):>17}"
+            f"{round_:>5} {_n(empty):>12} |         {_n(single_worker):>8} {_ratio(single_worker, empty):>6}"
+            f" {_n(single_direct):>8} {_ratio(single_direct, empty):>6} {_n(single_bare):>8}"
+            f" {_ratio(single_bare, empty):>6} |         {_n(arrays_worker):>8} {_n(arrays_direct):>8}"
+            f" {_n(arrays_bare):>8}"
         )
     return 0
 

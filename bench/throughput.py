@@ -107,10 +107,11 @@ def prefill(broker: LocalBroker, prefix: str, events: int, batch: int, workdir: 
     return filled
 
 
-def _worker(broker: LocalBroker, filled: Filled, group: str, workdir: Path, name: str) -> tuple[Any, str]:
+def _worker(broker: LocalBroker, filled: Filled, group: str, workdir: Path, name: str, ingest: str) -> tuple[Any, str]:
     port = free_metrics_port()
     env = {
         **filled.env(),
+        "FRICTIONWATCH_INGEST": ingest,
         "FRICTIONWATCH_GROUP_ID": group,
         "FRICTIONWATCH_BROKER_QUIRKS": broker.quirks,
         "FRICTIONWATCH_TOPIC_WINDOWS": f"{group}.windows",
@@ -135,11 +136,21 @@ def _events_received(url: str) -> float:
 
 
 def run_workers(
-    broker: LocalBroker, filled: Filled, count: int, label: str, workdir: Path, timeout: float = 120.0
+    broker: LocalBroker,
+    filled: Filled,
+    count: int,
+    label: str,
+    workdir: Path,
+    timeout: float = 120.0,
+    *,
+    ingest: str = "faust",
 ) -> dict[str, Any]:
-    """``count`` workers in a fresh group reading ``filled`` from the start; their combined rate."""
-    group = f"bench-{filled.prefix}-{count}w-{int(time.time())}"
-    started = [_worker(broker, filled, group, workdir, f"{group}-{index}") for index in range(count)]
+    """``count`` workers in a fresh group reading ``filled`` from the start; their combined rate.
+
+    ``ingest`` is the workers' setting of that name: faust (agents) or direct (streams/loop.py).
+    """
+    group = f"bench-{filled.prefix}-{count}w-{ingest}-{int(time.time())}"
+    started = [_worker(broker, filled, group, workdir, f"{group}-{index}", ingest) for index in range(count)]
     processes = [process for process, _ in started]
     urls = [url for _, url in started]
 

@@ -108,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
             "metrics_port",
             "web_port",
             "store",
+            "ingest",
             "producer_max_batch_size",
             "broker_quirks",
             "log_level",

@@ -35,6 +35,7 @@ from frictionwatch.streams.eventtime import EventClock
 from frictionwatch.streams.exposition import FrictionMetrics
 from frictionwatch.streams.friction import ALERT_STATE, Friction, Outbound
 from frictionwatch.streams.ingest import DecodedRecord, RecordDecoder, Rejection, TopicKind
+from frictionwatch.streams.loop import IngestLoop
 from frictionwatch.streams.metrics import IngestMetrics
 from frictionwatch.streams.recovery import (
     SKIP,
@@ -316,7 +317,12 @@ def build_app(
     }
     every_topic = {**topics, **internal, settings.topic_deadletter: app.topic(settings.topic_deadletter)}
 
+    direct = settings.ingest == "direct"  # the input topics read by a loop of our own (streams/loop.py)
+    ingest_loop: IngestLoop | None = None
+
     async def send(topic: str, key: bytes | None, value: bytes, partition: int | None) -> Any:
+        if ingest_loop is not None:
+            return await ingest_loop.send(topic, key, value, partition)
         return await every_topic[topic].send(key=key, value=value, partition=partition)
 
     friction, pipeline = build_ingest(settings, journey_map, registry, partitions, send)
@@ -425,7 +431,26 @@ def build_app(
             unmarked.add(message.topic)
             log.error("no replay marks for %s (its state is not rebuilt after a restart): %s", message.topic, error)
 
-    for name, topic in topics.items():
+    if direct:
+
+        async def handle_directly(
+            topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None, timestamp: float | None
+        ) -> None:
+            await pipeline.handle(RecordRef(topic, partition, offset, key, value, timestamp))
+
+        ingest_loop = IngestLoop(
+            settings,
+            friction,
+            handle_directly,
+            lambda marks: build_recovery(settings, friction, pipeline.decoders, marks),
+        )
+        direct_loop = ingest_loop
+
+        @app.task
+        async def ingest_directly() -> None:
+            await direct_loop.run()
+
+    for name, topic in topics.items() if not direct else ():
 
         async def ingest_record(record: Delivered) -> None:
             ref = RecordRef(record.topic, record.partition, record.offset, record.key, record.value, record.timestamp)
@@ -487,7 +512,8 @@ def build_app(
         async for event in stream.events():
             await deliver(event.message, event.value, reduce_record)
 
-    app.agent(internal[settings.topic_touches], name="customer-touches")(customer_touches)
+    if not direct:
+        app.agent(internal[settings.topic_touches], name="customer-touches")(customer_touches)
     app.agent(internal[settings.topic_windows], name="reduce-windows")(reduce_windows)
 
     @app.on_partitions_revoked.connect
@@ -547,7 +573,7 @@ def build_app(
     @app.on_partitions_assigned.connect
     async def report_assignment(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         owned = app.consumer.assignment()
-        for topic in every_topic:
+        for topic in [settings.topic_windows] if direct else every_topic:
             friction.metrics.assigned.labels(topic).set(sum(1 for tp in owned if tp.topic == topic))
 
     @app.timer(interval=1.0 if settings.broker_quirks == "tansu" else 5.0)

@@ -14,6 +14,7 @@ from frictionwatch.journeymap import JourneyMapWatcher, load_journey_map
 from frictionwatch.kafka import KafkaUnavailable, ensure_topics
 from frictionwatch.settings import Settings
 from frictionwatch.streams.app import build_app, table_changelogs
+from frictionwatch.streams.loop import marks_topic
 from frictionwatch.streams.outage_log import install as install_broker_error_digest
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,10 @@ def wait_for_topics(settings: Settings, wait: float) -> dict[str, int]:
             timeout = min(10.0, max(1.0, wait))
             partitions = ensure_topics(settings, names, timeout=timeout)
             # the changelogs too, before Faust: it reads their partition count once, at the first record
-            ensure_topics(settings, [], timeout=timeout, compacted=table_changelogs(settings, partitions))
+            compacted = table_changelogs(settings, partitions)
+            if settings.ingest == "direct":  # the loop's replay marks (streams/loop.py)
+                compacted[marks_topic(settings)] = 1
+            ensure_topics(settings, [], timeout=timeout, compacted=compacted)
             return partitions
         except KafkaUnavailable as error:
             if time.monotonic() + delay > deadline:

@@ -121,7 +121,9 @@ def _poll_into(consumer: Consumer, values: list[bytes]) -> int:
     return len(values)
 
 
-def test_every_generated_event_is_processed_or_dead_lettered(broker: Broker, tmp_path: Path) -> None:
+@pytest.mark.parametrize("ingest", ["faust", "direct"])
+def test_every_generated_event_is_processed_or_dead_lettered(broker: Broker, tmp_path: Path, ingest: str) -> None:
+    # ingest=direct: the worker reads the input topics with a consumer loop of its own (streams/loop.py)
     settings = settings_for(broker)
     summary_path = tmp_path / "summary.json"
     frictionwatch(
@@ -136,7 +138,7 @@ def test_every_generated_event_is_processed_or_dead_lettered(broker: Broker, tmp
     assert sum(produced.values()) >= 100_000
     assert malformed >= 0.01 * sum(produced.values())
 
-    worker = Worker(broker.bootstrap_servers, tmp_path)
+    worker = Worker(broker.bootstrap_servers, tmp_path, "--ingest", ingest)
     most_lag: dict[tuple[str, int], float] = {}  # the largest consumer lag seen per input partition
     began: list[float] = []  # when the worker's first event was counted
     try:

@@ -25,6 +25,7 @@ from test_integration_metrics import METRICS, PARTITIONS, closing_events, expect
 
 from frictionwatch.kafka import committed_offsets, consumer_config
 from frictionwatch.settings import Settings
+from frictionwatch.streams.loop import ingest_group
 
 pytestmark = pytest.mark.integration
 WINDOWS_TOPIC = "frictionwatch.windows"
@@ -35,10 +36,11 @@ PLACE = {"journey": 0, "step": 1, "channel": 2, "queue": 3, "survey": 4}
 FIELDS = {"score_sum": "score", **{name: name for name in METRICS}}  # window field -> METRICS field
 
 
-def committed_clicks(bootstrap: str) -> int:
+def committed_clicks(bootstrap: str, ingest: str) -> int:
     """Records of journey.clicks the workers' group has committed, over every partition."""
     settings = Settings.load(env={}, cli={"bootstrap_servers": bootstrap})
-    found = committed_offsets(settings, settings.group_id, [("journey.clicks", p) for p in range(PARTITIONS)])
+    group = ingest_group(settings) if ingest == "direct" else settings.group_id
+    found = committed_offsets(settings, group, [("journey.clicks", p) for p in range(PARTITIONS)])
     return sum(offset or 0 for offset in found.values())
 
 
@@ -94,7 +96,12 @@ def published_windows(bootstrap: str) -> tuple[dict[str, Counter[tuple[str, ...]
     return merged, differing
 
 
-def test_a_killed_worker_is_replaced_without_losing_or_doubling_events(broker: Broker, tmp_path: Path) -> None:
+@pytest.mark.parametrize("ingest", ["faust", "direct"])
+def test_a_killed_worker_is_replaced_without_losing_or_doubling_events(
+    broker: Broker, tmp_path: Path, ingest: str
+) -> None:
+    # ingest=direct: the input topics read by the worker's own consumer loop (streams/loop.py)
+    args = (*WORKER_ARGS, "--ingest", ingest)
     make_topics(broker.bootstrap_servers)
     start = time.time() - 3 * 3600
     path = tmp_path / "hour.jsonl"
@@ -107,7 +114,7 @@ def test_a_killed_worker_is_replaced_without_losing_or_doubling_events(broker: B
     twice = set(random.Random(34).sample([i for i, line in enumerate(traffic) if line["topic"] == "clicks"], 300))
     produced = [copy for i, line in enumerate(traffic) for copy in ([line, line] if i in twice else [line])]
 
-    first = Worker(broker.bootstrap_servers, tmp_path, *WORKER_ARGS, name="first")
+    first = Worker(broker.bootstrap_servers, tmp_path, *args, name="first")
     try:
         wait_until(lambda: total(first.samples(), "frictionwatch_assigned_partitions", topic="journey.clicks") == 4,
                    180, "the first worker to own every partition")  # fmt: skip
@@ -118,7 +125,9 @@ def test_a_killed_worker_is_replaced_without_losing_or_doubling_events(broker: B
         )  # fmt: skip
         # a worker that had committed nothing leaves nothing to rebuild: on a quiet machine the
         # first can get a third of the way before its first commit (seen on Apache Kafka)
-        wait_until(lambda: committed_clicks(broker.bootstrap_servers) > 0, 120, "the first worker to commit offsets")
+        wait_until(
+            lambda: committed_clicks(broker.bootstrap_servers, ingest) > 0, 120, "the first worker to commit offsets"
+        )
         processed = total(first.samples(), "frictionwatch_events_processed_total")
     finally:
         first.process.kill()  # SIGKILL: no commit, no goodbye (and no worker left behind if the waits failed)
@@ -127,7 +136,7 @@ def test_a_killed_worker_is_replaced_without_losing_or_doubling_events(broker: B
     first.log.close()
     assert processed < 0.9 * len(produced), "the first worker finished before it could be killed mid-stream"
 
-    second = Worker(broker.bootstrap_servers, tmp_path, *WORKER_ARGS, name="second")
+    second = Worker(broker.bootstrap_servers, tmp_path, *args, name="second")
     try:
         wait_until(lambda: total(second.samples(), "frictionwatch_events_processed_total") > 0, 400,
                    "the second worker to resume processing")  # fmt: skip
