@@ -189,6 +189,20 @@ def _throughput_rows(broker: str, part: dict[str, Any], run_started: str = "", r
         f" {_n(bare['events_per_second'])} events/s | {_n(batched['ratio'], 2)} |"
         f" >= 100,000 events/s and >= 0.3 | {_met(ok)} |"
     )
+    direct = part.get("direct")
+    if direct:  # the worker with ingest=direct, against the same baselines
+        single_ratio, batched_ratio = direct["single_ratio"], direct["batched_ratio"]
+        rate = direct["batched"]["events_per_second"]
+        ok = None if rate is None or batched_ratio is None else rate >= 100_000 and batched_ratio >= 0.3
+        rows += [
+            f"| throughput on {broker}, single-event records, one worker with `ingest = direct` |"
+            f" **{_n(direct['single']['events_per_second'])} events/s** |"
+            f" empty Faust agent: {_n(empty['records_per_second'])} records/s | {_n(single_ratio, 2)} |"
+            f" >= 0.8 | {_met(None if single_ratio is None else single_ratio >= 0.8)} |",
+            f"| throughput on {broker}, arrays of up to {part['batch']} events, one worker with `ingest = direct` |"
+            f" **{_n(rate)} events/s** | bare consumer: {_n(bare['events_per_second'])} events/s |"
+            f" {_n(batched_ratio, 2)} | >= 100,000 events/s and >= 0.3 | {_met(ok)} |",
+        ]
     scale = part.get("scale_out")
     if scale:
         rows.append(

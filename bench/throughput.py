@@ -282,8 +282,14 @@ def run(broker: LocalBroker, workdir: Path, *, events: int, batch: int, scale_ou
     batched = prefill(broker, "batched", events, batch, workdir, seed=7)
     empty = run_empty_agent(broker, single, workdir)
     pipeline_single = run_workers(broker, single, 1, "frictionwatch worker, single events", workdir)
+    direct_single = run_workers(
+        broker, single, 1, "frictionwatch worker, ingest=direct, single events", workdir, ingest="direct"
+    )
     bare = run_bare_consumer(broker, batched)
     pipeline_batched = run_workers(broker, batched, 1, f"frictionwatch worker, arrays of up to {batch}", workdir)
+    direct_batched = run_workers(
+        broker, batched, 1, f"frictionwatch worker, ingest=direct, arrays of up to {batch}", workdir, ingest="direct"
+    )
     result: dict[str, Any] = {
         "broker": broker.engine,
         "events": events,
@@ -301,6 +307,13 @@ def run(broker: LocalBroker, workdir: Path, *, events: int, batch: int, scale_ou
             "bare_consumer": bare,
             "pipeline": pipeline_batched,
             "ratio": ratio(pipeline_batched["events_per_second"], bare["events_per_second"]),
+        },
+        # the same worker reading its input with a consumer loop of its own (streams/loop.py)
+        "direct": {
+            "single": direct_single,
+            "single_ratio": ratio(direct_single["events_per_second"], empty["records_per_second"]),
+            "batched": direct_batched,
+            "batched_ratio": ratio(direct_batched["events_per_second"], bare["events_per_second"]),
         },
     }
     if scale_out:

@@ -1,8 +1,10 @@
 """The Faust worker: agents that consume the input topics and ingest their records.
 
 One :class:`IngestPipeline` per worker does the work of every agent; the agents only
-move records between Kafka and it. :func:`build_app` makes a fresh app per call (no
-module-level app), so tests and the CLI each build their own.
+move records between Kafka and it. With ``ingest = direct`` a consumer loop of the
+worker's own (streams/loop.py) feeds the same pipeline instead, and Faust keeps stage 2.
+:func:`build_app` makes a fresh app per call (no module-level app), so tests and the CLI
+each build their own.
 """
 
 from __future__ import annotations
@@ -448,7 +450,11 @@ def build_app(
 
         @app.task
         async def ingest_directly() -> None:
-            await direct_loop.run()
+            try:
+                await direct_loop.run()
+            except Exception as error:  # e.g. a record the producer could not deliver: stop, restart from the commits
+                log.critical("the ingest loop stopped: %s", error)
+                await app.crash(error)
 
     for name, topic in topics.items() if not direct else ():
 

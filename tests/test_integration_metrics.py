@@ -165,12 +165,13 @@ def make_topics(bootstrap: str) -> None:
                              "frictionwatch.customer-touches"])  # fmt: skip
 
 
-def run_workers(broker: Broker, traffic: list[dict[str, Any]], tmp_path: Path, count: int) -> None:
+def run_workers(
+    broker: Broker, traffic: list[dict[str, Any]], tmp_path: Path, count: int, ingest: str = "faust"
+) -> None:
     make_topics(broker.bootstrap_servers)
     # the traffic is complete from its first session: count every session from the first event
-    workers = [
-        Worker(broker.bootstrap_servers, tmp_path, "--flow-cold-start", "0", name=f"worker-{n}") for n in range(count)
-    ]
+    args = ("--flow-cold-start", "0", "--ingest", ingest)
+    workers = [Worker(broker.bootstrap_servers, tmp_path, *args, name=f"worker-{n}") for n in range(count)]
     try:
 
         def all_assigned() -> bool:
@@ -211,7 +212,9 @@ def test_one_worker_counts_exactly(broker: Broker, traffic: list[dict[str, Any]]
     run_workers(broker, traffic, tmp_path, 1)
 
 
+@pytest.mark.parametrize("ingest", ["faust", "direct"])
 def test_two_workers_split_the_partitions_and_sum_exactly(
-    broker: Broker, traffic: list[dict[str, Any]], tmp_path: Path
+    broker: Broker, traffic: list[dict[str, Any]], tmp_path: Path, ingest: str
 ) -> None:
-    run_workers(broker, traffic, tmp_path, 2)
+    # ingest=direct: the input topics read by the workers' own consumer loops (streams/loop.py)
+    run_workers(broker, traffic, tmp_path, 2, ingest)
