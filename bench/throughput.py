@@ -323,4 +323,12 @@ def run(broker: LocalBroker, workdir: Path, *, events: int, batch: int, scale_ou
             "two": two,
             "ratio": ratio(two["events_per_second"], pipeline_single["events_per_second"]),
         }
+        two_direct = run_workers(
+            broker, single, 2, "two frictionwatch workers, ingest=direct, single events", workdir, ingest="direct"
+        )
+        result["direct"]["scale_out"] = {
+            "one": direct_single,
+            "two": two_direct,
+            "ratio": ratio(two_direct["events_per_second"], direct_single["events_per_second"]),
+        }
     return result

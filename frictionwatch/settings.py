@@ -121,9 +121,9 @@ class Settings:
     web_port: int = _setting(0, "Faust's own web server port on metrics_host; 0 = off")
     store: str = _setting("memory://", "Faust table store: memory:// or rocksdb://")
     ingest: str = _setting(
-        "faust",
-        "how a worker reads the input topics: faust (an agent per topic) or direct (a consumer loop of its own,"
-        " several times faster per record; stage 2 stays on Faust: streams/loop.py)",
+        "direct",
+        "how a worker reads the input topics: direct (a consumer loop of its own, several times faster per record;"
+        " stage 2 stays on Faust: streams/loop.py) or faust (an agent per topic, as before 2026-12)",
     )
     producer_max_batch_size: int = _setting(
         16384, "Faust producer batch size, bytes (with broker_quirks tansu always 1: exact table recovery there)"
@@ -163,7 +163,7 @@ class Settings:
                 if self.broker_engine not in ("tansu", "kafka")
                 else ""
             ),
-            f"ingest {self.ingest!r} is not one of faust, direct" if self.ingest not in ("faust", "direct") else "",
+            f"ingest {self.ingest!r} is not one of direct, faust" if self.ingest not in ("direct", "faust") else "",
             "window_size must be at least 1 second" if self.window_size < 1 else "",
             "alert_hold_seconds must be >= 0" if self.alert_hold_seconds < 0 else "",
             "alert_echo_seconds must be >= 0" if self.alert_echo_seconds < 0 else "",
@@ -259,9 +259,17 @@ _FIELD_NAMES = frozenset(spec.name for spec in fields(Settings))
 
 
 def setting_help(name: str) -> str:
-    """The help text of setting ``name`` with its environment variable, for --help output."""
+    """The help text of setting ``name`` with its default and environment variable, for --help output.
+
+    >>> setting_help("ingest").endswith("[default direct; env FRICTIONWATCH_INGEST]")
+    True
+    >>> setting_help("sasl_password").endswith("only [env FRICTIONWATCH_SASL_PASSWORD]")
+    True
+    """
     spec = next(spec for spec in fields(Settings) if spec.name == name)
-    return f"{spec.metadata['help']} [env {ENV_PREFIX}{name.upper()}]"
+    default = spec.default
+    shown = "" if spec.metadata.get("secret") or default in ("", None) else f"default {default}; "
+    return f"{spec.metadata['help']} [{shown}env {ENV_PREFIX}{name.upper()}]"
 
 
 def setting_type(name: str) -> type:

@@ -21,6 +21,8 @@ What the loop does that Faust did:
   own, ``<group_id>-ingest-replay-marks``, keyed ``topic:partition``, read again each time a
   partition comes to the worker. The same on every broker: Tansu drops the metadata of a
   committed offset, where Kafka would keep the marks, and a metadata string is limited to 4 KiB.
+- **Switching from ``ingest = faust``.** A partition the loop's group never committed starts
+  where the Faust agents' group (``group_id``) committed, not at the first record.
 - **Lag** from the high-watermark of the latest fetch response (right on both brokers: Tansu
   gets ListOffsets wrong) and the next offset to handle.
 
@@ -38,9 +40,17 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_STORED,
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaError,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
-from frictionwatch.kafka import consumer_config, producer_config
+from frictionwatch.kafka import committed_offsets, consumer_config, producer_config
 from frictionwatch.settings import Settings
 from frictionwatch.streams.friction import Friction
 from frictionwatch.streams.recovery import StateRecovery, read_partition
@@ -302,6 +312,33 @@ class IngestLoop:
         self.assigned |= {(tp.topic, tp.partition) for tp in partitions}
         self._report_assignment()
         log.info("ingest loop assigned %s", _names(partitions))
+        self._start_where_the_agents_left_off(consumer, partitions)
+
+    def _start_where_the_agents_left_off(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Partitions this loop's group never committed start where the Faust agents' group did.
+
+        A deployment switched from ``ingest = faust`` carries on from the agents' last commits
+        instead of reading the topics again from their first records (which would count every
+        retained event twice). Where neither group committed, the consumer starts at the first record.
+        """
+        try:
+            own = consumer.committed(partitions, timeout=10.0)
+            never = [(tp.topic, tp.partition) for tp in own if tp.offset < 0]
+            agents = committed_offsets(self.settings, self.settings.group_id, never) if never else {}
+        except Exception as error:  # the coordinator is away: start as a new group would
+            log.warning("could not read where the Faust agents left off: %s", error)
+            return
+        carried = {key: offset for key, offset in agents.items() if offset is not None}
+        if not carried:
+            return
+        for tp in partitions:
+            tp.offset = carried.get((tp.topic, tp.partition), OFFSET_STORED)
+        consumer.assign(partitions)
+        log.info(
+            "ingest loop starts %s where the Faust agents' group %s left off",
+            _names([tp for tp in partitions if (tp.topic, tp.partition) in carried]),
+            self.settings.group_id,
+        )
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Before the partitions move: publish what is pending, commit it, forget their state."""

@@ -22,7 +22,7 @@ TOPICS = [
 @pytest.mark.asyncio
 async def test_agents_ingest_through_faust(journey_map: Any) -> None:
     registry = CollectorRegistry()
-    settings = Settings.load(env={}, cli={"bootstrap_servers": "127.0.0.1:9", "store": "memory://"})
+    settings = Settings.load(env={}, cli={"bootstrap_servers": "127.0.0.1:9", "store": "memory://", "ingest": "faust"})
     built = build_app(settings, journey_map, registry, dict.fromkeys(TOPICS, 1))
     sent: list[tuple[str, bytes | None]] = []
 

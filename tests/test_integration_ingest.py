@@ -7,6 +7,7 @@ import json
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -196,3 +197,68 @@ def test_every_generated_event_is_processed_or_dead_lettered(broker: Broker, tmp
     assert "internal_error" not in by_reason
     for record in deadletters:
         assert record["topic"] in INPUTS and record["offset"] >= 0 and record["value_b64"] is not None
+
+
+def test_a_direct_worker_carries_on_where_the_faust_agents_left_off(broker: Broker, tmp_path: Path) -> None:
+    # A deployment switched from ingest=faust to ingest=direct: the loop's own group has no
+    # offsets yet, so it starts where the Faust agents' group committed. Starting at the first
+    # records instead would count every event of the first half twice.
+    settings = settings_for(broker)
+    partitions = [(topic, partition) for topic in INPUTS for partition in range(settings.partitions)]
+    kinds = {topic: topic.split(".")[1] for topic in INPUTS}  # the generator's summary counts per kind
+
+    def generate(seed: int, start: float, name: str) -> dict[str, Any]:
+        path = tmp_path / f"{name}.json"
+        frictionwatch(
+            "generate", "--output", "kafka", "--bootstrap-servers", broker.bootstrap_servers, "--count", "20000",
+            "--batch", "25", "--seed", str(seed), "--start", str(start), "--duration", "30m",
+            "--summary", str(path), "--quiet",
+        )  # fmt: skip
+        summary: dict[str, Any] = json.loads(path.read_text())
+        return summary
+
+    first = generate(21, time.time() - 7200, "first")
+    agents = Worker(broker.bootstrap_servers, tmp_path, "--ingest", "faust", name="faust")
+    try:
+
+        def all_committed() -> bool:  # the offsets start at 0: a topic's records are its end offset
+            try:
+                offsets = committed_offsets(settings, settings.group_id, partitions)
+            except KafkaUnavailable:
+                return False
+            return all(
+                sum(offsets[topic, partition] or 0 for partition in range(settings.partitions))
+                == first["records"][kind]
+                for topic, kind in kinds.items()
+            )
+
+        wait_until(all_committed, 600, "the Faust agents to commit every record of the first half")
+    finally:
+        assert agents.stop() == 0, agents.tail()
+
+    second = generate(22, first["last_ts"] + 1, "second")
+    produced = {topic: second["events"][kind] + second["malformed"][kind] for topic, kind in kinds.items()}
+    loop = Worker(broker.bootstrap_servers, tmp_path, "--ingest", "direct", name="direct")
+    try:
+
+        def handled(samples: Samples, topic: str) -> float:
+            return total(samples, "frictionwatch_events_processed_total", topic=topic) + total(
+                samples, "frictionwatch_events_deadlettered_total", topic=topic
+            )
+
+        wait_until(
+            lambda: all(handled(loop.samples(), topic) >= produced[topic] for topic in INPUTS),
+            600, "the direct worker to handle the second half",
+        )  # fmt: skip
+
+        def lag_gone() -> bool:  # nothing left to read: whatever it would count twice is counted
+            now = lags(loop.samples())
+            return set(now) == set(partitions) and not any(now.values())
+
+        wait_until(lag_gone, 120, "the consumer lag of every input partition to read 0")
+        samples = loop.samples()
+    finally:
+        exit_code = loop.stop()
+    assert exit_code == 0, loop.tail()
+    assert {topic: handled(samples, topic) for topic in INPUTS} == produced
+    assert "where the Faust agents' group frictionwatch left off" in loop.log_path.read_text()

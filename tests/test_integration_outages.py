@@ -29,6 +29,7 @@ from frictionwatch.alerts.sender import AlertSender
 from frictionwatch.broker import free_port, local_broker
 from frictionwatch.kafka import committed_offsets, producer_config
 from frictionwatch.settings import Settings
+from frictionwatch.streams.loop import ingest_group
 
 pytestmark = pytest.mark.integration
 CLICKS = "journey.clicks"
@@ -67,9 +68,10 @@ def processed(worker: Worker) -> float:
 
 
 def committed(bootstrap: str, partitions: dict[int, int]) -> dict[int, int]:
-    """The worker group's committed offsets of the clicks partitions (-1 where none)."""
+    """The committed offsets of the clicks partitions (-1 where none), by the default worker's group for them."""
     settings = Settings.load(env={}, cli={"bootstrap_servers": bootstrap})
-    found = committed_offsets(settings, settings.group_id, [(CLICKS, p) for p in partitions])
+    group = ingest_group(settings) if settings.ingest == "direct" else settings.group_id
+    found = committed_offsets(settings, group, [(CLICKS, p) for p in partitions])
     return {partition: -1 if offset is None else offset for (_, partition), offset in found.items()}
 
 

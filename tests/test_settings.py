@@ -34,7 +34,7 @@ def test_config_file_from_env_and_frictionwatch_table(tmp_path: Path) -> None:
         ({"FRICTIONWATCH_PARTITIONS": "0"}, "partitions must be at least 1"),
         ({"FRICTIONWATCH_SECURITY_PROTOCOL": "TLS"}, "security_protocol 'TLS'"),
         ({"FRICTIONWATCH_METRICS_PORT": "70000"}, "metrics_port must be 0 to 65535"),
-        ({"FRICTIONWATCH_INGEST": "loop"}, "ingest 'loop' is not one of faust, direct"),
+        ({"FRICTIONWATCH_INGEST": "loop"}, "ingest 'loop' is not one of direct, faust"),
     ],
 )
 def test_errors_name_the_setting(env: dict[str, str], message: str) -> None:
