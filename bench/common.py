@@ -145,6 +145,75 @@ def rss_bytes(pid: int) -> int:
     return int(match.group(1)) * 1024 if match else 0
 
 
+TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+
+
+def _process_times(stat: str) -> tuple[int, float]:
+    """The parent pid and the CPU seconds (user + system) in a /proc/<pid>/stat line.
+
+    >>> _process_times("42 (tansu broker) S 7 42 42 0 -1 4194560 1 0 0 0 250 50 0 0 20 0 9")
+    (7, 3.0)
+    """
+    fields = stat[stat.rindex(")") + 2 :].split()  # the command may hold spaces and brackets
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / TICKS_PER_SECOND
+
+
+def cpu_seconds(pids: Sequence[int]) -> dict[int, float]:
+    """CPU seconds used so far by each of ``pids`` with all its descendants (0 when it is gone)."""
+    parent: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent[int(entry.name)], used[int(entry.name)] = _process_times((entry / "stat").read_text())
+            except (OSError, ValueError):  # gone since the listing
+                continue
+    result = {}
+    for pid in pids:
+        tree, todo = {pid}, [pid]
+        while todo:
+            current = todo.pop()
+            children = [child for child, of in parent.items() if of == current and child not in tree]
+            tree.update(children)
+            todo.extend(children)
+        result[pid] = sum(used.get(member, 0.0) for member in tree)
+    return result
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every core of the machine has spent busy (not idle or waiting on I/O) since boot."""
+    ticks = [int(value) for value in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / TICKS_PER_SECOND
+
+
+@dataclass
+class CpuMeter:
+    """Cores used by named processes (with their children) and by the whole machine, over time.
+
+    ``sample()`` at each poll; ``cores(begin, end)`` between the first sample at or after
+    ``begin`` and the last at or before ``end`` (monotonic seconds).
+    """
+
+    pids: Mapping[str, int]
+    samples: list[tuple[float, dict[str, float]]] = field(default_factory=list)
+
+    def sample(self) -> None:
+        used = cpu_seconds(list(self.pids.values()))
+        seconds = {name: used[pid] for name, pid in self.pids.items()}
+        seconds["machine"] = machine_busy_seconds()
+        self.samples.append((time.monotonic(), seconds))
+
+    def cores(self, begin: float | None, end: float | None) -> dict[str, float] | None:
+        """Average cores used by each name (and "machine") from ``begin`` to ``end``; None without two samples."""
+        if begin is None or end is None:
+            return None
+        inside = [(at, seconds) for at, seconds in self.samples if begin <= at <= end]
+        if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
+            return None
+        (first, before), (last, after) = inside[0], inside[-1]
+        return {name: round((after[name] - before[name]) / (last - first), 3) for name in after}
+
+
 def tail(path: Path, lines: int = 30) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

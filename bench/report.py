@@ -212,12 +212,49 @@ def _throughput_rows(broker: str, part: dict[str, Any], run_started: str = "", r
         if scale:
             rows.append(
                 f"| scale-out on {broker}, single-event records: two workers with {how}"
-                " (2 cores, shared with the broker) |"
+                f" (2 cores, shared with the broker{_cores_busy(scale)}) |"
                 f" **{_n(scale['two']['events_per_second'])} events/s** |"
                 f" one worker: {_n(scale['one']['events_per_second'])} events/s | {_n(scale['ratio'], 2)} |"
                 f" >= 1.8 | {_met(None if scale['ratio'] is None else scale['ratio'] >= 1.8)} |"
             )
     return rows
+
+
+def _cores_busy(scale: dict[str, Any]) -> str:
+    """What kept the cores busy in a scale-out's one- and two-worker runs (when it was measured), and
+    the events each core of worker CPU handled with two workers against one: near 1, the two workers
+    lost nothing to each other, and the ratio is bounded by the cores left to them.
+
+    >>> one = {"events_per_second": 9000.0, "cpu_cores": {"worker 1": 0.97, "broker": 0.11, "machine": 1.11}}
+    >>> two = {"events_per_second": 15500.0,
+    ...        "cpu_cores": {"worker 1": 0.88, "worker 2": 0.82, "broker": 0.19, "machine": 1.92}}
+    >>> for part in _cores_busy({"one": one, "two": two}).split("; ")[1:]:
+    ...     print(part)
+    cores busy with one worker: worker 0.97, broker 0.11, machine 1.11
+    with two: workers 0.88 + 0.82, broker 0.19, machine 1.92
+    events per worker core with two: 0.98 of one's
+    >>> _cores_busy({"one": {}, "two": {}})
+    ''
+    """
+
+    def busy(cores: dict[str, float]) -> str:
+        workers = [used for name, used in cores.items() if name.startswith("worker")]
+        return (
+            f"{'worker' if len(workers) == 1 else 'workers'} {' + '.join(f'{used:.2f}' for used in workers)},"
+            f" broker {cores.get('broker', 0.0):.2f}, machine {cores['machine']:.2f}"
+        )
+
+    def per_core(run: dict[str, Any]) -> float | None:
+        workers = sum(used for name, used in run["cpu_cores"].items() if name.startswith("worker"))
+        return run["events_per_second"] / workers if workers and run.get("events_per_second") else None
+
+    one, two = scale["one"], scale["two"]
+    if not one.get("cpu_cores") or not two.get("cpu_cores"):
+        return ""
+    text = f"; cores busy with one worker: {busy(one['cpu_cores'])}; with two: {busy(two['cpu_cores'])}"
+    if (alone := per_core(one)) and (together := per_core(two)):
+        text += f"; events per worker core with two: {together / alone:.2f} of one's"
+    return text
 
 
 def update_readme(path: Path, table: str) -> None:

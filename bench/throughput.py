@@ -15,7 +15,9 @@ A process's rate comes from polling its /metrics (``frictionwatch_events_receive
 alone, or the empty agent's record count) every half second: the *steady* rate is the count
 between 10% and 90% of the total over the time between (interpolated), so the group
 join at the start and the last partition's tail are left out; the first-to-last rate is
-reported beside it.
+reported beside it. Over the same steady part, ``cpu_cores`` gives the cores each worker, the
+broker (with its child processes) and the whole machine kept busy: whether a case was bound
+by the machine's cores rather than by the worker.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from confluent_kafka import Consumer
 
 from bench.common import (
     BenchError,
+    CpuMeter,
     Progress,
     Trace,
     follow,
@@ -154,7 +157,11 @@ def run_workers(
     processes = [process for process, _ in started]
     urls = [url for _, url in started]
 
+    named = {f"worker {index + 1}": process.pid for index, process in enumerate(processes)}
+    meter = CpuMeter({**named, "broker": broker.process.pid} if broker.process else named)
+
     def read() -> float:
+        meter.sample()
         seen = 0.0
         for url in urls:
             with contextlib.suppress(OSError):  # not serving yet
@@ -178,7 +185,8 @@ def run_workers(
         for process in processes:
             stop(process)
     result = _result(trace, filled.total_events, filled.total_records)
-    result.update(workers=count, rss_bytes=rss_end, sessions_held=sessions)
+    steady = (trace.time_at(0.1 * filled.total_events), trace.time_at(0.9 * filled.total_events))
+    result.update(workers=count, rss_bytes=rss_end, sessions_held=sessions, cpu_cores=meter.cores(*steady))
     Progress(label).done(_describe(result))
     return result
 
@@ -268,7 +276,10 @@ def _result(trace: Trace, events: int, records: int) -> dict[str, Any]:
 
 def _describe(result: dict[str, Any]) -> str:
     steady, whole = result["events_per_second"] or 0.0, result["first_to_last_events_per_second"] or 0.0
-    return f"{steady:,.0f} events/s steady ({whole:,.0f} first to last, {result['seconds'] or 0:.1f} s)"
+    text = f"{steady:,.0f} events/s steady ({whole:,.0f} first to last, {result['seconds'] or 0:.1f} s)"
+    if cores := result.get("cpu_cores"):
+        text += "; cores used: " + ", ".join(f"{name} {used:.2f}" for name, used in cores.items())
+    return text
 
 
 def ratio(value: float | None, baseline: float | None) -> float | None:
