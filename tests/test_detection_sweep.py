@@ -73,12 +73,13 @@ QUICK_EVIDENCE_FALSE_PER_DAY_MAX = 6.0  # measured 3.4: two episodes more, not t
 
 
 @pytest.mark.integration
+@pytest.mark.computing  # one process (jobs=1): it runs beside the integration tests
 def test_reduced_sweep_holds_the_floors(tmp_path: Path) -> None:
     by_name = {contender.name: contender for contender in CONTENDERS}
     plan = Plan(
         maps=["example"], levels=[10.0], days=1.0, incidents=30, controls=2, seed=11,
         contenders=[by_name["window"], by_name["sequential"], by_name["evidence"]], burn_in=3 * 3600.0,
-        cache=tmp_path, quick=True,
+        cache=tmp_path, quick=True, jobs=1,
     )  # fmt: skip
     results = sweep(plan, say=lambda _: None)
     assert results["skipped"] == {}
