@@ -268,6 +268,9 @@ class IngestLoop:
                 return
             count = await self.recovery.replay(topic, partition, *span)
         except Exception as error:  # a broker error or timeout: carry on with what was rebuilt
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # the worker stops: an error on the way out is no reason to stay
+                raise asyncio.CancelledError from error
             log.error("rebuilding %s[%d] before offset %d failed: %s", topic, partition, offset, error)
             return
         seconds = time.monotonic() - began

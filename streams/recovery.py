@@ -38,6 +38,7 @@ import asyncio
 import itertools
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -200,13 +201,22 @@ class StateRecovery:
         """Replay records [start, end) into the rebuild function; how many were read.
 
         Records are read in a thread, ``chunk`` at a time, and fed on the event loop between
-        awaits, so the worker keeps heart-beating to its group while it rebuilds.
+        awaits, so the worker keeps heart-beating to its group while it rebuilds. Cancelled (the
+        worker stops), it closes the reader once the chunk being read is done, and is cancelled:
+        closing a generator another thread is running raises ValueError, which would take the
+        cancellation's place.
         """
         loop = asyncio.get_running_loop()
         records = self.read(topic, partition, start, end)
+        reading = threading.Lock()  # held while a chunk is read: the reader closes after it
 
         def take() -> list[tuple[bytes | None, float | None]]:
-            return [(value, timestamp) for _, _, value, timestamp in itertools.islice(records, chunk)]
+            with reading:
+                return [(value, timestamp) for _, _, value, timestamp in itertools.islice(records, chunk)]
+
+        def close() -> None:
+            with reading:
+                _close(records)
 
         count = 0
         try:
@@ -215,7 +225,7 @@ class StateRecovery:
                 self.rebuild(topic, partition, [(value, ts) for value, ts in values if value is not None])
                 await asyncio.sleep(0)
         finally:
-            await loop.run_in_executor(None, _close, records)
+            await loop.run_in_executor(None, close)
         return count
 
     async def fetch(self, topic: str, partition: int, start: int, end: int) -> list[Record]:
