@@ -201,6 +201,13 @@ def table_changelogs(settings: Settings, partitions: Mapping[str, int]) -> dict[
     return {f"{settings.group_id}-{table}-changelog": partitions[topic] for table, topic in sources.items()}
 
 
+@dataclass(slots=True)
+class Checkpointing:
+    """Whether the worker still writes its Faust tables: no once its shutdown has begun."""
+
+    stopped: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerApp:
     """A Faust app and the pipeline its agents feed."""
@@ -341,6 +348,15 @@ def build_app(
     )
     recovery = build_recovery(settings, friction, pipeline.decoders, replay_marks)
     unmarked: set[str] = set()  # topics whose partition count differs from the table's: no marks
+    # The tables are written until the app's shutdown flushes Faust's producer buffer (signal
+    # on_before_shutdown, after the consumer stopped). Faust stops its producer before the
+    # agents and before that buffer: a table write after the flush was lost anyway, and made the
+    # buffer crash on the closed producer (seen stopping a worker during a rebalance).
+    checkpointing = Checkpointing()
+
+    @app.on_before_shutdown.connect
+    async def stop_checkpointing(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        checkpointing.stopped = True
 
     continuity = Continuity()
 
@@ -427,7 +443,7 @@ def build_app(
             return
         try:
             marks = recovery.observe(message.topic, message.partition, watermark, message.offset)
-            if marks is not None:
+            if marks is not None and not checkpointing.stopped:
                 replay_marks[f"{message.topic}:{message.partition}"] = marks
         except Exception as error:  # e.g. a topic with another partition count than the table
             unmarked.add(message.topic)
@@ -512,7 +528,8 @@ def build_app(
                 if carried:
                     log.info("carrying on %d open incident(s) of %s from the checkpoint", carried, group)
         for final in friction.partial(record.value or b""):
-            detector_state[final] = {**friction.group_state(final), final + ALERT_STATE: tracker.state(final)}
+            if not checkpointing.stopped:
+                detector_state[final] = {**friction.group_state(final), final + ALERT_STATE: tracker.state(final)}
 
     async def reduce_windows(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
