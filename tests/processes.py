@@ -39,8 +39,8 @@ def wait_until(condition: Callable[[], T], timeout: float, what: str, poll: floa
 class Worker:
     """``frictionwatch worker`` in a subprocess, with its own metrics port and log file."""
 
-    def __init__(self, bootstrap: str, log_dir: Path, *extra: str, name: str = "worker") -> None:
-        self.port = free_port()
+    def __init__(self, bootstrap: str, log_dir: Path, *extra: str, name: str = "worker", port: int = 0) -> None:
+        self.port = port or free_port()  # a port chosen beforehand: Prometheus already scrapes it
         self.log_path = log_dir / f"{name}.log"
         self.log = self.log_path.open("wb")
         command = [
@@ -59,7 +59,8 @@ class Worker:
             return {}
 
     def tail(self, lines: int = 40) -> str:
-        self.log.flush()
+        if not self.log.closed:  # closed once stopped
+            self.log.flush()
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def crashes(self) -> list[str]:
@@ -82,6 +83,19 @@ class Worker:
         self.log.close()
         assert not crashed, f"an agent of the worker crashed: {crashed[:3]}"
         return self.process.returncode
+
+
+def stop_all(workers: list[Worker]) -> list[int]:
+    """Stop every worker, even after one failed to stop cleanly (then its AssertionError); the exit codes."""
+    codes, failures = [], []
+    for worker in workers:
+        try:
+            codes.append(worker.stop())
+        except AssertionError as failure:
+            failures.append(failure)
+    if failures:
+        raise failures[0]
+    return codes
 
 
 def frictionwatch(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -11,6 +11,12 @@ and fires it again under the new label). The evidence path's alert must come no 
 window detectors' (the order is asserted; the times from the onset to each alert and from the
 outage's end to each resolution are printed, not asserted).
 
+In the middle of the incident the worker is replaced, as a deploy does: a second worker joins
+(the partitions are split between the two), then the first stops. The incident goes on: no alert
+resolves before the outage ends, and every alert keeps the onset it was first sent with (its
+`started` annotation), so the worker that took the step over carried its incident on from the
+checkpoint rather than opening a new one.
+
 The shipped rules are loaded with test-sized durations (`for:` 15 s, 5-minute ranges
 1 minute); the journey map and detectors are the shipped ones.
 """
@@ -25,10 +31,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from processes import Broker, Worker, total, wait_until
+from processes import Broker, Worker, stop_all, total, wait_until
 from servers import WebhookReceiver
 
 from frictionwatch.alerting_stack import Server
+from frictionwatch.broker import free_port
 
 pytestmark = pytest.mark.integration
 HISTORY = 1800  # seconds of past traffic the detectors learn from (their warm-up is 30 windows)
@@ -59,11 +66,14 @@ def test_alerts_reach_on_call_through_both_paths_and_resolve(
         "version: 1\nincidents:\n  - {name: payment_outage, kind: step_outage, journey: purchase, step: payment,"
         f" start: {HISTORY + CONTROL_SECONDS}s, duration: {OUTAGE_SECONDS}s, continuation: 0.05}}\n"
     )
-    worker = Worker(
-        broker.bootstrap_servers, tmp_path, "--window-size", "30", "--early-flow-age", "60",
+    worker_options = (
+        "--window-size", "30", "--early-flow-age", "60",
         "--alertmanager-urls", alertmanager.url, "--alert-resend-seconds", "20", "--alert-hold-seconds", "20",
     )  # fmt: skip
-    prometheus([f"127.0.0.1:{worker.port}"])
+    worker = Worker(broker.bootstrap_servers, tmp_path, *worker_options)
+    successor_port = free_port()  # the worker that replaces it mid-incident: scraped from the start
+    prometheus([f"127.0.0.1:{worker.port}", f"127.0.0.1:{successor_port}"])
+    workers = [worker]
     began = time.time()
     live = subprocess.Popen(
         [sys.executable, "-m", "frictionwatch", "generate", "--output", "kafka", "--bootstrap-servers",
@@ -90,7 +100,10 @@ def test_alerts_reach_on_call_through_both_paths_and_resolve(
             if at < onset and not a["labels"]["alertname"].startswith("Frictionwatch")
         ]
         assert friction == [], "friction alerts during normal traffic:\n" + "\n".join(friction)
-        pipeline = {a["labels"]["alertname"] for a in before} - {"JourneyStepFlowDrop"}
+        # (the successor's target is down until it starts: Prometheus rightly reports that worker down)
+        successor_down = {"alertname": "FrictionwatchWorkerDown", "instance": f"127.0.0.1:{successor_port}"}
+        reported = {a["labels"]["alertname"] for a in before if successor_down.items() - a["labels"].items()}
+        pipeline = reported - {"JourneyStepFlowDrop"}
         assert pipeline <= {"FrictionwatchWindowCloseDelayHigh", "FrictionwatchLagGrowing"}, pipeline
 
         def arrived(
@@ -120,6 +133,17 @@ def test_alerts_reach_on_call_through_both_paths_and_resolve(
 
         evidence = wait_for(lambda: arrived("detector", metrics=EVIDENCE), "the evidence path's alert")[0]
         immediate = wait_for(lambda: arrived("detector"), "the window detectors' alert")[0]
+
+        # A deploy mid-incident: a second worker joins, then the first stops; the second carries on.
+        successor = Worker(broker.bootstrap_servers, tmp_path, *worker_options, name="successor", port=successor_port)
+        workers.append(successor)
+        wait_until(
+            lambda: total(successor.samples(), "frictionwatch_events_received_total") > 0, 600,
+            "the second worker to take over partitions",
+        )  # fmt: skip
+        assert worker.stop() == 0, worker.tail()
+        handed_over = time.time()
+        print(f"\nthe first worker stopped {handed_over - onset:.0f} s after the onset")
         rule = wait_for(lambda: arrived("rule"), "the Prometheus rule's alert")[0]
         print(f"\nonset to alert at the receiver: evidence path {evidence[0] - onset:.0f} s"
               f" ({evidence[1]['labels']['metric']}), window detectors {immediate[0] - onset:.0f} s,"
@@ -174,8 +198,23 @@ def test_alerts_reach_on_call_through_both_paths_and_resolve(
               + ", ".join(f"{path} {seconds:.0f} s" for path, seconds in last_resolved.items()))  # fmt: skip
         # none may end while the outage still goes on (the hold time keeps an incident open)
         assert min(last_resolved.values()) >= 0, heard()
+        # one onset per alert, before the hand-over and after it: the incident was carried on, not opened again
+        onsets: dict[tuple[tuple[str, str], ...], set[str]] = {}
+        for at, alert in receiver.alerts:
+            labels = alert["labels"]
+            paging = labels.get("severity") != "info"  # late echoes are incidents of their own
+            if at >= onset and labels.get("step") == "payment" and labels.get("source") == "detector" and paging:
+                onsets.setdefault(tuple(sorted(labels.items())), set()).add(alert["annotations"]["started"])
+        carried_on = [a for at, a in receiver.alerts if at > handed_over and a["labels"].get("step") == "payment"]
+        assert any(alert["labels"].get("source") == "detector" for alert in carried_on), heard()
+        reopened = {
+            "{channel} {metric}".format_map(dict(labels)): sorted(starts)
+            for labels, starts in onsets.items()
+            if len(starts) > 1
+        }
+        assert reopened == {}, f"alerts sent again with a later onset after the hand-over: {reopened}\n{heard()}"
     finally:
         live.terminate()
         live.wait(30)
-        exit_code = worker.stop()
-    assert exit_code == 0, worker.tail()
+        exit_codes = stop_all(workers)
+    assert exit_codes == [0] * len(workers), [each.tail() for each in workers]
