@@ -349,9 +349,10 @@ def build_app(
     recovery = build_recovery(settings, friction, pipeline.decoders, replay_marks)
     unmarked: set[str] = set()  # topics whose partition count differs from the table's: no marks
     # The tables are written until the app's shutdown flushes Faust's producer buffer (signal
-    # on_before_shutdown, after the consumer stopped). Faust stops its producer before the
-    # agents and before that buffer: a table write after the flush was lost anyway, and made the
-    # buffer crash on the closed producer (seen stopping a worker during a rebalance).
+    # on_before_shutdown, after the consumer stopped). The agents run on for a moment after that
+    # flush, and Faust closes its producer before it stops the buffer: a table write then could
+    # be lost, and made the buffer crash on the closed producer (seen stopping a worker during
+    # a rebalance).
     checkpointing = Checkpointing()
 
     @app.on_before_shutdown.connect
