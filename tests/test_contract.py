@@ -264,7 +264,7 @@ def test_schema_rejects_what_the_validator_rejects(kind: str, event: dict[str, A
     [
         {}, {"schema": 1.0}, {"schema": True}, {"ts": "2026-11-24T10:00:00Z"}, {"ts": float("nan")}, {"ts": -1},
         {"ts": NOW + 10**6}, {"event_id": ""}, {"session_id": 5}, {"journey": "nope"}, {"step": "nope"},
-        {"channel": "fax"}, {"type": "hover"}, {"type": "click"}, {"type": "click", "target": "#buy"},
+        {"channel": "fax"}, {"type": "hover"}, {"type": "web"}, {"type": "click"}, {"type": "click", "target": "#buy"},
         {"type": "step", "target": "#buy"}, {"target": ""}, {"customer_id": None}, {"customer_id": ""},
         {"customer_id": 7}, {"device": "x" * 201}, {"code": 500}, {"code": "E1"}, {"code": True},
         {"sent_ts": None}, {"sent_ts": NOW}, {"sent_ts": NOW - 3600}, {"sent_ts": "2026-11-24T10:00:00Z"},

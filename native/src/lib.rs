@@ -1,0 +1,378 @@
+//! The compiled fast path of click decoding: `frictionwatch.streams.ingest.RecordDecoder` on
+//! the clicks topic hands each record's bytes here first.
+//!
+//! [`ClickDecoder::decode`] returns the record's events only when every element is plainly
+//! valid (what `EventValidator._valid_click` accepts, field by field) and sits on the
+//! partition it was read from. For anything else (a bad element, a stray, a record that is
+//! not an object or an array of objects, a number it can't compare exactly) it returns
+//! `None`, and the Python code, the reference, decodes the whole record and names what is
+//! wrong. So the compiled path never rejects, never dead-letters and never re-sends: it
+//! only takes the common case off the Python code. `tests/test_native.py` checks that both
+//! give identical events.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyFloat, PyList, PyString};
+use serde::Deserialize;
+use serde_json::Number;
+
+/// `ClickEvent`'s fields in the order of its `__slots__`, checked when a decoder is made.
+const FIELDS: [&str; 13] = [
+    "event_id",
+    "ts",
+    "session_id",
+    "journey",
+    "step",
+    "channel",
+    "type",
+    "customer_id",
+    "device",
+    "target",
+    "code",
+    "sent_ts",
+    "device_ts",
+];
+/// Integers at or above this are not all exact as doubles: Python compares them exactly, so
+/// such an element goes to the Python code.
+const EXACT_INTEGERS: u64 = 1 << 53;
+
+/// One element of a clicks record, as JSON gives it. A field of the wrong JSON type fails
+/// the whole parse, and so does a duplicate key: both go to the Python code.
+#[derive(Deserialize)]
+struct RawClick<'a> {
+    #[serde(default)]
+    schema: Option<Number>,
+    #[serde(default)]
+    ts: Option<Number>,
+    #[serde(default, borrow)]
+    event_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    session_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    journey: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    step: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    channel: Option<Cow<'a, str>>,
+    #[serde(default, borrow, rename = "type")]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default)]
+    sent_ts: Option<Number>,
+    #[serde(default, borrow)]
+    customer_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    device: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    target: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    code: Option<Cow<'a, str>>,
+}
+
+/// A step of the journey map: its journey's and its own name, and its channels, as the
+/// map's own Python strings (events share them, as the Python code's do).
+struct Step {
+    journey: Py<PyString>,
+    step: Py<PyString>,
+    channels: HashMap<String, Py<PyString>>,
+}
+
+/// Decodes clicks records into `ClickEvent`s where every element is plainly valid.
+///
+/// Args (all from the Python side, which owns the contract and the map):
+///     event_class: the `ClickEvent` class to build.
+///     steps: `{journey: {step: (journey name, step name, {channel: channel name})}}`.
+///     kinds: `{type: type name}`, the click types.
+///     partitions: the topic's partition count (Kafka's murmur2 partitioner).
+///     max_record_bytes, max_batch_events: larger records go to the Python code.
+///     max_age, max_future_skew: the contract's time limits, in seconds.
+///     schema_version, max_id_length, max_text_length, sent_ts_slack: the contract's constants.
+#[pyclass(frozen)]
+struct ClickDecoder {
+    event_class: PyObject,
+    /// `object.__new__`: an event is made empty, then its slots are filled (below).
+    new_object: PyObject,
+    field_names: Vec<Py<PyString>>,
+    steps: HashMap<String, HashMap<String, Step>>,
+    kinds: HashMap<String, Py<PyString>>,
+    partitions: u32,
+    max_record_bytes: usize,
+    max_batch_events: usize,
+    max_age: f64,
+    max_future_skew: f64,
+    schema_version: u64,
+    max_id_length: usize,
+    max_text_length: usize,
+    sent_ts_slack: f64,
+}
+
+/// A JSON number as a double where Python's comparisons of it come out the same; `None` for
+/// an integer Python would compare differently (negative or huge).
+fn number(value: &Number) -> Option<f64> {
+    if let Some(whole) = value.as_u64() {
+        return (whole < EXACT_INTEGERS).then_some(whole as f64);
+    }
+    if value.is_i64() {
+        return None; // negative: the Python code decides
+    }
+    value.as_f64()
+}
+
+/// Python's `0 < len(text) <= limit`, in code points.
+fn fits(text: &str, limit: usize) -> bool {
+    !text.is_empty() && (text.len() <= limit || text.chars().count() <= limit)
+}
+
+fn optional_fits(text: &Option<Cow<'_, str>>, limit: usize) -> bool {
+    text.as_deref().is_none_or(|text| fits(text, limit))
+}
+
+/// Kafka's default partitioner (murmur2), as `frictionwatch.partitioning.partition_for`.
+fn partition_for(key: &[u8], partitions: u32) -> u32 {
+    const M: u32 = 0x5bd1_e995;
+    let mut hash: u32 = 0x9747_b28c ^ (key.len() as u32);
+    let mut chunks = key.chunks_exact(4);
+    for chunk in &mut chunks {
+        let mut k = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> 24;
+        k = k.wrapping_mul(M);
+        hash = hash.wrapping_mul(M) ^ k;
+    }
+    let tail = chunks.remainder();
+    if tail.len() >= 3 {
+        hash ^= u32::from(tail[2]) << 16;
+    }
+    if tail.len() >= 2 {
+        hash ^= u32::from(tail[1]) << 8;
+    }
+    if !tail.is_empty() {
+        hash ^= u32::from(tail[0]);
+        hash = hash.wrapping_mul(M);
+    }
+    hash ^= hash >> 13;
+    hash = hash.wrapping_mul(M);
+    hash ^= hash >> 15;
+    (hash & 0x7fff_ffff) % partitions
+}
+
+fn first_byte(value: &[u8]) -> Option<u8> {
+    value.iter().copied().find(|byte| !matches!(byte, b' ' | b'\t' | b'\n' | b'\r'))
+}
+
+impl ClickDecoder {
+    /// The event, or None where `_valid_click` would return None (or the element is a stray).
+    fn event(
+        &self,
+        py: Python<'_>,
+        raw: &RawClick<'_>,
+        partition: u32,
+        now: Option<f64>,
+    ) -> PyResult<Option<PyObject>> {
+        let Some(schema) = &raw.schema else { return Ok(None) };
+        if schema.as_u64() != Some(self.schema_version) {
+            return Ok(None);
+        }
+        let Some(ts) = raw.ts.as_ref().and_then(number) else { return Ok(None) };
+        if !(0.0..f64::INFINITY).contains(&ts) {
+            return Ok(None);
+        }
+        let (Some(event_id), Some(session_id), Some(journey), Some(step_name), Some(channel), Some(kind)) =
+            (&raw.event_id, &raw.session_id, &raw.journey, &raw.step, &raw.channel, &raw.kind)
+        else {
+            return Ok(None);
+        };
+        if !fits(event_id, self.max_id_length) || !fits(session_id, self.max_id_length) {
+            return Ok(None);
+        }
+        let Some(step) = self.steps.get(journey.as_ref()).and_then(|steps| steps.get(step_name.as_ref())) else {
+            return Ok(None);
+        };
+        let (Some(channel), Some(kind)) = (step.channels.get(channel.as_ref()), self.kinds.get(kind.as_ref())) else {
+            return Ok(None);
+        };
+        let sent_ts = match &raw.sent_ts {
+            None => None,
+            Some(value) => match number(value) {
+                Some(sent_ts) if ts - self.sent_ts_slack <= sent_ts && sent_ts < f64::INFINITY => Some(sent_ts),
+                _ => return Ok(None),
+            },
+        };
+        if let Some(now) = now {
+            match sent_ts {
+                None if !(now - self.max_age <= ts && ts <= now + self.max_future_skew) => return Ok(None),
+                Some(sent_ts) if sent_ts - ts > self.max_age => return Ok(None),
+                _ => {}
+            }
+        }
+        let is_click = kind.bind(py).to_str()? == "click";
+        let target_ok = match &raw.target {
+            None => !is_click,
+            Some(target) => fits(target, self.max_text_length),
+        };
+        if !(optional_fits(&raw.customer_id, self.max_id_length)
+            && optional_fits(&raw.device, self.max_id_length)
+            && target_ok
+            && optional_fits(&raw.code, self.max_id_length))
+        {
+            return Ok(None);
+        }
+        if partition_for(session_id.as_bytes(), self.partitions) != partition {
+            return Ok(None); // a stray: the Python code re-sends it
+        }
+        let text = |value: &Option<Cow<'_, str>>| -> PyObject {
+            match value {
+                Some(text) => PyString::new(py, text).into_any().unbind(),
+                None => py.None(),
+            }
+        };
+        let values: [PyObject; 13] = [
+            PyString::new(py, event_id).into_any().unbind(),
+            PyFloat::new(py, ts).into_any().unbind(),
+            PyString::new(py, session_id).into_any().unbind(),
+            step.journey.clone_ref(py).into_any(),
+            step.step.clone_ref(py).into_any(),
+            channel.clone_ref(py).into_any(),
+            kind.clone_ref(py).into_any(),
+            text(&raw.customer_id),
+            text(&raw.device),
+            text(&raw.target),
+            text(&raw.code),
+            match sent_ts {
+                Some(sent_ts) => PyFloat::new(py, sent_ts).into_any().unbind(),
+                None => py.None(),
+            },
+            py.None(),
+        ];
+        self.build(py, values).map(Some)
+    }
+
+    /// A `ClickEvent` of these field values. Its `__init__` (a frozen dataclass's, a Python
+    /// `object.__setattr__` per field) costs more than all the rest of the decoding, so the
+    /// event is made as that `__init__` makes it, without the Python calls: `object.__new__`,
+    /// then each slot set through the generic setter, as `object.__setattr__` does.
+    fn build(&self, py: Python<'_>, values: [PyObject; 13]) -> PyResult<PyObject> {
+        let event = self.new_object.call1(py, (self.event_class.clone_ref(py),))?;
+        for (name, value) in self.field_names.iter().zip(values) {
+            // SAFETY: the three pointers are live Python objects held here; the call only borrows them.
+            let status = unsafe { ffi::PyObject_GenericSetAttr(event.as_ptr(), name.as_ptr(), value.as_ptr()) };
+            if status != 0 {
+                return Err(PyErr::fetch(py));
+            }
+        }
+        Ok(event)
+    }
+}
+
+#[pymethods]
+impl ClickDecoder {
+    #[new]
+    #[pyo3(signature = (event_class, steps, kinds, *, partitions, max_record_bytes, max_batch_events, max_age, max_future_skew, schema_version, max_id_length, max_text_length, sent_ts_slack))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        event_class: PyObject,
+        steps: &Bound<'_, PyDict>,
+        kinds: &Bound<'_, PyDict>,
+        partitions: u32,
+        max_record_bytes: usize,
+        max_batch_events: usize,
+        max_age: f64,
+        max_future_skew: f64,
+        schema_version: u64,
+        max_id_length: usize,
+        max_text_length: usize,
+        sent_ts_slack: f64,
+    ) -> PyResult<Self> {
+        if partitions == 0 {
+            return Err(pyo3::exceptions::PyValueError::new_err("partitions must be at least 1"));
+        }
+        let mut by_journey: HashMap<String, HashMap<String, Step>> = HashMap::new();
+        for (journey, journey_steps) in steps.iter() {
+            let mut by_step = HashMap::new();
+            for (step, entry) in journey_steps.downcast::<PyDict>()?.iter() {
+                let (journey_name, step_name, channels): (Py<PyString>, Py<PyString>, Bound<'_, PyDict>) =
+                    entry.extract()?;
+                let channels = channels
+                    .iter()
+                    .map(|(channel, name)| Ok((channel.extract::<String>()?, name.extract::<Py<PyString>>()?)))
+                    .collect::<PyResult<HashMap<_, _>>>()?;
+                by_step.insert(step.extract::<String>()?, Step { journey: journey_name, step: step_name, channels });
+            }
+            by_journey.insert(journey.extract::<String>()?, by_step);
+        }
+        let slots: Vec<String> = event_class.getattr(py, "__slots__")?.extract(py)?;
+        if slots != FIELDS {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "the event class's fields are {slots:?}; this build of frictionwatch-native knows {FIELDS:?}: rebuild it"
+            )));
+        }
+        let kinds = kinds
+            .iter()
+            .map(|(kind, name)| Ok((kind.extract::<String>()?, name.extract::<Py<PyString>>()?)))
+            .collect::<PyResult<HashMap<_, _>>>()?;
+        Ok(Self {
+            new_object: py.get_type::<PyAny>().getattr("__new__")?.unbind(),
+            field_names: FIELDS.iter().map(|name| PyString::intern(py, name).unbind()).collect(),
+            event_class,
+            steps: by_journey,
+            kinds,
+            partitions,
+            max_record_bytes,
+            max_batch_events,
+            max_age,
+            max_future_skew,
+            schema_version,
+            max_id_length,
+            max_text_length,
+            sent_ts_slack,
+        })
+    }
+
+    /// The events of one clicks record read from `partition`, or None: then the Python code
+    /// decodes it. `now` is the worker's clock for the time limits (None: no limits).
+    #[pyo3(signature = (value, partition, now=None))]
+    fn decode(&self, py: Python<'_>, value: &[u8], partition: u32, now: Option<f64>) -> PyResult<Option<Py<PyList>>> {
+        if value.is_empty() || value.len() > self.max_record_bytes {
+            return Ok(None);
+        }
+        let raws: Vec<RawClick<'_>> = match first_byte(value) {
+            Some(b'[') => match serde_json::from_slice::<Vec<RawClick<'_>>>(value) {
+                Ok(raws) if !raws.is_empty() && raws.len() <= self.max_batch_events => raws,
+                _ => return Ok(None),
+            },
+            Some(b'{') => match serde_json::from_slice::<RawClick<'_>>(value) {
+                Ok(raw) => vec![raw],
+                Err(_) => return Ok(None),
+            },
+            _ => return Ok(None),
+        };
+        let events = PyList::empty(py);
+        for raw in &raws {
+            match self.event(py, raw, partition, now)? {
+                Some(event) => events.append(event)?,
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(events.unbind()))
+    }
+}
+
+/// Kafka's default partitioner, for the test that checks it against the Python one.
+#[pyfunction]
+#[pyo3(name = "partition_for")]
+fn py_partition_for(key: &[u8], partitions: u32) -> PyResult<u32> {
+    if partitions == 0 {
+        return Err(pyo3::exceptions::PyValueError::new_err("partitions must be at least 1"));
+    }
+    Ok(partition_for(key, partitions))
+}
+
+#[pymodule]
+fn frictionwatch_native(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_class::<ClickDecoder>()?;
+    module.add_function(wrap_pyfunction!(py_partition_for, module)?)?;
+    Ok(())
+}
