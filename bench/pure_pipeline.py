@@ -1,5 +1,6 @@
 """Events/s of the pure per-event path (decode, validate, sessions, windows, counters) in one
 process, against a baseline measured in the same run: orjson decoding of the same records.
+Stage 1 runs twice, with the Python click decoder (the reference) and the compiled one (native/).
 
 No Kafka and no Faust: this is the ceiling of the worker's own code (docs/metrics.md,
 "Throughput by design"). Run: python -m bench.pure_pipeline [--events 200000]
@@ -17,7 +18,7 @@ from prometheus_client import CollectorRegistry
 from bench.common import machine, machine_line
 from frictionwatch.contract import EventValidator
 from frictionwatch.generator import GeneratorConfig, generate
-from frictionwatch.journeymap import load_journey_map
+from frictionwatch.journeymap import JourneyMap, load_journey_map
 from frictionwatch.partitioning import partition_for
 from frictionwatch.streams.exposition import FrictionMetrics
 from frictionwatch.streams.friction import Friction
@@ -51,7 +52,7 @@ def main() -> None:
     args = parser.parse_args()
     journey_map = load_journey_map()
     print(f"machine: {machine_line(machine())}")
-    print(f"{'records':>10} {'case':<34} {'events/s':>10} {'ratio':>6}")
+    print(f"{'records':>10} {'case':<44} {'events/s':>10} {'ratio':>6}")
     for batch in (1, 50):
         data = records(args.events, batch)
         events = sum(count for *_, count in data)
@@ -59,26 +60,33 @@ def main() -> None:
         for _, _, value, _ in data:
             orjson.loads(value)
         baseline = events / (time.perf_counter() - started)
-        validator = EventValidator(journey_map)
-        decoders = {
-            topic: RecordDecoder(kind, validator, partitions=PARTITIONS)  # type: ignore[arg-type]
-            for kind, topic in TOPICS.items()
-        }
-        kinds = {topic: kind for kind, topic in TOPICS.items()} | {"touches": "touches"}
-        friction = Friction(
-            journey_map, FrictionMetrics(CollectorRegistry(), journey_map), kinds,  # type: ignore[arg-type]
-            dict.fromkeys([*TOPICS.values(), "touches"], PARTITIONS), windows_topic="windows", touches_topic="touches",
-        )  # fmt: skip
-        now = time.time()
-        started = time.perf_counter()
-        for topic, partition, value, _ in data:
-            decoded = decoders[topic].decode(value, partition, now)
-            if decoded.events:
-                friction.events(topic, partition, decoded.events)
-        full = events / (time.perf_counter() - started)
         label = "single events" if batch == 1 else f"arrays of {batch}"
-        print(f"{len(data):>10,} {'orjson decode only (baseline), ' + label:<34} {baseline:>10,.0f} {1:>6.2f}")
-        print(f"{len(data):>10,} {'decode+validate+metrics, ' + label:<34} {full:>10,.0f} {full / baseline:>6.2f}")
+        print(f"{len(data):>10,} {'orjson decode only (baseline), ' + label:<44} {baseline:>10,.0f} {1:>6.2f}")
+        for decoder in ("python", "compiled"):
+            rate = stage_one(journey_map, data, events, compiled=decoder == "compiled")
+            case = f"stage 1, {decoder} click decoder, {label}"
+            print(f"{len(data):>10,} {case:<44} {rate:>10,.0f} {rate / baseline:>6.2f}")
+
+
+def stage_one(journey_map: JourneyMap, data: list[tuple[str, int, bytes, int]], events: int, compiled: bool) -> float:
+    """Events/s of decode, validate and stage 1 (sessions, windows, evidence counts, counters) over ``data``."""
+    validator = EventValidator(journey_map)
+    decoders = {
+        topic: RecordDecoder(kind, validator, partitions=PARTITIONS, compiled=compiled)  # type: ignore[arg-type]
+        for kind, topic in TOPICS.items()
+    }
+    kinds = {topic: kind for kind, topic in TOPICS.items()} | {"touches": "touches"}
+    friction = Friction(
+        journey_map, FrictionMetrics(CollectorRegistry(), journey_map), kinds,  # type: ignore[arg-type]
+        dict.fromkeys([*TOPICS.values(), "touches"], PARTITIONS), windows_topic="windows", touches_topic="touches",
+    )  # fmt: skip
+    now = time.time()
+    started = time.perf_counter()
+    for topic, partition, value, _ in data:
+        decoded = decoders[topic].decode(value, partition, now)
+        if decoded.events:
+            friction.events(topic, partition, decoded.events)
+    return events / (time.perf_counter() - started)
 
 
 if __name__ == "__main__":

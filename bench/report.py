@@ -205,6 +205,15 @@ def _throughput_rows(broker: str, part: dict[str, Any], run_started: str = "", r
             f" **{_n(rate)} events/s** | bare consumer: {_n(bare['events_per_second'])} events/s |"
             f" {_n(batched_ratio, 2)} | >= 100,000 events/s and >= 0.3 | {_met(ok)} |",
         ]
+        python = direct.get("batched_python_decoder")
+        if python:  # the same worker with the Python click decoder: what the compiled one gains
+            rows.append(
+                f"| throughput on {broker}, arrays of up to {part['batch']} events, one worker with `ingest = direct`"
+                f" and the compiled click decoder (native/) |"
+                f" **{_n(rate)} events/s** | the same with `click_decoder = python`:"
+                f" {_n(python['events_per_second'])} events/s | {_n(direct['compiled_decoder_gain'], 2)} |"
+                " (a gain, no target) | |"
+            )
     for scale, how in (
         (part.get("scale_out"), "`ingest = faust`"),
         ((direct or {}).get("scale_out"), "`ingest = direct`"),

@@ -110,11 +110,14 @@ def prefill(broker: LocalBroker, prefix: str, events: int, batch: int, workdir: 
     return filled
 
 
-def _worker(broker: LocalBroker, filled: Filled, group: str, workdir: Path, name: str, ingest: str) -> tuple[Any, str]:
+def _worker(
+    broker: LocalBroker, filled: Filled, group: str, workdir: Path, name: str, ingest: str, click_decoder: str
+) -> tuple[Any, str]:
     port = free_metrics_port()
     env = {
         **filled.env(),
         "FRICTIONWATCH_INGEST": ingest,
+        "FRICTIONWATCH_CLICK_DECODER": click_decoder,
         "FRICTIONWATCH_GROUP_ID": group,
         "FRICTIONWATCH_BROKER_QUIRKS": broker.quirks,
         "FRICTIONWATCH_TOPIC_WINDOWS": f"{group}.windows",
@@ -147,13 +150,17 @@ def run_workers(
     timeout: float = 120.0,
     *,
     ingest: str = "faust",
+    click_decoder: str = "auto",
 ) -> dict[str, Any]:
     """``count`` workers in a fresh group reading ``filled`` from the start; their combined rate.
 
-    ``ingest`` is the workers' setting of that name: faust (agents) or direct (streams/loop.py).
+    ``ingest`` and ``click_decoder`` are the workers' settings of those names: faust (agents) or
+    direct (streams/loop.py); auto (the compiled click decoder, native/) or python.
     """
-    group = f"bench-{filled.prefix}-{count}w-{ingest}-{int(time.time())}"
-    started = [_worker(broker, filled, group, workdir, f"{group}-{index}", ingest) for index in range(count)]
+    group = f"bench-{filled.prefix}-{count}w-{ingest}-{click_decoder}-{int(time.time())}"
+    started = [
+        _worker(broker, filled, group, workdir, f"{group}-{index}", ingest, click_decoder) for index in range(count)
+    ]
     processes = [process for process, _ in started]
     urls = [url for _, url in started]
 
@@ -301,6 +308,11 @@ def run(broker: LocalBroker, workdir: Path, *, events: int, batch: int, scale_ou
     direct_batched = run_workers(
         broker, batched, 1, f"frictionwatch worker, ingest=direct, arrays of up to {batch}", workdir, ingest="direct"
     )
+    # the same, with the Python click decoder (the reference): what the compiled one (native/) gains
+    python_batched = run_workers(
+        broker, batched, 1, f"frictionwatch worker, ingest=direct, click_decoder=python, arrays of up to {batch}",
+        workdir, ingest="direct", click_decoder="python",
+    )  # fmt: skip
     result: dict[str, Any] = {
         "broker": broker.engine,
         "events": events,
@@ -325,6 +337,8 @@ def run(broker: LocalBroker, workdir: Path, *, events: int, batch: int, scale_ou
             "single_ratio": ratio(direct_single["events_per_second"], empty["records_per_second"]),
             "batched": direct_batched,
             "batched_ratio": ratio(direct_batched["events_per_second"], bare["events_per_second"]),
+            "batched_python_decoder": python_batched,
+            "compiled_decoder_gain": ratio(direct_batched["events_per_second"], python_batched["events_per_second"]),
         },
     }
     if scale_out:

@@ -109,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
             "web_port",
             "store",
             "ingest",
+            "click_decoder",
             "producer_max_batch_size",
             "broker_quirks",
             "log_level",

@@ -125,6 +125,11 @@ class Settings:
         "how a worker reads the input topics: direct (a consumer loop of its own, several times faster per record;"
         " stage 2 stays on Faust: streams/loop.py) or faust (an agent per topic, as before 2026-12)",
     )
+    click_decoder: str = _setting(
+        "auto",
+        "how clicks records are decoded: auto (compiled where frictionwatch-native is installed, else Python),"
+        " compiled (refuse to start without it) or python (the reference, slower: native/README.md)",
+    )
     producer_max_batch_size: int = _setting(
         16384, "Faust producer batch size, bytes (with broker_quirks tansu always 1: exact table recovery there)"
     )
@@ -164,6 +169,11 @@ class Settings:
                 else ""
             ),
             f"ingest {self.ingest!r} is not one of direct, faust" if self.ingest not in ("direct", "faust") else "",
+            (
+                f"click_decoder {self.click_decoder!r} is not one of auto, compiled, python"
+                if self.click_decoder not in ("auto", "compiled", "python")
+                else ""
+            ),
             "window_size must be at least 1 second" if self.window_size < 1 else "",
             "alert_hold_seconds must be >= 0" if self.alert_hold_seconds < 0 else "",
             "alert_echo_seconds must be >= 0" if self.alert_echo_seconds < 0 else "",

@@ -30,13 +30,13 @@ from frictionwatch.detectors.bank import Finding
 from frictionwatch.journeymap import JourneyMap, JourneyMapError, JourneyMapWatcher
 from frictionwatch.kafka import committed_offsets, consumer_config, faust_broker_options, first_offsets
 from frictionwatch.pseudonym import Pseudonymiser
-from frictionwatch.settings import Settings
+from frictionwatch.settings import Settings, SettingsError
 from frictionwatch.streams import faust_commits
 from frictionwatch.streams.deadletter import Origin, deadletter_value
 from frictionwatch.streams.eventtime import EventClock
 from frictionwatch.streams.exposition import FrictionMetrics
 from frictionwatch.streams.friction import ALERT_STATE, Friction, Outbound
-from frictionwatch.streams.ingest import DecodedRecord, RecordDecoder, Rejection, TopicKind
+from frictionwatch.streams.ingest import COMPILED_AVAILABLE, DecodedRecord, RecordDecoder, Rejection, TopicKind
 from frictionwatch.streams.loop import IngestLoop
 from frictionwatch.streams.metrics import IngestMetrics
 from frictionwatch.streams.recovery import (
@@ -169,6 +169,11 @@ def channels_of(settings: Settings, journey_map: JourneyMap) -> dict[str, list[s
 
 def build_decoders(settings: Settings, journey_map: JourneyMap, partitions: dict[str, int]) -> dict[str, RecordDecoder]:
     """A decoder per input topic, each knowing its topic's partition count."""
+    if settings.click_decoder == "compiled" and not COMPILED_AVAILABLE:
+        raise SettingsError(
+            "click_decoder is compiled, but frictionwatch-native is not installed:"
+            " scripts/setup builds it where Rust's cargo is; or set click_decoder to auto"
+        )
     validator = EventValidator(journey_map, TimeLimits(settings.max_future_skew, settings.max_event_age))
     clock = EventClock(settings.clock_tolerance)
     kinds: dict[str, TopicKind] = {
@@ -184,6 +189,7 @@ def build_decoders(settings: Settings, journey_map: JourneyMap, partitions: dict
             max_record_bytes=settings.max_record_bytes,
             max_batch_events=settings.max_batch_events,
             clock=clock,
+            compiled={"auto": None, "compiled": True, "python": False}[settings.click_decoder],
         )
         for topic, kind in kinds.items()
     }
@@ -191,8 +197,10 @@ def build_decoders(settings: Settings, journey_map: JourneyMap, partitions: dict
         log.info("clicks are decoded by the compiled fast path (frictionwatch-native)")
     else:
         log.warning(
-            "clicks are decoded in Python, slower: frictionwatch-native is not installed (scripts/setup builds it)"
-        )
+            "clicks are decoded in Python, slower: %s",
+            "click_decoder is python" if settings.click_decoder == "python"
+            else "frictionwatch-native is not installed (scripts/setup builds it)",
+        )  # fmt: skip
     return decoders
 
 

@@ -25,7 +25,9 @@ from frictionwatch.generator import GeneratorConfig, generate
 from frictionwatch.generator.clocks import parse_clock_skew
 from frictionwatch.journeymap import JourneyMap
 from frictionwatch.partitioning import partition_for
-from frictionwatch.streams import ingest
+from frictionwatch.settings import Settings, SettingsError
+from frictionwatch.streams import app, ingest
+from frictionwatch.streams.app import build_decoders
 from frictionwatch.streams.ingest import DecodedRecord, RecordDecoder
 
 PARTITIONS = 4
@@ -232,3 +234,17 @@ def test_compiled_true_without_the_module_names_the_fix(
 def test_other_topics_stay_in_python(journey_map: JourneyMap) -> None:
     for kind in ("contacts", "feedback"):
         assert RecordDecoder(kind, EventValidator(journey_map), partitions=PARTITIONS).compiled is None
+
+
+def test_the_worker_setting_chooses_the_decoder(journey_map: JourneyMap, monkeypatch: pytest.MonkeyPatch) -> None:
+    partitions = {"journey.clicks": PARTITIONS, "journey.contacts": PARTITIONS, "journey.feedback": PARTITIONS}
+    chosen = {
+        setting: build_decoders(Settings(click_decoder=setting), journey_map, partitions)["journey.clicks"].compiled
+        for setting in ("auto", "compiled", "python")
+    }
+    assert chosen["auto"] is not None and chosen["compiled"] is not None and chosen["python"] is None
+    monkeypatch.setattr(app, "COMPILED_AVAILABLE", False)
+    with pytest.raises(SettingsError, match="click_decoder is compiled, but frictionwatch-native is not installed"):
+        build_decoders(Settings(click_decoder="compiled"), journey_map, partitions)
+    with pytest.raises(SettingsError, match="click_decoder 'rust' is not one of auto, compiled, python"):
+        Settings(click_decoder="rust")
