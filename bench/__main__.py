@@ -92,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     document = json.loads(out.read_text()) if out.exists() else {}
     if args.only and "started" in document:  # some parts re-run: the full run's date, machine and length stay
+        if "throughput" in results and "scaleout" not in parts:
+            report.keep_scale_out(document.get("throughput", {}), results["throughput"])
         document.update({key: value for key, value in results.items() if key not in RUN_KEYS})
     else:
         document.update(results)  # keys of parts not run this time (and the detection key) are kept

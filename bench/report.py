@@ -219,14 +219,35 @@ def _throughput_rows(broker: str, part: dict[str, Any], run_started: str = "", r
         ((direct or {}).get("scale_out"), "`ingest = direct`"),
     ):
         if scale:
+            earlier = _run_apart(scale, part.get("started") or run_started, part.get("machine") or run_machine)
             rows.append(
-                f"| scale-out on {broker}, single-event records: two workers with {how}"
+                f"| scale-out on {broker}{earlier}, single-event records: two workers with {how}"
                 f" (2 cores, shared with the broker{_cores_busy(scale)}) |"
                 f" **{_n(scale['two']['events_per_second'])} events/s** |"
                 f" one worker: {_n(scale['one']['events_per_second'])} events/s | {_n(scale['ratio'], 2)} |"
                 f" >= 1.8 | {_met(None if scale['ratio'] is None else scale['ratio'] >= 1.8)} |"
             )
     return rows
+
+
+def keep_scale_out(earlier: dict[str, Any], now: dict[str, Any]) -> None:
+    """Carry the scale-out results of ``earlier`` throughput parts into ``now``'s where this run
+    did not measure them (``--only throughput``), each stamped with the run that measured it.
+
+    >>> earlier = {"tansu": {"started": "2026-12-03T09:16:09+00:00", "load_average_at_start": 0.4,
+    ...     "machine": "Intel Xeon", "scale_out": {"ratio": 1.64}, "direct": {"scale_out": {"ratio": 1.71}}}}
+    >>> now = {"tansu": {"started": "2026-12-03T17:12:29+00:00", "direct": {}}, "kafka": {"direct": {}}}
+    >>> keep_scale_out(earlier, now)
+    >>> tansu = now["tansu"]
+    >>> tansu["direct"]["scale_out"]["ratio"], tansu["scale_out"]["started"][:16], "scale_out" in now["kafka"]
+    (1.71, '2026-12-03T09:16', False)
+    """
+    for engine, part in now.items():
+        before = earlier.get(engine, {})
+        stamp = {key: before[key] for key in ("started", "load_average_at_start", "machine") if key in before}
+        for old, new in ((before, part), (before.get("direct", {}), part.get("direct"))):
+            if "scale_out" in old and new is not None and "scale_out" not in new:
+                new["scale_out"] = {**stamp, **old["scale_out"]}
 
 
 def _cores_busy(scale: dict[str, Any]) -> str:
