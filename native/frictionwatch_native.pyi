@@ -9,16 +9,7 @@ class ClickDecoder:
         event_class: type[Any],
         steps: Mapping[str, Mapping[str, tuple[str, str, Mapping[str, str]]]],
         kinds: Mapping[str, str],
-        *,
-        partitions: int,
-        max_record_bytes: int,
-        max_batch_events: int,
-        max_age: float,
-        max_future_skew: float,
-        schema_version: int,
-        max_id_length: int,
-        max_text_length: int,
-        sent_ts_slack: float,
+        limits: Mapping[str, float],
     ) -> None: ...
     def decode(self, value: bytes, partition: int, now: float | None = None) -> list[Any] | None: ...
 

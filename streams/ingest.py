@@ -232,10 +232,10 @@ def _compiled_clicks(
         }
         for journey in validator.journey_map.journeys.values()
     }
-    return CompiledClickDecoder(
-        ClickEvent, steps, validator.click_types, partitions=partitions, max_record_bytes=max_record_bytes,
-        max_batch_events=max_batch_events, max_age=validator.limits.max_age,
-        max_future_skew=validator.limits.max_future_skew, schema_version=contract.SCHEMA_VERSION,
-        max_id_length=contract.MAX_ID_LENGTH, max_text_length=contract.MAX_TEXT_LENGTH,
-        sent_ts_slack=contract.SENT_TS_SLACK,
-    )  # fmt: skip
+    limits = {
+        "partitions": partitions, "max_record_bytes": max_record_bytes, "max_batch_events": max_batch_events,
+        "max_age": validator.limits.max_age, "max_future_skew": validator.limits.max_future_skew,
+        "schema_version": contract.SCHEMA_VERSION, "max_id_length": contract.MAX_ID_LENGTH,
+        "max_text_length": contract.MAX_TEXT_LENGTH, "sent_ts_slack": contract.SENT_TS_SLACK,
+    }  # fmt: skip
+    return CompiledClickDecoder(ClickEvent, steps, validator.click_types, limits)

@@ -10,7 +10,6 @@
 //! only takes the common case off the Python code. `tests/test_native.py` checks that both
 //! give identical events.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 
 use pyo3::ffi;
@@ -40,35 +39,25 @@ const FIELDS: [&str; 13] = [
 const EXACT_INTEGERS: u64 = 1 << 53;
 
 /// One element of a clicks record, as JSON gives it. A field of the wrong JSON type fails
-/// the whole parse, and so does a duplicate key: both go to the Python code.
-#[derive(Deserialize)]
+/// the whole parse, and so does a duplicate key or a string with an escape in it (it can't
+/// be borrowed from the record): all go to the Python code.
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct RawClick<'a> {
-    #[serde(default)]
     schema: Option<Number>,
-    #[serde(default)]
     ts: Option<Number>,
-    #[serde(default, borrow)]
-    event_id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    session_id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    journey: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    step: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    channel: Option<Cow<'a, str>>,
-    #[serde(default, borrow, rename = "type")]
-    kind: Option<Cow<'a, str>>,
-    #[serde(default)]
+    event_id: Option<&'a str>,
+    session_id: Option<&'a str>,
+    journey: Option<&'a str>,
+    step: Option<&'a str>,
+    channel: Option<&'a str>,
+    #[serde(rename = "type")]
+    kind: Option<&'a str>,
     sent_ts: Option<Number>,
-    #[serde(default, borrow)]
-    customer_id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    device: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    target: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    code: Option<Cow<'a, str>>,
+    customer_id: Option<&'a str>,
+    device: Option<&'a str>,
+    target: Option<&'a str>,
+    code: Option<&'a str>,
 }
 
 /// A step of the journey map: its journey's and its own name, and its channels, as the
@@ -79,16 +68,32 @@ struct Step {
     channels: HashMap<String, Py<PyString>>,
 }
 
+/// The contract's limits and the topic's partition count, from the Python side (a dict).
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct Limits {
+    /// the topic's partition count (Kafka's murmur2 partitioner)
+    partitions: u32,
+    /// larger records, or arrays with more elements, go to the Python code
+    max_record_bytes: usize,
+    max_batch_events: usize,
+    /// the contract's time limits, in seconds
+    max_age: f64,
+    max_future_skew: f64,
+    /// the contract's constants
+    schema_version: u64,
+    max_id_length: usize,
+    max_text_length: usize,
+    sent_ts_slack: f64,
+}
+
 /// Decodes clicks records into `ClickEvent`s where every element is plainly valid.
 ///
 /// Args (all from the Python side, which owns the contract and the map):
 ///     event_class: the `ClickEvent` class to build.
 ///     steps: `{journey: {step: (journey name, step name, {channel: channel name})}}`.
 ///     kinds: `{type: type name}`, the click types.
-///     partitions: the topic's partition count (Kafka's murmur2 partitioner).
-///     max_record_bytes, max_batch_events: larger records go to the Python code.
-///     max_age, max_future_skew: the contract's time limits, in seconds.
-///     schema_version, max_id_length, max_text_length, sent_ts_slack: the contract's constants.
+///     limits: a dict of the fields of [`Limits`].
 #[pyclass(frozen)]
 struct ClickDecoder {
     event_class: PyObject,
@@ -97,15 +102,7 @@ struct ClickDecoder {
     field_names: Vec<Py<PyString>>,
     steps: HashMap<String, HashMap<String, Step>>,
     kinds: HashMap<String, Py<PyString>>,
-    partitions: u32,
-    max_record_bytes: usize,
-    max_batch_events: usize,
-    max_age: f64,
-    max_future_skew: f64,
-    schema_version: u64,
-    max_id_length: usize,
-    max_text_length: usize,
-    sent_ts_slack: f64,
+    limits: Limits,
 }
 
 /// A JSON number as a double where Python's comparisons of it come out the same; `None` for
@@ -125,8 +122,8 @@ fn fits(text: &str, limit: usize) -> bool {
     !text.is_empty() && (text.len() <= limit || text.chars().count() <= limit)
 }
 
-fn optional_fits(text: &Option<Cow<'_, str>>, limit: usize) -> bool {
-    text.as_deref().is_none_or(|text| fits(text, limit))
+fn optional_fits(text: Option<&str>, limit: usize) -> bool {
+    text.is_none_or(|text| fits(text, limit))
 }
 
 /// Kafka's default partitioner (murmur2), as `frictionwatch.partitioning.partition_for`.
@@ -172,7 +169,7 @@ impl ClickDecoder {
         now: Option<f64>,
     ) -> PyResult<Option<PyObject>> {
         let Some(schema) = &raw.schema else { return Ok(None) };
-        if schema.as_u64() != Some(self.schema_version) {
+        if schema.as_u64() != Some(self.limits.schema_version) {
             return Ok(None);
         }
         let Some(ts) = raw.ts.as_ref().and_then(number) else { return Ok(None) };
@@ -180,49 +177,51 @@ impl ClickDecoder {
             return Ok(None);
         }
         let (Some(event_id), Some(session_id), Some(journey), Some(step_name), Some(channel), Some(kind)) =
-            (&raw.event_id, &raw.session_id, &raw.journey, &raw.step, &raw.channel, &raw.kind)
+            (raw.event_id, raw.session_id, raw.journey, raw.step, raw.channel, raw.kind)
         else {
             return Ok(None);
         };
-        if !fits(event_id, self.max_id_length) || !fits(session_id, self.max_id_length) {
+        if !fits(event_id, self.limits.max_id_length) || !fits(session_id, self.limits.max_id_length) {
             return Ok(None);
         }
-        let Some(step) = self.steps.get(journey.as_ref()).and_then(|steps| steps.get(step_name.as_ref())) else {
+        let Some(step) = self.steps.get(journey).and_then(|steps| steps.get(step_name)) else {
             return Ok(None);
         };
-        let (Some(channel), Some(kind)) = (step.channels.get(channel.as_ref()), self.kinds.get(kind.as_ref())) else {
+        let (Some(channel), Some(kind)) = (step.channels.get(channel), self.kinds.get(kind)) else {
             return Ok(None);
         };
         let sent_ts = match &raw.sent_ts {
             None => None,
             Some(value) => match number(value) {
-                Some(sent_ts) if ts - self.sent_ts_slack <= sent_ts && sent_ts < f64::INFINITY => Some(sent_ts),
+                Some(sent_ts) if ts - self.limits.sent_ts_slack <= sent_ts && sent_ts < f64::INFINITY => Some(sent_ts),
                 _ => return Ok(None),
             },
         };
         if let Some(now) = now {
             match sent_ts {
-                None if !(now - self.max_age <= ts && ts <= now + self.max_future_skew) => return Ok(None),
-                Some(sent_ts) if sent_ts - ts > self.max_age => return Ok(None),
+                None if !(now - self.limits.max_age <= ts && ts <= now + self.limits.max_future_skew) => {
+                    return Ok(None)
+                }
+                Some(sent_ts) if sent_ts - ts > self.limits.max_age => return Ok(None),
                 _ => {}
             }
         }
-        let is_click = kind.bind(py).to_str()? == "click";
+        let is_click = raw.kind == Some("click");
         let target_ok = match &raw.target {
             None => !is_click,
-            Some(target) => fits(target, self.max_text_length),
+            Some(target) => fits(target, self.limits.max_text_length),
         };
-        if !(optional_fits(&raw.customer_id, self.max_id_length)
-            && optional_fits(&raw.device, self.max_id_length)
+        if !(optional_fits(raw.customer_id, self.limits.max_id_length)
+            && optional_fits(raw.device, self.limits.max_id_length)
             && target_ok
-            && optional_fits(&raw.code, self.max_id_length))
+            && optional_fits(raw.code, self.limits.max_id_length))
         {
             return Ok(None);
         }
-        if partition_for(session_id.as_bytes(), self.partitions) != partition {
+        if partition_for(session_id.as_bytes(), self.limits.partitions) != partition {
             return Ok(None); // a stray: the Python code re-sends it
         }
-        let text = |value: &Option<Cow<'_, str>>| -> PyObject {
+        let text = |value: Option<&str>| -> PyObject {
             match value {
                 Some(text) => PyString::new(py, text).into_any().unbind(),
                 None => py.None(),
@@ -236,10 +235,10 @@ impl ClickDecoder {
             step.step.clone_ref(py).into_any(),
             channel.clone_ref(py).into_any(),
             kind.clone_ref(py).into_any(),
-            text(&raw.customer_id),
-            text(&raw.device),
-            text(&raw.target),
-            text(&raw.code),
+            text(raw.customer_id),
+            text(raw.device),
+            text(raw.target),
+            text(raw.code),
             match sent_ts {
                 Some(sent_ts) => PyFloat::new(py, sent_ts).into_any().unbind(),
                 None => py.None(),
@@ -269,24 +268,14 @@ impl ClickDecoder {
 #[pymethods]
 impl ClickDecoder {
     #[new]
-    #[pyo3(signature = (event_class, steps, kinds, *, partitions, max_record_bytes, max_batch_events, max_age, max_future_skew, schema_version, max_id_length, max_text_length, sent_ts_slack))]
-    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         event_class: PyObject,
         steps: &Bound<'_, PyDict>,
         kinds: &Bound<'_, PyDict>,
-        partitions: u32,
-        max_record_bytes: usize,
-        max_batch_events: usize,
-        max_age: f64,
-        max_future_skew: f64,
-        schema_version: u64,
-        max_id_length: usize,
-        max_text_length: usize,
-        sent_ts_slack: f64,
+        limits: Limits,
     ) -> PyResult<Self> {
-        if partitions == 0 {
+        if limits.partitions == 0 {
             return Err(pyo3::exceptions::PyValueError::new_err("partitions must be at least 1"));
         }
         let mut by_journey: HashMap<String, HashMap<String, Step>> = HashMap::new();
@@ -319,15 +308,7 @@ impl ClickDecoder {
             event_class,
             steps: by_journey,
             kinds,
-            partitions,
-            max_record_bytes,
-            max_batch_events,
-            max_age,
-            max_future_skew,
-            schema_version,
-            max_id_length,
-            max_text_length,
-            sent_ts_slack,
+            limits,
         })
     }
 
@@ -335,12 +316,12 @@ impl ClickDecoder {
     /// decodes it. `now` is the worker's clock for the time limits (None: no limits).
     #[pyo3(signature = (value, partition, now=None))]
     fn decode(&self, py: Python<'_>, value: &[u8], partition: u32, now: Option<f64>) -> PyResult<Option<Py<PyList>>> {
-        if value.is_empty() || value.len() > self.max_record_bytes {
+        if value.is_empty() || value.len() > self.limits.max_record_bytes {
             return Ok(None);
         }
         let raws: Vec<RawClick<'_>> = match first_byte(value) {
             Some(b'[') => match serde_json::from_slice::<Vec<RawClick<'_>>>(value) {
-                Ok(raws) if !raws.is_empty() && raws.len() <= self.max_batch_events => raws,
+                Ok(raws) if !raws.is_empty() && raws.len() <= self.limits.max_batch_events => raws,
                 _ => return Ok(None),
             },
             Some(b'{') => match serde_json::from_slice::<RawClick<'_>>(value) {
