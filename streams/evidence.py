@@ -132,7 +132,7 @@ class Rates:
         expected = 0.0
         while start < end:
             upper = bounds[index + 1] if index + 1 < len(bounds) else math.inf
-            stop = min(end, upper)
+            stop = upper if upper < end else end  # min(end, upper)
             amount = rates[index] * (stop - start)
             expected += amount
             if by_bucket is not None:
@@ -190,7 +190,7 @@ class Hazard:
         index = bisect.bisect_right(bounds, start) - 1
         while start < end:
             upper = bounds[index + 1] if index + 1 < len(bounds) else math.inf
-            stop = min(end, upper)
+            stop = upper if upper < end else end  # min(end, upper)
             exposure[index] += stop - start
             start, index = stop, index + 1
 
@@ -409,7 +409,10 @@ class EvidenceMeter:
         for place, outcome, since, cap, subject in waiting:
             if since < hole_end:
                 continue  # under way across a hole in the partition's events (see :meth:`arrived`)
-            start, end = max(since, ticked_at) - since, min(watermark - since, cap)
+            # max(since, ticked_at) - since and min(watermark - since, cap), without the calls
+            start, end = (ticked_at if ticked_at > since else since) - since, watermark - since
+            if cap < end:
+                end = cap
             if end <= start:
                 continue
             sink = sinks.get((place, outcome))

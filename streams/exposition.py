@@ -90,6 +90,24 @@ def _value(number: float | None) -> float:
     return NAN if number is None else number
 
 
+class PartitionProgress:
+    """One input partition's watermark and its delay behind the wall clock at its latest record
+    (0 before its first event), read by the partition's gauges when scraped."""
+
+    __slots__ = ("delay", "lag", "watermark")
+
+    def __init__(self) -> None:
+        self.watermark = 0.0
+        self.delay = 0.0
+        self.lag: Gauge | None = None  # the partition's child of frictionwatch_consumer_lag
+
+    def read_watermark(self) -> float:
+        return self.watermark
+
+    def read_delay(self) -> float:
+        return self.delay
+
+
 class FrictionMetrics:
     """Every friction series of one worker, registered in ``registry``."""
 
@@ -115,7 +133,7 @@ class FrictionMetrics:
         self._health(registry)
         self._window_gauges(registry)
         self.baseline = ConversionBaseline()
-        self._partition_children: dict[tuple[str, int], tuple[Gauge, Gauge, Gauge]] = {}
+        self._partitions: dict[tuple[str, int], PartitionProgress] = {}
         #: (input kind, touchpoint) -> amount name -> its counter's child (None: no counter counts it)
         self._window_children: dict[tuple[str, Touchpoint], dict[str, Counter | None]] = {}
         #: (place, metric) -> its detector gauges' children, in the order :meth:`findings` sets them
@@ -318,24 +336,30 @@ class FrictionMetrics:
         self.wait.labels(place.channel, place.queue, outcome).observe(seconds)
 
     def partition_progress(self, topic: str, partition: int, watermark: float) -> None:
-        """The partition's watermark and how far behind the wall clock it is (called per record)."""
-        children = self._partition_children.get((topic, partition))
-        if children is None:
+        """The partition's watermark and how far behind the wall clock it was at this record (called
+        per record: kept in a :class:`PartitionProgress` that the gauges read when scraped, not set
+        through the gauges' locks)."""
+        progress = self._partitions.get((topic, partition))
+        if progress is None:
+            progress = self._partitions[topic, partition] = PartitionProgress()
             labels = (topic, str(partition))
-            children = (self.watermark.labels(*labels), self.watermark_delay.labels(*labels), self.lag.labels(*labels))
-            self._partition_children[topic, partition] = children
+            self.watermark.labels(*labels).set_function(progress.read_watermark)
+            self.watermark_delay.labels(*labels).set_function(progress.read_delay)
+            progress.lag = self.lag.labels(*labels)
         if math.isfinite(watermark):
-            children[0].set(watermark)
-            children[1].set(self.clock() - watermark)
+            progress.watermark = watermark
+            progress.delay = self.clock() - watermark
 
     def consumer_lag(self, topic: str, partition: int, lag: int) -> None:
         self.partition_progress(topic, partition, -math.inf)
-        self._partition_children[topic, partition][2].set(lag)
+        lag_child = self._partitions[topic, partition].lag
+        assert lag_child is not None
+        lag_child.set(lag)
 
     def forget_partition(self, topic: str, partition: int) -> None:
         """Drop the partition's watermark, watermark delay and lag series: another worker owns it now,
         and a frozen value left here would be summed with the owner's (lag) or read as a stall."""
-        if self._partition_children.pop((topic, partition), None) is None:
+        if self._partitions.pop((topic, partition), None) is None:
             return
         for gauge in (self.watermark, self.watermark_delay, self.lag):
             gauge.remove(topic, str(partition))

@@ -247,6 +247,8 @@ class SessionTracker:
         #: session id -> (device ts, clock offset) of its latest event, when that event's time was
         #: corrected for the device's clock (streams/eventtime.py): shown with the session's examples
         self.device_clocks: dict[str, tuple[float, float]] = {}
+        #: (journey, step, channel) -> its Touchpoint, made once (the map bounds them)
+        self.touchpoints: dict[tuple[str, str, str], Touchpoint] = {}
 
     def __len__(self) -> int:
         return len(self.sessions)
@@ -281,8 +283,9 @@ class SessionTracker:
             visit_channel, session.channel = session.channel, event.channel
             if step is not session.step and event.ts >= session.last_ts:
                 self._move(event.session_id, session, step, event.ts, visit_channel)
-            session.last_ts = max(session.last_ts, event.ts)
-        place = Touchpoint(journey.name, step.name, event.channel)
+            if event.ts > session.last_ts:
+                session.last_ts = event.ts
+        place = self._at(journey.name, step.name, event.channel)
         if event.type == "click":
             self._count(event.ts, place, "clicks")
             self._rage(session, event, place)
@@ -325,10 +328,11 @@ class SessionTracker:
     def _deadline(self, session: Session) -> float:
         """The session's next deadline: early check, progress timeout or inactivity."""
         deadline = session.last_ts + session.journey.session_timeout
-        if session.early_open:
-            deadline = min(deadline, session.entered_at + self.early_age)
-        if session.flow_open:
-            deadline = min(deadline, session.entered_at + session.progress_timeout)
+        flags = session.flags  # its bits, not the properties: this runs for every event
+        if flags & EARLY_OPEN and session.entered_at + self.early_age < deadline:
+            deadline = session.entered_at + self.early_age
+        if flags & FLOW_OPEN and session.entered_at + session.progress_timeout < deadline:
+            deadline = session.entered_at + session.progress_timeout
         return deadline
 
     def _filed_deadline(self, session_id: str, bucket: Bucket) -> float | None:
@@ -348,7 +352,7 @@ class SessionTracker:
 
     def _enter(self, session_id: str, session: Session, step: Step, ts: float, *, observed: bool = True) -> None:
         """The session enters ``step`` at ``ts``; ``observed``: its visit is known to begin here."""
-        place = Touchpoint(session.journey.name, step.name, session.channel)
+        place = self._at(session.journey.name, step.name, session.channel)
         bit = 1 << step.index
         if not session.reached & bit:
             session.reached |= bit
@@ -403,17 +407,18 @@ class SessionTracker:
         moved to another): where its waiting was counted, so a session that moves on from the web
         step to the chat one is not taken for a web visitor who never moved on."""
         if self.evidence is not None:
-            place = Touchpoint(session.journey.name, session.step.name, channel or session.channel)
+            place = self._at(session.journey.name, session.step.name, channel or session.channel)
             since, timeout = session.entered_at, session.progress_timeout
             self.evidence.spent(place, "progress", since, ts, timeout, moved_on, whole=True, example=session_id)
             self.evidence.visit_over(place)  # its error, if any, came during it
 
     def waiting(self) -> list[Waiting]:
         """The judged visits under way, for the evidence path: (step, "progress", since, progress timeout, id)."""
+        at = self._at
         return [
-            (Touchpoint(s.journey.name, s.step.name, s.channel), "progress", s.entered_at, s.progress_timeout, sid)
+            (at(s.journey.name, s.step.name, s.channel), "progress", s.entered_at, s.progress_timeout, sid)
             for sid, s in self.sessions.items()
-            if s.flow_open
+            if s.flags & FLOW_OPEN
         ]
 
     def _close_early(self, session: Session, outcome: str, session_id: str) -> None:
@@ -473,7 +478,7 @@ class SessionTracker:
         for step in journey.steps:
             if not session.reached & (1 << step.index):
                 continue
-            place = Touchpoint(journey.name, step.name, session.channel)
+            place = self._at(journey.name, step.name, session.channel)
             self._count(ts, place, "ended_reached")
             if session.reached & (1 << (step.index + 1)):
                 self._count(ts, place, "ended_reached_next")
@@ -497,9 +502,14 @@ class SessionTracker:
 
     # -- helpers --------------------------------------------------------------------------
 
-    @staticmethod
-    def _place(session: Session) -> Touchpoint:
-        return Touchpoint(session.journey.name, session.step.name, session.channel)
+    def _place(self, session: Session) -> Touchpoint:
+        return self._at(session.journey.name, session.step.name, session.channel)
+
+    def _at(self, journey: str, step: str, channel: str) -> Touchpoint:
+        place = self.touchpoints.get((journey, step, channel))
+        if place is None:
+            place = self.touchpoints[(journey, step, channel)] = Touchpoint(journey, step, channel)
+        return place
 
     def _count(self, ts: float, place: Touchpoint, name: str, example: str | None = None) -> None:
         if example is not None and self.device_clocks:

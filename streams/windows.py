@@ -81,6 +81,9 @@ class WindowedCounts:
         self.open: dict[float, Window] = {}
         self.closed_before = -math.inf  # every window starting before this has closed
         self.first_start = math.inf  # the earliest window this partition has seen
+        #: a watermark before this closes no window (see :meth:`_quiet`): most events skip the
+        #: arithmetic of :meth:`advance`
+        self.quiet_until = -math.inf
 
     def window_start(self, ts: float) -> float:
         return math.floor(ts / self.size) * self.size
@@ -96,7 +99,8 @@ class WindowedCounts:
         start = self.window_start(ts)
         if start < self.closed_before:
             return False
-        self.first_start = min(self.first_start, start)
+        if start < self.first_start:  # min(), without its call: this runs for every amount
+            self.first_start = start
         window = self.open.get(start)
         if window is None:
             window = self.open[start] = Window(start, start + self.size)
@@ -115,9 +119,12 @@ class WindowedCounts:
         if ts <= self.watermark:
             return []
         self.watermark = ts
+        if ts < self.quiet_until:
+            return []
         self.first_start = min(self.first_start, self.window_start(ts))
         horizon = self.window_start(ts - self.allowed_lateness)  # windows starting before this are done
         if horizon <= self.closed_before:
+            self._quiet()
             return []
         begin = max(self.closed_before, self.first_start, horizon - MAX_EMPTY_WINDOWS * self.size)
         self.closed_before = horizon
@@ -127,4 +134,11 @@ class WindowedCounts:
             start = begin + index * self.size
             window = self.open.pop(start, None)
             closed.append(window if window is not None else Window(start, start + self.size))
+        self._quiet()
         return closed
+
+    def _quiet(self) -> None:
+        """Note how far the watermark can go before the next window closes: short of the exact
+        bound by far more than rounding can move it, so :meth:`advance` decides as before."""
+        bound = self.closed_before + self.size + self.allowed_lateness
+        self.quiet_until = bound - max(self.size * 1e-6, abs(bound) * 1e-12)

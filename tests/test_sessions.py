@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from frictionwatch.contract import ClickEvent
 from frictionwatch.journeymap import JourneyMap, parse_journey_map
@@ -284,3 +287,40 @@ def test_a_sessions_bools_are_bits_of_one_slot_each_set_and_cleared_alone() -> N
     session.judged = False
     assert session.flags == EARLY_OPEN | RAGE_COUNTED
     assert not hasattr(session, "__dict__")  # still slots only: the flags are not attributes of their own
+
+
+class ExactWindows(WindowedCounts):
+    """Windows that always take the exact path of ``advance`` (the reference for its shortcut)."""
+
+    def _quiet(self) -> None:
+        self.quiet_until = float("-inf")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    size=st.sampled_from([0.1, 1.0, 7.0, 10.0, 60.0, 300.0]),
+    lateness=st.sampled_from([0.0, 0.5, 5.0, 120.0]),
+    origin=st.sampled_from([0.0, 1_795_514_400.0]),
+    steps=st.lists(st.floats(min_value=-5.0, max_value=400.0, allow_nan=False), min_size=1, max_size=60),
+    nudges=st.lists(st.integers(min_value=-3, max_value=3), min_size=60, max_size=60),
+)
+def test_windows_close_as_the_exact_path_closes_them(
+    size: float, lateness: float, origin: float, steps: list[float], nudges: list[int]
+) -> None:
+    """``advance`` skips its arithmetic while the watermark is short of the next close: the same
+    windows close at the same watermarks as without the shortcut, at window bounds to the last bit."""
+    fast, exact = WindowedCounts(size, lateness), ExactWindows(size, lateness)
+    ts = origin
+    for step, nudge in zip(steps, nudges, strict=False):
+        ts += step
+        bound = math.floor((ts - lateness) / size) * size + lateness  # a close nearby, then a few bits off it
+        near = bound
+        for _ in range(abs(nudge)):
+            near = math.nextafter(near, math.inf if nudge > 0 else -math.inf)
+        for watermark in (ts, near):
+            fast.add(watermark, Touchpoint("j", "s", "web"), "clicks")
+            exact.add(watermark, Touchpoint("j", "s", "web"), "clicks")
+            assert [(w.start, dict(w.counts)) for w in fast.advance(watermark)] == [
+                (w.start, dict(w.counts)) for w in exact.advance(watermark)
+            ]
+            assert fast.closed_before == exact.closed_before
