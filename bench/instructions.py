@@ -1,5 +1,6 @@
-"""Instructions of stage 1 per event, counted by valgrind's callgrind: a figure that the noise of
-a shared machine does not move, for comparing two versions of the per-event path.
+"""Instructions of stage 1 per event, counted by valgrind's callgrind (Debian package
+``valgrind``): a figure that the noise of a shared machine does not move, for comparing two
+versions of the per-event path.
 
 On the 2-core machines here, wall-clock rates of the same code vary by a quarter from one
 minute to the next (other processes, CPU steal), which hides a 10% change. Callgrind counts
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -63,6 +65,8 @@ def _import_from(code: Path) -> None:
 
 def count(code: Path, events: int, batch: int, stop_before: bool) -> tuple[int, int]:
     """Instructions callgrind counted in one run, and the events it applied (or would have)."""
+    if shutil.which("valgrind") is None:
+        raise SystemExit("valgrind is not installed: apt-get install valgrind (Debian), then run this again")
     with tempfile.TemporaryDirectory() as folder:
         command = [
             "valgrind", "--tool=callgrind", f"--callgrind-out-file={folder}/out",
