@@ -96,10 +96,10 @@ class PartitionProgress:
 
     __slots__ = ("delay", "lag", "watermark")
 
-    def __init__(self) -> None:
+    def __init__(self, lag: Gauge) -> None:
         self.watermark = 0.0
         self.delay = 0.0
-        self.lag: Gauge | None = None  # the partition's child of frictionwatch_consumer_lag
+        self.lag = lag  # the partition's child of frictionwatch_consumer_lag
 
     def read_watermark(self) -> float:
         return self.watermark
@@ -341,20 +341,17 @@ class FrictionMetrics:
         through the gauges' locks)."""
         progress = self._partitions.get((topic, partition))
         if progress is None:
-            progress = self._partitions[topic, partition] = PartitionProgress()
             labels = (topic, str(partition))
+            progress = self._partitions[topic, partition] = PartitionProgress(self.lag.labels(*labels))
             self.watermark.labels(*labels).set_function(progress.read_watermark)
             self.watermark_delay.labels(*labels).set_function(progress.read_delay)
-            progress.lag = self.lag.labels(*labels)
         if math.isfinite(watermark):
             progress.watermark = watermark
             progress.delay = self.clock() - watermark
 
     def consumer_lag(self, topic: str, partition: int, lag: int) -> None:
         self.partition_progress(topic, partition, -math.inf)
-        lag_child = self._partitions[topic, partition].lag
-        assert lag_child is not None
-        lag_child.set(lag)
+        self._partitions[topic, partition].lag.set(lag)
 
     def forget_partition(self, topic: str, partition: int) -> None:
         """Drop the partition's watermark, watermark delay and lag series: another worker owns it now,
