@@ -9,6 +9,12 @@ small (30,000 events by default, about 90 s per count). The count of stage 1 is 
 run with one pass of ``bench.pure_pipeline.stage_one`` (compiled click decoder) minus the count
 of the same run stopped before it.
 
+Two things are fixed so that counts of one checkout repeat (to 0.1%): the events' time starts at
+yesterday's midnight (UTC), and the stage's wall clock moves with the events applied, as at
+50,000 events a second. Both moved with the run before 2026-12-04: the windows' and timer
+buckets' edges fell elsewhere (2% from run to run), and the evidence ticks, spaced in wall time
+too, came 25 times as often an event as at full speed (a fifth of the count).
+
     python -m bench.instructions                          # this checkout
     git worktree add /tmp/before HEAD~3
     python -m bench.instructions --code /tmp/before       # another checkout's frictionwatch
@@ -26,6 +32,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,11 +46,15 @@ def _run_stage_one(code: Path, events: int, batch: int, stop_before: bool) -> No
     from frictionwatch.journeymap import load_journey_map
 
     journey_map = load_journey_map()
-    data = records(events, batch)
+    # Yesterday's midnight (UTC): the same windows and timer buckets in every count of a day (from
+    # a day ago to the second, counts of one checkout moved by 2% between runs)
+    data = records(events, batch, start=(time.time() // 86400 - 1) * 86400)
     applied = sum(count for *_, count in data)  # the events packed into whole records
     print(f"events {applied}")
     if not stop_before:
-        stage_one(journey_map, data, applied, compiled=True)
+        # the stage's wall clock as at 50,000 events a second (stage 1 in arrays at full speed here,
+        # 2026-12-03): its evidence ticks come as often an event as then, and in every count alike
+        stage_one(journey_map, data, applied, compiled=True, seconds_per_event=1 / 50_000)
 
 
 def _import_from(code: Path) -> None:

@@ -29,10 +29,12 @@ TOPICS = {"clicks": "journey.clicks", "contacts": "journey.contacts", "feedback"
 PARTITIONS = 4
 
 
-def records(count: int, batch: int) -> list[tuple[str, int, bytes, int]]:
-    """(topic, partition, value, events) packed per partition as the contract requires."""
+def records(count: int, batch: int, start: float | None = None) -> list[tuple[str, int, bytes, int]]:
+    """(topic, partition, value, events) packed per partition as the contract requires; event
+    time from ``start`` (default: a day ago)."""
     journey_map = load_journey_map()
-    config = GeneratorConfig(seed=1, rate=500, count=count, start=time.time() - 86400, daily_pattern=False)
+    start = time.time() - 86400 if start is None else start
+    config = GeneratorConfig(seed=1, rate=500, count=count, start=start, daily_pattern=False)
     pending: dict[tuple[str, int], list[bytes]] = defaultdict(list)
     out: list[tuple[str, int, bytes, int]] = []
     for record in generate(journey_map, config):
@@ -78,8 +80,20 @@ def main() -> None:
             print(f"{len(data):>10,} {case:<44} {max(found):>10,.0f} {max(found) / baseline:>6.2f}  ({rounds})")
 
 
-def stage_one(journey_map: JourneyMap, data: list[tuple[str, int, bytes, int]], events: int, compiled: bool) -> float:
-    """Events/s of decode, validate and stage 1 (sessions, windows, evidence counts, counters) over ``data``."""
+def stage_one(
+    journey_map: JourneyMap,
+    data: list[tuple[str, int, bytes, int]],
+    events: int,
+    compiled: bool,
+    seconds_per_event: float | None = None,
+) -> float:
+    """Events/s of decode, validate and stage 1 (sessions, windows, evidence counts, counters) over ``data``.
+
+    ``seconds_per_event``: the stage's wall clock moves this much an event applied, instead of with
+    time. The evidence ticks are spaced in wall time too (streams/evidence.py, ``WALL_TICK``): under
+    valgrind, 50-100 times slower, they would come that much more often an event than at full speed.
+    """
+    applied = 0
     validator = EventValidator(journey_map)
     decoders = {
         topic: RecordDecoder(kind, validator, partitions=PARTITIONS, compiled=compiled)  # type: ignore[arg-type]
@@ -89,13 +103,15 @@ def stage_one(journey_map: JourneyMap, data: list[tuple[str, int, bytes, int]], 
     friction = Friction(
         journey_map, FrictionMetrics(CollectorRegistry(), journey_map), kinds,  # type: ignore[arg-type]
         dict.fromkeys([*TOPICS.values(), "touches"], PARTITIONS), windows_topic="windows", touches_topic="touches",
+        clock=time.monotonic if seconds_per_event is None else lambda: applied * seconds_per_event,
     )  # fmt: skip
     now = time.time()
     started = time.perf_counter()
-    for topic, partition, value, _ in data:
+    for topic, partition, value, count in data:
         decoded = decoders[topic].decode(value, partition, now)
         if decoded.events:
             friction.events(topic, partition, decoded.events)
+        applied += count
     return events / (time.perf_counter() - started)
 
 

@@ -48,7 +48,9 @@ class RecentEventIds:
         self.order.append((ts, event_id))
         if ts > self.newest:
             self.newest = ts
-        self._forget(self.newest - self.horizon)
+        order = self.order
+        if order[0][0] < self.newest - self.horizon or len(order) > self.max_ids:  # _forget's test, first
+            self._forget(self.newest - self.horizon)
         return False
 
     def _forget(self, before: float) -> None:

@@ -287,9 +287,10 @@ class EvidenceMeter:
         if ts > last:
             if math.isfinite(last):
                 gap = ts - last
-                rate = self.arrivals * math.log(2.0) / ARRIVALS_HALF_LIFE  # the decayed count's steady state
-                if gap >= HOLE_SECONDS and rate * gap >= HOLE_EVENTS:
-                    self.hole_end = ts
+                if gap >= HOLE_SECONDS:
+                    rate = self.arrivals * math.log(2.0) / ARRIVALS_HALF_LIFE  # the decayed count's steady state
+                    if rate * gap >= HOLE_EVENTS:
+                        self.hole_end = ts
                 self.arrivals *= 0.5 ** (gap / ARRIVALS_HALF_LIFE)
             self.arrived_at = ts
         self.arrivals += 1.0

@@ -136,6 +136,10 @@ class FrictionMetrics:
         self._partitions: dict[tuple[str, int], PartitionProgress] = {}
         #: (input kind, touchpoint) -> amount name -> its counter's child (None: no counter counts it)
         self._window_children: dict[tuple[str, Touchpoint], dict[str, Counter | None]] = {}
+        #: (journey, step, channel) -> its step-time histogram's child; (channel, queue, outcome) ->
+        #: its wait histogram's child: ``labels()`` costs more than the observation
+        self._step_time_children: dict[tuple[str, str, str], Histogram] = {}
+        self._wait_children: dict[tuple[str, str, str], Histogram] = {}
         #: (place, metric) -> its detector gauges' children, in the order :meth:`findings` sets them
         self._finding_children: dict[tuple[SeriesPlace, str], tuple[Gauge, ...]] = {}
         self._initialise()
@@ -328,12 +332,20 @@ class FrictionMetrics:
         return counter.labels(*labels) if counter is not None else None
 
     def observe_step_time(self, observation: StepObservation) -> None:
-        stage = self.stages.get((observation.journey, observation.step), "")
-        labels = (observation.journey, stage, observation.step, observation.channel)
-        self.step_time.labels(*labels).observe(observation.seconds)
+        key = (observation.journey, observation.step, observation.channel)
+        child = self._step_time_children.get(key)
+        if child is None:
+            stage = self.stages.get((observation.journey, observation.step), "")
+            labels = (observation.journey, stage, observation.step, observation.channel)
+            child = self._step_time_children[key] = self.step_time.labels(*labels)
+        child.observe(observation.seconds)
 
     def observe_wait(self, place: Touchpoint, outcome: str, seconds: float) -> None:
-        self.wait.labels(place.channel, place.queue, outcome).observe(seconds)
+        key = (place.channel, place.queue, outcome)
+        child = self._wait_children.get(key)
+        if child is None:
+            child = self._wait_children[key] = self.wait.labels(*key)
+        child.observe(seconds)
 
     def partition_progress(self, topic: str, partition: int, watermark: float) -> None:
         """The partition's watermark and how far behind the wall clock it was at this record (called

@@ -285,9 +285,13 @@ class SessionTracker:
                 self._move(event.session_id, session, step, event.ts, visit_channel)
             if event.ts > session.last_ts:
                 session.last_ts = event.ts
-        place = self._at(journey.name, step.name, event.channel)
+        # _at's dict read, without its call (a Touchpoint is never empty, so never falsy)
+        place = self.touchpoints.get((journey.name, step.name, event.channel)) or self._at(
+            journey.name, step.name, event.channel
+        )
         if event.type == "click":
-            self._count(event.ts, place, "clicks")
+            if not self.windows.add(event.ts, place, "clicks"):  # _count without an example: most events
+                self._late(event.ts)
             self._rage(session, event, place)
         elif event.type == "error":
             self._count(event.ts, place, "errors", event.session_id)
@@ -303,6 +307,8 @@ class SessionTracker:
         """Move the partition's watermark: fire due timers, then close due windows."""
         if watermark <= self.windows.watermark:
             return []
+        if watermark < self.timers.due_from:  # no timer due: most events
+            return self.windows.advance(watermark)
         sessions = self.sessions
         for session_id, bucket in self.timers.due(watermark):
             session = sessions.get(session_id)
@@ -517,6 +523,10 @@ class SessionTracker:
             if clock is not None:
                 example = device_example(example, *clock)
         if not self.windows.add(ts, place, name, 1.0, example):
-            self.late_amounts += 1
-            if self.on_late is not None:
-                self.on_late(ts)
+            self._late(ts)
+
+    def _late(self, ts: float) -> None:
+        """An amount at ``ts`` came after its window closed."""
+        self.late_amounts += 1
+        if self.on_late is not None:
+            self.on_late(ts)

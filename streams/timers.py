@@ -116,8 +116,12 @@ class Wheel:
     >>> deadlines = {"s-1": 105.0, "s-2": 131.0}
     >>> wheel = Wheel(lambda key, bucket: deadlines.get(key), bucket_seconds=10)
     >>> buckets = {key: wheel.file(key, deadline) for key, deadline in deadlines.items()}
-    >>> [key for key, _ in wheel.due(120.0)], [key for key, _ in wheel.due(135.0)]
-    (['s-1'], ['s-2'])
+    >>> wheel.due_from                  # no candidate for a watermark before the first bucket
+    100
+    >>> [key for key, _ in wheel.due(120.0)], wheel.due_from
+    (['s-1'], 130)
+    >>> [key for key, _ in wheel.due(135.0)], wheel.due_from
+    (['s-2'], 130)
     """
 
     def __init__(self, deadline_of: Callable[[str, Bucket], float | None], bucket_seconds: float = 10.0) -> None:
@@ -127,6 +131,9 @@ class Wheel:
         self.bucket_heap: list[int] = []
         self.ordered: dict[int, list[tuple[float, int, str]]] = {}  # heap of the partly due bucket
         self.sequence = itertools.count()
+        #: the start of the earliest bucket: :meth:`due` has no candidate for a watermark before it
+        #: (callers test this instead of calling it for every event)
+        self.due_from = math.inf
 
     def index(self, deadline: float) -> int:
         return math.floor(deadline / self.bucket_seconds)
@@ -138,6 +145,7 @@ class Wheel:
         if bucket is None:
             bucket = self.buckets[index] = Bucket(index)
             heapq.heappush(self.bucket_heap, index)
+            self.due_from = self.bucket_heap[0] * self.bucket_seconds
         bucket.append(key)
         ordered = self.ordered.get(index)
         if ordered is not None:
@@ -173,4 +181,5 @@ class Wheel:
             while ordered and ordered[0][0] <= watermark:
                 candidates.append((heapq.heappop(ordered)[2], bucket))
             break  # the rest of this bucket, and every later bucket, is due later
+        self.due_from = heap[0] * size if heap else math.inf
         return candidates

@@ -96,7 +96,7 @@ class WindowedCounts:
         ``example`` (a session or contact id showing the friction) is kept, up to five per
         touchpoint and window, for the alerts on-call staff receive.
         """
-        start = self.window_start(ts)
+        start = math.floor(ts / self.size) * self.size  # window_start, without its call
         if start < self.closed_before:
             return False
         if start < self.first_start:  # min(), without its call: this runs for every amount

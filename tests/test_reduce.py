@@ -117,6 +117,10 @@ def test_stage_one_and_two_end_to_end_without_kafka(journey_map: JourneyMap) -> 
                                                                                     "group": "purchase"})  # fmt: skip
     assert end == 60.0
     assert registry.get_sample_value("frictionwatch_window_close_delay_seconds", {"topic": "journey.clicks"}) == 940
+    # a took 10 s from the cart to the checkout; c takes 15 (its histogram child is kept from a's)
+    friction.events("journey.clicks", 0, [click(80, "c", "cart"), click(95, "c", "checkout")])
+    assert registry.get_sample_value("frictionwatch_step_to_next_seconds_count", labels) == 2
+    assert registry.get_sample_value("frictionwatch_step_to_next_seconds_sum", labels) == 25
 
 
 def test_contact_gauges_from_final_windows(journey_map: JourneyMap) -> None:
