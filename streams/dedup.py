@@ -48,9 +48,9 @@ class RecentEventIds:
         self.order.append((ts, event_id))
         if ts > self.newest:
             self.newest = ts
-        order = self.order
-        if order[0][0] < self.newest - self.horizon or len(order) > self.max_ids:  # _forget's test, first
-            self._forget(self.newest - self.horizon)
+        before = self.newest - self.horizon
+        if self.order[0][0] < before or len(self.order) > self.max_ids:  # _forget's test, without its call
+            self._forget(before)
         return False
 
     def _forget(self, before: float) -> None:
