@@ -420,9 +420,17 @@ class SessionTracker:
 
     def waiting(self) -> list[Waiting]:
         """The judged visits under way, for the evidence path: (step, "progress", since, progress timeout, id)."""
-        at = self._at
+        # _at's dict read, without its call (a Touchpoint is never empty, so never falsy): runs for
+        # every held session at every evidence tick
+        read, at = self.touchpoints.get, self._at
         return [
-            (at(s.journey.name, s.step.name, s.channel), "progress", s.entered_at, s.progress_timeout, sid)
+            (
+                read((s.journey.name, s.step.name, s.channel)) or at(s.journey.name, s.step.name, s.channel),
+                "progress",
+                s.entered_at,
+                s.progress_timeout,
+                sid,
+            )
             for sid, s in self.sessions.items()
             if s.flags & FLOW_OPEN
         ]
