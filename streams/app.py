@@ -31,7 +31,7 @@ from frictionwatch.journeymap import JourneyMap, JourneyMapError, JourneyMapWatc
 from frictionwatch.kafka import committed_offsets, consumer_config, faust_broker_options, first_offsets
 from frictionwatch.pseudonym import Pseudonymiser
 from frictionwatch.settings import Settings, SettingsError
-from frictionwatch.streams import faust_commits
+from frictionwatch.streams import faust_commits, ingest_guard
 from frictionwatch.streams.deadletter import Origin, deadletter_value
 from frictionwatch.streams.eventtime import EventClock
 from frictionwatch.streams.exposition import FrictionMetrics
@@ -608,6 +608,25 @@ def build_app(
                 log.warning("the group's offset of %s[%d] stayed at %s for %.0f s although this worker had handled"
                             " offsets %d-%d: Faust commits them now", tp.topic, tp.partition, now.committed,
                             LOOK_SECONDS, *committing)  # fmt: skip
+
+    _, other_group = ingest_guard.other_ingest(settings.ingest, settings.group_id)
+    inputs = [(topic, partition) for topic in topics for partition in range(partitions[topic])]
+    other_offsets: ingest_guard.Offsets | None = None  # the other group's, at the last look
+
+    @app.timer(interval=ingest_guard.LOOK_SECONDS)
+    async def look_for_workers_with_the_other_ingest() -> None:
+        """Workers with ``ingest = direct`` and ``faust`` at once count every event twice (streams/ingest_guard.py)."""
+        nonlocal other_offsets
+        try:
+            now = await asyncio.to_thread(committed_offsets, settings, other_group, inputs)
+        except Exception as error:  # the broker is unreachable: the next look compares with the last good one
+            log.info("could not read the committed offsets of group %s: %s", other_group, error)
+            return
+        moved = ingest_guard.moved_on(other_offsets, now) if other_offsets is not None else {}
+        other_offsets = now
+        friction.metrics.other_ingest.set(1 if moved else 0)
+        if moved:
+            log.error(ingest_guard.explain(settings.ingest, settings.group_id, moved, ingest_guard.LOOK_SECONDS))
 
     @app.on_partitions_assigned.connect
     async def report_assignment(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:

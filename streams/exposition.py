@@ -202,6 +202,12 @@ class FrictionMetrics:
             "frictionwatch_window_partials_late", "Partial windows that arrived after their window was final.",
             registry=registry,
         )  # fmt: skip
+        self.other_ingest = Gauge(
+            "frictionwatch_other_ingest_reading",
+            "1 when, at the last look, a worker with the other ingest setting had read the input topics on: "
+            "workers of both settings read every input partition (streams/ingest_guard.py).",
+            registry=registry,
+        )  # fmt: skip
         self.tasks = Gauge(
             "frictionwatch_asyncio_tasks", "Tasks alive in the worker's event loop (grows without bound on a leak).",
             registry=registry,

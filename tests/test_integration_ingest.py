@@ -262,3 +262,48 @@ def test_a_direct_worker_carries_on_where_the_faust_agents_left_off(broker: Brok
     assert exit_code == 0, loop.tail()
     assert {topic: handled(samples, topic) for topic in INPUTS} == produced
     assert "where the Faust agents' group frictionwatch left off" in loop.log_path.read_text()
+    # the agents stopped before the switch: their group's offsets no longer move (streams/ingest_guard.py)
+    assert total(samples, "frictionwatch_other_ingest_reading") == 0
+    assert "another worker reads the input topics" not in loop.log_path.read_text()
+
+
+def test_workers_with_both_ingest_settings_at_once_are_reported(broker: Broker, tmp_path: Path) -> None:
+    # A direct and a faust worker in one group each read every input partition (their input
+    # offsets live in different consumer groups): each must see the other's commits move on,
+    # say so in its log and set the gauge that alert FrictionwatchMixedIngest pages on.
+    settings = settings_for(broker)
+    ensure_topics(settings, list(INPUTS))
+    producer = Producer(producer_config(settings))
+    sent = 0
+
+    def send_some() -> None:  # traffic that keeps coming, so that both groups keep committing
+        nonlocal sent
+        for n in range(sent, sent + 200):
+            event: dict[str, Any] = {
+                "schema": 1, "event_id": f"m-{n}", "ts": time.time() - 5, "session_id": f"ms-{n % 300}",
+                "journey": "purchase", "step": ("landing", "search", "product")[n % 3], "channel": "web",
+                "type": "step",
+            }  # fmt: skip
+            producer.produce("journey.clicks", key=event["session_id"].encode(), value=orjson.dumps(event))
+        sent += 200
+        assert producer.flush(60) == 0
+
+    workers = [Worker(broker.bootstrap_servers, tmp_path, "--ingest", kind, name=kind) for kind in ("direct", "faust")]
+    try:
+
+        def both_report() -> bool:
+            send_some()
+            return all(total(worker.samples(), "frictionwatch_other_ingest_reading") == 1 for worker in workers)
+
+        wait_until(both_report, 600, "both workers to report a worker with the other ingest setting", poll=2)
+        logs = {worker: worker.log_path.read_text() for worker in workers}
+    finally:
+        codes = [worker.stop() for worker in workers]
+    assert codes == [0, 0], [worker.tail() for worker in workers]
+    direct, faust = workers
+    said = "another worker reads the input topics with ingest = {} while this one has ingest = {}"
+    assert said.format("faust", "direct") in logs[direct]
+    assert said.format("direct", "faust") in logs[faust]
+    assert "consumer group frictionwatch-ingest moved on" in logs[faust]
+    for worker in workers:
+        assert not worker.crashes(), worker.tail()
