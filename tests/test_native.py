@@ -24,7 +24,7 @@ from frictionwatch.contract import EventValidator, TimeLimits
 from frictionwatch.generator import GeneratorConfig, generate
 from frictionwatch.generator.clocks import parse_clock_skew
 from frictionwatch.journeymap import JourneyMap
-from frictionwatch.partitioning import partition_for
+from frictionwatch.partitioning import partition_for, python_partition_for
 from frictionwatch.settings import Settings, SettingsError
 from frictionwatch.streams import app, ingest
 from frictionwatch.streams.app import build_decoders
@@ -78,8 +78,9 @@ def test_the_partitioner_is_kafkas() -> None:
     keys += [f"s-{n}".encode() for n in range(2000)]
     for partitions in (1, 3, 4, 12, 100):
         assert [frictionwatch_native.partition_for(key, partitions) for key in keys] == [
-            partition_for(key, partitions) for key in keys
+            python_partition_for(key, partitions) for key in keys
         ]
+    assert partition_for is frictionwatch_native.partition_for  # what the worker uses, where it is installed
 
 
 @pytest.mark.parametrize("batch", [1, 7, 100])

@@ -341,7 +341,7 @@ impl ClickDecoder {
     }
 }
 
-/// Kafka's default partitioner, for the test that checks it against the Python one.
+/// Kafka's default partitioner: `frictionwatch.partitioning.partition_for` where this module is installed.
 #[pyfunction]
 #[pyo3(name = "partition_for")]
 fn py_partition_for(key: &[u8], partitions: u32) -> PyResult<u32> {
