@@ -25,11 +25,16 @@ Partition = tuple[str, int]  # (topic, partition)
 Offsets = Mapping[Partition, int | None]  # a group's committed offsets (the next to read), None if none
 
 
+def loop_group(group_id: str) -> str:
+    """The consumer group in which ``ingest = direct`` loops commit the input topics."""
+    return f"{group_id}-ingest"
+
+
 def other_ingest(ingest: str, group_id: str) -> tuple[str, str]:
     """The ingest setting this worker does not use, and the consumer group that setting commits in."""
     if ingest == "direct":
         return "faust", group_id
-    return "direct", f"{group_id}-ingest"
+    return "direct", loop_group(group_id)
 
 
 def moved_on(before: Offsets, now: Offsets) -> dict[Partition, tuple[int, int]]:

@@ -53,6 +53,7 @@ from confluent_kafka import (
 from frictionwatch.kafka import committed_offsets, consumer_config, producer_config
 from frictionwatch.settings import Settings
 from frictionwatch.streams.friction import Friction
+from frictionwatch.streams.ingest_guard import loop_group
 from frictionwatch.streams.recovery import StateRecovery, read_partition
 
 log = logging.getLogger(__name__)
@@ -391,7 +392,7 @@ class IngestLoop:
 
 def ingest_group(settings: Settings) -> str:
     """The consumer group of the loop (Faust's app keeps ``group_id`` for stage 2)."""
-    return f"{settings.group_id}-ingest"
+    return loop_group(settings.group_id)
 
 
 def marks_topic(settings: Settings) -> str:
