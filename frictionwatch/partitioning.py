@@ -8,7 +8,7 @@ confluent-kafka producers get the same placement with ``partitioner=murmur2_rand
 ``partition_for`` is the compiled one of frictionwatch-native (native/) where it is installed,
 else ``python_partition_for``, the reference (tests/test_native.py compares them). A worker
 computes it for every customer whose session or contact it packs into a customer-touches
-record: in Python that was 2% of its ingest loop (bench/README.md).
+record: in Python that cost stage 1 about 8% of its instructions in arrays (bench/README.md).
 
 >>> partition_for(b"session-42", 4), python_partition_for(b"session-42", 4)
 (2, 2)

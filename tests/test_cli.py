@@ -34,7 +34,7 @@ def test_top_level_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -
 
 def test_a_worker_does_not_load_the_plotting_library() -> None:
     # every command's parser imports the backtest's; matplotlib is loaded only to draw a plot
-    # (frictionwatch/backtest/plots.py): about 0.4 s and 25 MB a worker would carry for nothing
+    # (frictionwatch/backtest/plots.py): about 30 MB a worker would carry for nothing
     code = (
         "import sys; from frictionwatch.cli import build_parser; build_parser(); "
         "import frictionwatch.streams.worker; print(sorted({m.split('.')[0] for m in sys.modules}))"

@@ -1,8 +1,8 @@
 """One PNG per series: observed value, expected band, alerts and labelled incidents (matplotlib, Agg).
 
 matplotlib is imported when the first plot is drawn, not with this module: every command's
-parser imports the backtest's (``frictionwatch --help``, the worker), and matplotlib costs
-them about 0.4 s and 25 MB of memory they never use.
+parser imports the backtest's (``frictionwatch --help``, the worker), and matplotlib cost
+them about 30 MB of memory and up to a second of start-up (bench/README.md).
 """
 
 from __future__ import annotations
