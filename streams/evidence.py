@@ -368,10 +368,19 @@ class EvidenceMeter:
                 self._example(place, example)
 
     def visit(self, place: Touchpoint) -> None:
-        """A visit of a step begins: the errors its judged errors per visit expect of it."""
-        expected = self._expected(place, "error", 0.0, 1.0)
-        if expected is not None:
-            self._count(place, "step_errors", 0.0, expected)
+        """A visit of a step begins: the errors its judged errors per visit expect of it.
+
+        ``_expected(place, "error", 0.0, 1.0)`` without its calls (it runs at every step entered):
+        errors per visit have one bucket, so one visit expects its rate."""
+        rates = self.judged.get((place, "error"))
+        if rates is None:
+            return
+        spread = self.spreads.get((place, "step_errors"))
+        if spread is None:
+            spread = self.spreads[(place, "step_errors")] = (rates, [0.0])
+        expected = spread[0].rates[0] * 1.0  # as Rates.expected computes it (the same bits)
+        spread[1][0] += expected
+        self._count(place, "step_errors", 0.0, expected)
 
     def visit_over(self, place: Touchpoint) -> None:
         """A visit of a step is over, or its flow outcome is known: learned as a visit its errors
@@ -383,7 +392,7 @@ class EvidenceMeter:
         a session that leaves ends by inactivity, half an hour later. The sessions' tracker calls
         it when the visit's flow outcome is known (moved on, went back, left, or stalled at the
         progress timeout), and at the start of a visit whose flow is not followed."""
-        self._hazard(place, "error").expose(0.0, 1.0)
+        self._hazard(place, "error").exposure[0] += 1.0  # expose(0.0, 1.0) of its one bucket, without the walk
 
     def error(self, place: Touchpoint, example: str | None = None) -> None:
         self._hazard(place, "error").happened(0.0)

@@ -154,15 +154,20 @@ class DwellQuantile:
         self.maximum_samples = maximum_samples
         self.counts = [0] * (len(DWELL_BOUNDS) + 1)
         self.total = 0
+        self.learned: float | None = None  # value(), kept: it is read at every step entered
 
     def observe(self, seconds: float) -> None:
         if self.total >= self.maximum_samples:
             return
         self.counts[bisect.bisect_left(DWELL_BOUNDS, seconds)] += 1
         self.total += 1
+        self.learned = self._quantile()
 
     def value(self) -> float | None:
         """The upper bound of the bucket holding the quantile; None before enough samples."""
+        return self.learned
+
+    def _quantile(self) -> float | None:
         if self.total < self.minimum_samples:
             return None
         wanted = self.quantile * self.total
@@ -379,7 +384,10 @@ class SessionTracker:
         previous = session.step
         place = self._place(session)
         dwell = ts - session.entered_at
-        self.dwell.setdefault((session.journey.name, previous.name), DwellQuantile()).observe(dwell)
+        learned = self.dwell.get((session.journey.name, previous.name))
+        if learned is None:  # not setdefault: that would make a DwellQuantile at every move
+            learned = self.dwell[(session.journey.name, previous.name)] = DwellQuantile()
+        learned.observe(dwell)
         self._close_early(session, "early_progressed" if step.index > previous.index else "early_waiting", session_id)
         if session.flow_open:
             self._visit_over(session_id, session, ts, moved_on=step.index > previous.index, channel=visit_channel)

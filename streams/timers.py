@@ -120,8 +120,8 @@ class Wheel:
     100
     >>> [key for key, _ in wheel.due(120.0)], wheel.due_from
     (['s-1'], 130)
-    >>> [key for key, _ in wheel.due(135.0)], wheel.due_from
-    (['s-2'], 130)
+    >>> [key for key, _ in wheel.due(135.0)], wheel.due_from   # bucket 130 is empty until its end
+    (['s-2'], 140)
     """
 
     def __init__(self, deadline_of: Callable[[str, Bucket], float | None], bucket_seconds: float = 10.0) -> None:
@@ -131,8 +131,9 @@ class Wheel:
         self.bucket_heap: list[int] = []
         self.ordered: dict[int, list[tuple[float, int, str]]] = {}  # heap of the partly due bucket
         self.sequence = itertools.count()
-        #: the start of the earliest bucket: :meth:`due` has no candidate for a watermark before it
-        #: (callers test this instead of calling it for every event)
+        #: :meth:`due` has no candidate for a watermark before this (callers test it instead of calling
+        #: :meth:`due` for every event): the start of the earliest bucket, or within the bucket the
+        #: watermark is inside of, its next deadline
         self.due_from = math.inf
 
     def index(self, deadline: float) -> int:
@@ -145,11 +146,14 @@ class Wheel:
         if bucket is None:
             bucket = self.buckets[index] = Bucket(index)
             heapq.heappush(self.bucket_heap, index)
-            self.due_from = self.bucket_heap[0] * self.bucket_seconds
+            if index * self.bucket_seconds < self.due_from:
+                self.due_from = index * self.bucket_seconds
         bucket.append(key)
         ordered = self.ordered.get(index)
         if ordered is not None:
             heapq.heappush(ordered, (deadline, next(self.sequence), key))
+            if deadline < self.due_from:
+                self.due_from = deadline
         return bucket
 
     def due(self, watermark: float) -> list[tuple[str, Bucket]]:
@@ -181,5 +185,17 @@ class Wheel:
             while ordered and ordered[0][0] <= watermark:
                 candidates.append((heapq.heappop(ordered)[2], bucket))
             break  # the rest of this bucket, and every later bucket, is due later
-        self.due_from = heap[0] * size if heap else math.inf
+        self.due_from = self._due_from()
         return candidates
+
+    def _due_from(self) -> float:
+        """The earliest watermark :meth:`due` has a candidate for: the start of the earliest bucket,
+        or, in the bucket the watermark is inside of, its next deadline (at the latest its end)."""
+        if not self.bucket_heap:
+            return math.inf
+        index = self.bucket_heap[0]
+        ordered = self.ordered.get(index)
+        if ordered is None:
+            return index * self.bucket_seconds
+        end = (index + 1) * self.bucket_seconds
+        return ordered[0][0] if ordered and ordered[0][0] < end else end

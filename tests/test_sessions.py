@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from frictionwatch.contract import ClickEvent
 from frictionwatch.journeymap import JourneyMap, parse_journey_map
 from frictionwatch.streams.sessions import EARLY_OPEN, RAGE_COUNTED, Session, SessionTracker, StepObservation
-from frictionwatch.streams.timers import Timers
+from frictionwatch.streams.timers import Bucket, Timers, Wheel
 from frictionwatch.streams.windows import Touchpoint, Window, WindowedCounts
 
 MAP = parse_journey_map("""\
@@ -324,3 +324,68 @@ def test_windows_close_as_the_exact_path_closes_them(
                 (w.start, dict(w.counts)) for w in exact.advance(watermark)
             ]
             assert fast.closed_before == exact.closed_before
+
+
+class WheelOwner:
+    """Keys with deadlines filed in a :class:`Wheel` as :class:`SessionTracker` files sessions."""
+
+    def __init__(self, bucket_seconds: float) -> None:
+        self.deadlines: dict[str, float] = {}
+        self.filed: dict[str, Bucket | None] = {}
+        self.wheel = Wheel(self.deadline_of, bucket_seconds)
+        self.fired: list[tuple[str, float]] = []
+
+    def deadline_of(self, key: str, bucket: Bucket) -> float | None:
+        return self.deadlines[key] if key in self.deadlines and self.filed.get(key) is bucket else None
+
+    def set(self, key: str, deadline: float) -> None:
+        """The tracker's ``_file``: filed again when earlier than its bucket, or in the ordered one."""
+        self.deadlines[key] = deadline
+        index, filed = self.wheel.index(deadline), self.filed.get(key)
+        if filed is None or index < filed.number or (index == filed.number and index in self.wheel.ordered):
+            self.filed[key] = self.wheel.file(key, deadline)
+
+    def advance(self, watermark: float) -> None:
+        """The tracker's ``advance``: the wheel asked only from ``due_from`` on."""
+        if watermark < self.wheel.due_from:
+            return
+        for key, bucket in self.wheel.due(watermark):
+            if key not in self.deadlines or self.filed.get(key) is not bucket:
+                continue  # stale
+            deadline = self.deadlines[key]
+            if deadline <= watermark:
+                self.fired.append((key, deadline))
+                del self.deadlines[key], self.filed[key]
+            else:
+                self.filed[key] = None
+                self.set(key, deadline)
+
+
+@settings(max_examples=300)
+@given(
+    size=st.sampled_from([1.0, 5.0, 10.0]),
+    operations=st.lists(
+        st.one_of(
+            st.tuples(st.just("set"), st.sampled_from("abcdef"), st.floats(min_value=-20.0, max_value=60.0)),
+            st.tuples(st.just("advance"), st.just(""), st.floats(min_value=0.01, max_value=15.0)),
+        ),
+        max_size=80,
+    ),
+)
+def test_the_wheel_fires_every_deadline_once_the_watermark_passes_it(
+    size: float, operations: list[tuple[str, str, float]]
+) -> None:
+    """However deadlines move, each fires at the first watermark at or after it (``due_from`` skips
+    only watermarks with nothing due), and nothing fires early."""
+    owner, watermark = WheelOwner(size), 0.0
+    for operation, key, amount in operations:
+        if operation == "set":
+            owner.set(key, watermark + amount)
+            continue
+        watermark += amount
+        pending = dict(owner.deadlines)
+        owner.advance(watermark)
+        due = {key: deadline for key, deadline in pending.items() if deadline <= watermark}
+        assert dict(owner.fired) == due
+        assert all(deadline > watermark for deadline in owner.deadlines.values())
+        owner.fired.clear()
