@@ -252,6 +252,21 @@ class Trace:
             previous = (at, seen)
         return None
 
+    def value_at(self, at: float) -> float:
+        """The counter at time ``at`` (linear between polls; the first or last value outside them).
+
+        >>> Trace([(0.0, 0.0), (2.0, 100.0)]).value_at(0.5)
+        25.0
+        """
+        previous: tuple[float, float] | None = None
+        for when, seen in self.points:
+            if when >= at:
+                if previous is None or when == previous[0]:
+                    return seen
+                return previous[1] + (seen - previous[1]) * (at - previous[0]) / (when - previous[0])
+            previous = (when, seen)
+        return previous[1] if previous is not None else 0.0
+
     def first_moved(self) -> float | None:
         """The poll before the one that first saw the counter above zero."""
         for index, (_, seen) in enumerate(self.points):
@@ -259,17 +274,33 @@ class Trace:
                 return self.points[max(0, index - 1)][0]
         return None
 
-    def rates(self, expected: float, low: float = 0.1, high: float = 0.9) -> dict[str, float | None]:
-        """The steady rate (from ``low`` to ``high`` of ``expected``) and the first-to-last rate.
+    def steady_span(
+        self, expected: float, low: float = 0.1, high: float = 0.9, *, not_before: float | None = None
+    ) -> tuple[float, float, float, float] | None:
+        """(begin, counter at begin, end, counter at end) of the steady span: from ``low`` to ``high``
+        of ``expected``, or from ``not_before`` (a consumer group that settled only then) when that
+        falls inside; None if the counter never got there."""
+        begin, end = self.time_at(low * expected), self.time_at(high * expected)
+        if begin is None or end is None or end <= begin:
+            return None
+        if not_before is not None and begin < not_before < end:
+            return not_before, self.value_at(not_before), end, high * expected
+        return begin, low * expected, end, high * expected
+
+    def rates(
+        self, expected: float, low: float = 0.1, high: float = 0.9, *, not_before: float | None = None
+    ) -> dict[str, float | None]:
+        """The steady rate (over :meth:`steady_span`) and the first-to-last rate.
 
         >>> trace = Trace([(0.0, 0.0), (1.0, 0.0), (2.0, 100.0), (3.0, 200.0), (4.0, 300.0)])
         >>> {name: round(value or 0, 6) for name, value in trace.rates(300.0).items()}
         {'steady': 100.0, 'first_to_last': 100.0, 'seconds': 3.0}
+        >>> stalled = Trace([(0.0, 0.0), (1.0, 100.0), (3.0, 100.0), (4.0, 300.0), (5.0, 500.0)])
+        >>> round(stalled.rates(500.0)["steady"] or 0), round(stalled.rates(500.0, not_before=3.0)["steady"] or 0)
+        (94, 200)
         """
-        begin, end = self.time_at(low * expected), self.time_at(high * expected)
-        steady = (
-            (high - low) * expected / (end - begin) if begin is not None and end is not None and end > begin else None
-        )
+        span = self.steady_span(expected, low, high, not_before=not_before)
+        steady = None if span is None else (span[3] - span[1]) / (span[2] - span[0])
         first, last = self.first_moved(), self.time_at(expected)
         seconds = last - first if first is not None and last is not None and last > first else None
         whole = expected / seconds if seconds is not None else None

@@ -22,7 +22,6 @@ by the machine's cores rather than by the worker.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -53,6 +52,7 @@ KINDS = ("clicks", "contacts", "feedback")
 PARTITIONS = 4
 RATE = 1000.0  # events per second of event time in the pre-filled topics
 EVENTS_RECEIVED = "frictionwatch_events_received_total"
+ASSIGNED = "frictionwatch_assigned_partitions"
 NAMES = {"tansu": "the embedded broker (Tansu)", "kafka": "Apache Kafka"}
 
 
@@ -141,6 +141,49 @@ def _events_received(url: str) -> float:
     return total(scrape(f"{url}?name[]={EVENTS_RECEIVED}"), EVENTS_RECEIVED)
 
 
+def _events_and_partitions(url: str) -> tuple[float, float]:
+    """The worker's event count and the partitions it owns now (as :func:`_events_received`)."""
+    page = scrape(f"{url}?name[]={EVENTS_RECEIVED}&name[]={ASSIGNED}")
+    return total(page, EVENTS_RECEIVED), total(page, ASSIGNED)
+
+
+class GroupSettling:
+    """When a group of workers settled: the first poll after its last change of partition
+    ownership at which every worker owns partitions and has handled events since that change.
+
+    Workers started together do not join the group together: the first one to join owns
+    every partition for a few seconds, then the group rebalances and each worker rebuilds the
+    state of the partitions it took over. That start-up is no part of a steady rate.
+
+    >>> group = GroupSettling()
+    >>> group.observe(1.0, [(500.0, 8.0), (0.0, 0.0)])  # the first worker alone
+    >>> group.observe(2.0, [(900.0, 4.0), (0.0, 4.0)])  # rebalanced
+    >>> group.observe(3.0, [(900.0, 4.0), (50.0, 4.0)])  # the first one still rebuilding
+    >>> group.settled is None
+    True
+    >>> group.observe(4.0, [(1000.0, 4.0), (200.0, 4.0)])
+    >>> group.settled
+    4.0
+    """
+
+    def __init__(self) -> None:
+        self.settled: float | None = None
+        self._layout: tuple[float, ...] = ()
+        self._events_at_change: list[float] = []
+
+    def observe(self, at: float, workers: list[tuple[float, float]]) -> None:
+        """One poll: (events handled, partitions owned) of each worker."""
+        layout = tuple(partitions for _, partitions in workers)
+        if layout != self._layout:
+            self._layout, self._events_at_change, self.settled = layout, [events for events, _ in workers], None
+            return
+        if self.settled is None and all(
+            partitions > 0 and events > before
+            for (events, partitions), before in zip(workers, self._events_at_change, strict=True)
+        ):
+            self.settled = at
+
+
 def run_workers(
     broker: LocalBroker,
     filled: Filled,
@@ -167,13 +210,18 @@ def run_workers(
     named = {f"worker {index + 1}": process.pid for index, process in enumerate(processes)}
     meter = CpuMeter({**named, "broker": broker.process.pid} if broker.process else named)
 
+    group_settling = GroupSettling()
+
     def read() -> float:
         meter.sample()
-        seen = 0.0
+        workers = []
         for url in urls:
-            with contextlib.suppress(OSError):  # not serving yet
-                seen += _events_received(url)
-        return seen
+            try:
+                workers.append(_events_and_partitions(url))
+            except OSError:  # not serving yet
+                workers.append((0.0, 0.0))
+        group_settling.observe(time.monotonic(), workers)
+        return sum(events for events, _ in workers)
 
     rss_end: list[int] = []
     sessions = 0.0
@@ -191,9 +239,10 @@ def run_workers(
     finally:
         for process in processes:
             stop(process)
-    result = _result(trace, filled.total_events, filled.total_records)
-    steady = (trace.time_at(0.1 * filled.total_events), trace.time_at(0.9 * filled.total_events))
-    result.update(workers=count, rss_bytes=rss_end, sessions_held=sessions, cpu_cores=meter.cores(*steady))
+    result = _result(trace, filled.total_events, filled.total_records, not_before=group_settling.settled)
+    span = trace.steady_span(filled.total_events, not_before=group_settling.settled)
+    cores = meter.cores(span[0], span[2]) if span is not None else None
+    result.update(workers=count, rss_bytes=rss_end, sessions_held=sessions, cpu_cores=cores)
     Progress(label).done(_describe(result))
     return result
 
@@ -268,10 +317,14 @@ def run_bare_consumer(broker: LocalBroker, filled: Filled, timeout: float = 60.0
     return result
 
 
-def _result(trace: Trace, events: int, records: int) -> dict[str, Any]:
-    rates = trace.rates(float(events))
+def _result(trace: Trace, events: int, records: int, *, not_before: float | None = None) -> dict[str, Any]:
+    """The rates of ``trace``; ``not_before``: when the workers' group settled (:class:`GroupSettling`)."""
+    rates = trace.rates(float(events), not_before=not_before)
     scale = records / events
+    span = trace.steady_span(float(events), not_before=not_before)
+    extra = {} if span is None or not_before is None else {"steady_from_share": round(span[1] / events, 3)}
     return {
+        **extra,
         "events": events,
         "records": records,
         "events_per_second": rates["steady"],
@@ -284,6 +337,8 @@ def _result(trace: Trace, events: int, records: int) -> dict[str, Any]:
 def _describe(result: dict[str, Any]) -> str:
     steady, whole = result["events_per_second"] or 0.0, result["first_to_last_events_per_second"] or 0.0
     text = f"{steady:,.0f} events/s steady ({whole:,.0f} first to last, {result['seconds'] or 0:.1f} s)"
+    if (share := result.get("steady_from_share")) is not None and share > 0.1:
+        text += f"; steady from {share:.0%} of the events, once the group settled"
     if cores := result.get("cpu_cores"):
         text += "; cores used: " + ", ".join(f"{name} {used:.2f}" for name, used in cores.items())
     return text
