@@ -228,6 +228,19 @@ def free_metrics_port() -> int:
     return free_port()
 
 
+def _interpolate(pairs: Sequence[tuple[float, float]], x: float) -> float | None:
+    """y at ``x`` on the line through (x, y) ``pairs`` of non-decreasing x: the y of the first pair
+    at or past ``x``, linear from the pair before it; None when every pair is before ``x``."""
+    previous: tuple[float, float] | None = None
+    for px, py in pairs:
+        if px >= x:
+            if previous is None or px == previous[0]:
+                return py
+            return previous[1] + (py - previous[1]) * (x - previous[0]) / (px - previous[0])
+        previous = (px, py)
+    return None
+
+
 @dataclass
 class Trace:
     """A counter observed over time: (monotonic seconds, value) pairs, values non-decreasing."""
@@ -243,14 +256,7 @@ class Trace:
         >>> Trace([(0.0, 0.0), (1.0, 100.0), (2.0, 300.0)]).time_at(200.0)
         1.5
         """
-        previous: tuple[float, float] | None = None
-        for at, seen in self.points:
-            if seen >= value:
-                if previous is None or seen == previous[1]:
-                    return at
-                return previous[0] + (at - previous[0]) * (value - previous[1]) / (seen - previous[1])
-            previous = (at, seen)
-        return None
+        return _interpolate([(seen, at) for at, seen in self.points], value)
 
     def value_at(self, at: float) -> float:
         """The counter at time ``at`` (linear between polls; the first or last value outside them).
@@ -258,14 +264,8 @@ class Trace:
         >>> Trace([(0.0, 0.0), (2.0, 100.0)]).value_at(0.5)
         25.0
         """
-        previous: tuple[float, float] | None = None
-        for when, seen in self.points:
-            if when >= at:
-                if previous is None or when == previous[0]:
-                    return seen
-                return previous[1] + (seen - previous[1]) * (at - previous[0]) / (when - previous[0])
-            previous = (when, seen)
-        return previous[1] if previous is not None else 0.0
+        found = _interpolate(self.points, at)
+        return found if found is not None else (self.points[-1][1] if self.points else 0.0)
 
     def first_moved(self) -> float | None:
         """The poll before the one that first saw the counter above zero."""
