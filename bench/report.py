@@ -222,7 +222,7 @@ def _throughput_rows(broker: str, part: dict[str, Any], run_started: str = "", r
             earlier = _run_apart(scale, part.get("started") or run_started, part.get("machine") or run_machine)
             rows.append(
                 f"| scale-out on {broker}{earlier}, single-event records: two workers with {how}"
-                f" (2 cores, shared with the broker{_cores_busy(scale)}{_settled(scale['two'])}) |"
+                f" (2 cores, shared with the broker{_cores_busy(scale)}{settled_note(scale['two'])}) |"
                 f" **{_n(scale['two']['events_per_second'])} events/s** |"
                 f" one worker: {_n(scale['one']['events_per_second'])} events/s | {_n(scale['ratio'], 2)} |"
                 f" >= 1.8 | {_met(None if scale['ratio'] is None else scale['ratio'] >= 1.8)} |"
@@ -230,10 +230,10 @@ def _throughput_rows(broker: str, part: dict[str, Any], run_started: str = "", r
     return rows
 
 
-def _settled(run: dict[str, Any]) -> str:
+def settled_note(run: dict[str, Any]) -> str:
     """Where the steady span of ``run`` began, when the workers' group settled after 10% of the events.
 
-    >>> _settled({"steady_from_share": 0.27}), _settled({"steady_from_share": 0.1}), _settled({})
+    >>> settled_note({"steady_from_share": 0.27}), settled_note({"steady_from_share": 0.1}), settled_note({})
     ('; steady span from 27% of the events, once the group had settled', '', '')
     """
     share = run.get("steady_from_share")

@@ -46,6 +46,7 @@ from bench.common import (
     tail,
     total,
 )
+from bench.report import settled_note
 from frictionwatch.broker import LocalBroker
 
 KINDS = ("clicks", "contacts", "feedback")
@@ -131,18 +132,14 @@ def _worker(
     return process, f"http://127.0.0.1:{port}/metrics"
 
 
-def _events_received(url: str) -> float:
-    """The worker's event count, from its /metrics page restricted to that one counter.
+def _events_and_partitions(url: str) -> tuple[float, float]:
+    """The worker's event count and the partitions it owns now, from its /metrics page
+    restricted to those two series.
 
     The whole page (several hundred labelled series) takes the worker a few milliseconds to
     render: polled twice a second, that was about 5% of its time, where Prometheus scrapes it
     every 15 s. prometheus_client renders only the series named by ``name[]``.
     """
-    return total(scrape(f"{url}?name[]={EVENTS_RECEIVED}"), EVENTS_RECEIVED)
-
-
-def _events_and_partitions(url: str) -> tuple[float, float]:
-    """The worker's event count and the partitions it owns now (as :func:`_events_received`)."""
     page = scrape(f"{url}?name[]={EVENTS_RECEIVED}&name[]={ASSIGNED}")
     return total(page, EVENTS_RECEIVED), total(page, ASSIGNED)
 
@@ -337,8 +334,7 @@ def _result(trace: Trace, events: int, records: int, *, not_before: float | None
 def _describe(result: dict[str, Any]) -> str:
     steady, whole = result["events_per_second"] or 0.0, result["first_to_last_events_per_second"] or 0.0
     text = f"{steady:,.0f} events/s steady ({whole:,.0f} first to last, {result['seconds'] or 0:.1f} s)"
-    if (share := result.get("steady_from_share")) is not None and share > 0.1:
-        text += f"; steady from {share:.0%} of the events, once the group settled"
+    text += settled_note(result)
     if cores := result.get("cpu_cores"):
         text += "; cores used: " + ", ".join(f"{name} {used:.2f}" for name, used in cores.items())
     return text
