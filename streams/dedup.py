@@ -8,16 +8,31 @@ behind the partition's newest event are forgotten, and at most ``max_ids`` are k
 oldest go first), so at high rates the horizon is ``max_ids`` events rather than
 ``horizon`` seconds. A duplicate arriving after its id was forgotten counts again.
 
+>>> from collections import namedtuple
+>>> Event = namedtuple("Event", "event_id ts")
 >>> recent = RecentEventIds(horizon=60, max_ids=1000)
->>> recent.seen("e-1", ts=100.0), recent.seen("e-1", ts=101.0), recent.seen("e-2", ts=101.0)
-(False, True, False)
->>> recent.seen("e-3", ts=200.0), recent.seen("e-1", ts=200.0)  # e-1 is beyond the horizon now
-(False, False)
+>>> recent.fresh([Event("e-1", 100.0), Event("e-1", 101.0), Event("e-2", 101.0)])
+[Event(event_id='e-1', ts=100.0), Event(event_id='e-2', ts=101.0)]
+>>> recent.fresh([Event("e-3", 200.0), Event("e-1", 200.0)])  # e-1 is beyond the horizon now
+[Event(event_id='e-3', ts=200.0), Event(event_id='e-1', ts=200.0)]
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
+from typing import Protocol, TypeVar
+
+
+class _Identified(Protocol):
+    @property
+    def event_id(self) -> str: ...
+
+    @property
+    def ts(self) -> float: ...
+
+
+E = TypeVar("E", bound=_Identified)
 
 
 class RecentEventIds:
@@ -40,20 +55,29 @@ class RecentEventIds:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def seen(self, event_id: str, ts: float) -> bool:
-        """Whether ``event_id`` was seen within the horizon; remembers it if not."""
-        if event_id in self.ids:
-            return True
-        self.ids.add(event_id)
-        self.order.append((ts, event_id))
-        if ts > self.newest:
-            self.newest = ts
-        before = self.newest - self.horizon
-        if self.order[0][0] < before or len(self.order) > self.max_ids:  # _forget's test, without its call
-            self._forget(before)
-        return False
+    def fresh(self, events: Iterable[E]) -> list[E]:
+        """The events whose ids were not seen within the horizon, in order; remembers them.
 
-    def _forget(self, before: float) -> None:
-        order, ids = self.order, self.ids
-        while order and (order[0][0] < before or len(order) > self.max_ids):
-            ids.discard(order.popleft()[1])
+        Each event is judged after the ones before it (a repeat within ``events`` is a duplicate
+        too), and ids are forgotten as each event moves the horizon: one call per record, not
+        per event, is all that differs from judging them one at a time.
+        """
+        ids, order, horizon, max_ids = self.ids, self.order, self.horizon, self.max_ids
+        newest = self.newest
+        kept: list[E] = []
+        for event in events:
+            event_id = event.event_id
+            if event_id in ids:
+                continue
+            ts = event.ts
+            ids.add(event_id)
+            order.append((ts, event_id))
+            if ts > newest:
+                newest = ts
+            before = newest - horizon
+            if order[0][0] < before or len(order) > max_ids:  # something to forget: rarely
+                while order and (order[0][0] < before or len(order) > max_ids):
+                    ids.discard(order.popleft()[1])
+            kept.append(event)
+        self.newest = newest
+        return kept

@@ -158,7 +158,7 @@ class Friction:
             recent = self.recent[(topic, partition)] = RecentEventIds(
                 self.settings.dedup_horizon, self.settings.dedup_max_ids
             )
-        return [event for event in events if not recent.seen(event.event_id, event.ts)]
+        return recent.fresh(events)
 
     def touches(self, partition: int, values: Sequence[bytes]) -> list[Outbound]:
         """Feed records of the customer-touches topic."""

@@ -65,7 +65,7 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -262,50 +262,69 @@ class SessionTracker:
 
     def add(self, event: ClickEvent) -> list[Window]:
         """Apply one validated click event; returns the windows its time closed."""
-        if self.evidence is not None:
-            self.evidence.arrived(event.ts)
-        closed = self.advance(event.ts)
-        journey = self.journey_map.journeys[event.journey]
-        step = journey.steps_by_name[event.step]
-        session = self.sessions.get(event.session_id)
-        if session is not None and session.journey is not journey:
-            self._end(event.session_id, session, session.last_ts)  # a new journey: the old one is over
-            session = None
-        if event.device_ts is not None:
-            self.device_clocks[event.session_id] = (event.device_ts, event.device_ts - event.ts)
-        elif self.device_clocks:
-            self.device_clocks.pop(event.session_id, None)
-        if session is None:
-            if self.first_ts is None:
-                self.first_ts = event.ts
-            judged = event.ts >= self.first_ts + self.cold_start
-            session = Session(journey, event.channel, step, event.ts, event.ts, 0, flags=JUDGED if judged else 0)
-            self.sessions[event.session_id] = session
-            self._enter(event.session_id, session, step, event.ts, observed=judged)
-            if self.on_session_start is not None:
-                self.on_session_start(event)
-        else:
-            visit_channel, session.channel = session.channel, event.channel
-            if step is not session.step and event.ts >= session.last_ts:
-                self._move(event.session_id, session, step, event.ts, visit_channel)
-            if event.ts > session.last_ts:
-                session.last_ts = event.ts
-        # _at's dict read, without its call (a Touchpoint is never empty, so never falsy)
-        place = self.touchpoints.get((journey.name, step.name, event.channel)) or self._at(
-            journey.name, step.name, event.channel
-        )
-        if event.type == "click":
-            if not self.windows.add(event.ts, place, "clicks"):  # _count without an example: most events
-                self._late(event.ts)
-            self._rage(session, event, place)
-        elif event.type == "error":
-            self._count(event.ts, place, "errors", event.session_id)
-            if self.evidence is not None:
-                self.evidence.error(place, event.session_id)
-        elif event.type == "exit":
-            self._end(event.session_id, session, event.ts)
-            return closed
-        self._file(event.session_id, session)
+        return self.add_events((event,))
+
+    def add_events(self, events: Iterable[ClickEvent]) -> list[Window]:
+        """Apply validated click events in order (a record's); returns the windows their times closed.
+
+        One call per record: what every event reads is looked up once, and a watermark that
+        fires no timer goes to the windows without :meth:`advance`'s call.
+        """
+        closed: list[Window] = []
+        evidence, windows, timers, sessions = self.evidence, self.windows, self.timers, self.sessions
+        journeys, touchpoints = self.journey_map.journeys, self.touchpoints
+        for event in events:
+            ts = event.ts
+            if evidence is not None:
+                evidence.arrived(ts)
+            if ts > windows.watermark:
+                if ts < timers.due_from:  # no timer due: most events
+                    closed += windows.advance(ts)
+                else:
+                    closed += self.advance(ts)
+            journey = journeys[event.journey]
+            step = journey.steps_by_name[event.step]
+            session_id = event.session_id
+            session = sessions.get(session_id)
+            if session is not None and session.journey is not journey:
+                self._end(session_id, session, session.last_ts)  # a new journey: the old one is over
+                session = None
+            if event.device_ts is not None:
+                self.device_clocks[session_id] = (event.device_ts, event.device_ts - ts)
+            elif self.device_clocks:
+                self.device_clocks.pop(session_id, None)
+            if session is None:
+                if self.first_ts is None:
+                    self.first_ts = ts
+                judged = ts >= self.first_ts + self.cold_start
+                session = Session(journey, event.channel, step, ts, ts, 0, flags=JUDGED if judged else 0)
+                sessions[session_id] = session
+                self._enter(session_id, session, step, ts, observed=judged)
+                if self.on_session_start is not None:
+                    self.on_session_start(event)
+            else:
+                visit_channel, session.channel = session.channel, event.channel
+                if step is not session.step and ts >= session.last_ts:
+                    self._move(session_id, session, step, ts, visit_channel)
+                if ts > session.last_ts:
+                    session.last_ts = ts
+            # _at's dict read, without its call (a Touchpoint is never empty, so never falsy)
+            place = touchpoints.get((journey.name, step.name, event.channel)) or self._at(
+                journey.name, step.name, event.channel
+            )
+            kind = event.type
+            if kind == "click":
+                if not windows.add(ts, place, "clicks"):  # _count without an example: most events
+                    self._late(ts)
+                self._rage(session, event, place)
+            elif kind == "error":
+                self._count(ts, place, "errors", session_id)
+                if evidence is not None:
+                    evidence.error(place, session_id)
+            elif kind == "exit":
+                self._end(session_id, session, ts)
+                continue
+            self._file(session_id, session)
         return closed
 
     def advance(self, watermark: float) -> list[Window]:

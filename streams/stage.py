@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import orjson
 
@@ -167,9 +167,7 @@ class ClickState(PartitionState):
     def add(self, events: Sequence[Event], out: Output) -> None:
         self.out = out
         late_before = self.tracker.late_amounts
-        for event in events:
-            assert isinstance(event, ClickEvent)
-            out.closed += self.tracker.add(event)
+        out.closed += self.tracker.add_events(cast("Sequence[ClickEvent]", events))  # a clicks partition's
         out.late += self.tracker.late_amounts - late_before
         watermark = self.windows.watermark
         if self.evidence.due(watermark):
