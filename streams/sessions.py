@@ -267,21 +267,24 @@ class SessionTracker:
     def add_events(self, events: Iterable[ClickEvent]) -> list[Window]:
         """Apply validated click events in order (a record's); returns the windows their times closed.
 
-        One call per record: what every event reads is looked up once, and a watermark that
-        fires no timer goes to the windows without :meth:`advance`'s call.
+        One call per record: what every event reads is looked up once; a watermark that fires no
+        timer and closes no window is set without :meth:`advance`'s calls; and an event that
+        leaves its session on its step is not filed anew in the timer wheel (see below).
         """
         closed: list[Window] = []
         evidence, windows, timers, sessions = self.evidence, self.windows, self.timers, self.sessions
-        journeys, touchpoints = self.journey_map.journeys, self.touchpoints
+        journeys, touchpoints, ordered_buckets = self.journey_map.journeys, self.touchpoints, timers.ordered
         for event in events:
             ts = event.ts
             if evidence is not None:
                 evidence.arrived(ts)
             if ts > windows.watermark:
-                if ts < timers.due_from:  # no timer due: most events
-                    closed += windows.advance(ts)
-                else:
+                if ts >= timers.due_from:
                     closed += self.advance(ts)
+                elif ts < windows.quiet_until:  # no timer due, no window to close: most events
+                    windows.watermark = ts  # windows.advance(ts), without its call
+                else:
+                    closed += windows.advance(ts)
             journey = journeys[event.journey]
             step = journey.steps_by_name[event.step]
             session_id = event.session_id
@@ -302,9 +305,11 @@ class SessionTracker:
                 self._enter(session_id, session, step, ts, observed=judged)
                 if self.on_session_start is not None:
                     self.on_session_start(event)
+                moved = True
             else:
                 visit_channel, session.channel = session.channel, event.channel
-                if step is not session.step and ts >= session.last_ts:
+                moved = step is not session.step and ts >= session.last_ts
+                if moved:
                     self._move(session_id, session, step, ts, visit_channel)
                 if ts > session.last_ts:
                     session.last_ts = ts
@@ -324,7 +329,12 @@ class SessionTracker:
             elif kind == "exit":
                 self._end(session_id, session, ts)
                 continue
-            self._file(session_id, session)
+            # _file's test without its calls: a session that stayed on its step has no earlier
+            # deadline than before (only the end by inactivity moved, later), so a bucket it is
+            # filed in needs no new entry unless the watermark is inside it
+            filed = session.filed
+            if moved or filed is None or filed.number in ordered_buckets:
+                self._file(session_id, session)
         return closed
 
     def advance(self, watermark: float) -> list[Window]:
@@ -392,11 +402,14 @@ class SessionTracker:
             self.evidence.visit(place)
         session.step = step
         session.entered_at = ts
-        session.flow_open = session.early_open = observed and not step.goal
-        if session.flow_open:
+        # flow_open and early_open, as bits (not through the properties: this runs at every step entered)
+        if observed and not step.goal:
+            session.flags |= FLOW_OPEN | EARLY_OPEN
             session.progress_timeout = self.progress_timeout(session.journey, step)
-        elif self.evidence is not None:  # no flow outcome to wait for: learned as a visit now
-            self.evidence.visit_over(place)
+        else:
+            session.flags &= ~(FLOW_OPEN | EARLY_OPEN)
+            if self.evidence is not None:  # no flow outcome to wait for: learned as a visit now
+                self.evidence.visit_over(place)
 
     def _move(self, session_id: str, session: Session, step: Step, ts: float, visit_channel: str) -> None:
         """The session moves to ``step``; ``visit_channel``: where its visit of the step it leaves was."""
@@ -408,17 +421,17 @@ class SessionTracker:
             learned = self.dwell[(session.journey.name, previous.name)] = DwellQuantile()
         learned.observe(dwell)
         self._close_early(session, "early_progressed" if step.index > previous.index else "early_waiting", session_id)
-        if session.flow_open:
+        flow_open = session.flags & FLOW_OPEN  # the bit, not the property: this runs at every move
+        if flow_open:
             self._visit_over(session_id, session, ts, moved_on=step.index > previous.index, channel=visit_channel)
         if step.index > previous.index:
-            if session.flow_open:
+            if flow_open:
                 self._flow_outcome(session, ts, "flow_progressed", None)
             if step.index == previous.index + 1 and self.on_step_time is not None:
                 self.on_step_time(StepObservation(session.journey.name, previous.name, session.channel, dwell))
         else:
             self._count(ts, place, "backtracks", session_id)
-        session.flow_open = False
-        self._enter(session_id, session, step, ts)
+        self._enter(session_id, session, step, ts)  # sets flow_open anew
 
     def _flow_outcome(self, session: Session, ts: float, outcome: str, session_id: str | None) -> None:
         """Count a visit's flow outcome at ``ts``, once the outcomes of every visit are known.
@@ -464,8 +477,8 @@ class SessionTracker:
 
     def _close_early(self, session: Session, outcome: str, session_id: str) -> None:
         """The visit ends before its early check: count it now, in the window of the check's time."""
-        if session.early_open:
-            session.early_open = False
+        if session.flags & EARLY_OPEN:  # the bit, not the property: this runs at every move
+            session.flags &= ~EARLY_OPEN
             example = session_id if outcome == "early_waiting" else None
             self._count(session.entered_at + self.early_age, self._place(session), outcome, example)
 
@@ -490,7 +503,7 @@ class SessionTracker:
         if event.target != session.click_target or (times and ts - times[-1] > self.rage_seconds):
             session.click_target = event.target
             session.click_times = (ts,)
-            session.rage_counted = False
+            session.flags &= ~RAGE_COUNTED  # rage_counted = False, without the property's call
             return
         recent = (*(t for t in times if ts - t <= self.rage_seconds), ts)
         session.click_times = recent[-self.rage_clicks :]

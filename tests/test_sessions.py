@@ -389,3 +389,43 @@ def test_the_wheel_fires_every_deadline_once_the_watermark_passes_it(
         assert dict(owner.fired) == due
         assert all(deadline > watermark for deadline in owner.deadlines.values())
         owner.fired.clear()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    moves=st.lists(
+        st.tuples(
+            st.sampled_from(["s1", "s2", "s3"]),
+            st.sampled_from(["browse", "cart", "pay", "done"]),
+            st.sampled_from(["step", "click", "click", "error", "exit"]),
+            st.sampled_from([0.0, 0.5, 3.0, 9.5, 29.0, 31.0, 59.0, 61.0, 200.0, 601.0]),
+        ),
+        max_size=60,
+    ),
+    record=st.integers(min_value=1, max_value=7),
+)
+def test_in_order_events_in_records_lose_no_amount_to_a_late_timer(
+    moves: list[tuple[str, str, str, float]], record: int
+) -> None:
+    """Whatever the sessions do, fed in order in records of any size, every deadline fires by the
+    watermark that passes it: no amount of a timer comes after its window closed (an event that
+    leaves its session on its step skips the wheel, ``add_events``), and each flow outcome, early
+    check and end is counted once per visit or session."""
+    started: list[ClickEvent] = []
+    tracker = SessionTracker(MAP, WindowedCounts(60), cold_start=0.0, on_session_start=started.append)
+    events, ts = [], 1_795_514_400.0
+    for number, (session, step, kind, gap) in enumerate(moves):
+        ts += gap
+        events.append(ClickEvent(f"e{number}", ts, session, "shop", step, "web", kind, target="buy"))
+    closed: list[Window] = []
+    for start in range(0, len(events), record):
+        closed += tracker.add_events(events[start : start + record])
+    closed += tracker.advance(ts + 3600.0)
+    assert tracker.late_amounts == 0
+    totals: Counter[str] = Counter()
+    for window in closed:
+        for fields in window.counts.values():
+            for name, amount in fields.items():
+                totals[name] += int(amount)
+    assert totals["early_progressed"] + totals["early_waiting"] <= totals["step_visits"]
+    assert len(tracker) == 0 and totals["sessions_ended"] == len(started)
