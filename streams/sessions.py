@@ -348,13 +348,16 @@ class SessionTracker:
             session = sessions.get(session_id)
             if session is None or session.filed is not bucket:
                 continue  # a stale entry: the session ended, or waits in another bucket
+            place = self._place(session)
             if session.early_open and session.entered_at + self.early_age <= watermark:
                 session.early_open = False
-                self._count(session.entered_at + self.early_age, self._place(session), "early_waiting", session_id)
+                self._count(session.entered_at + self.early_age, place, "early_waiting", session_id)
             if session.flow_open and session.entered_at + session.progress_timeout <= watermark:
                 self._visit_over(session_id, session, session.entered_at + session.progress_timeout, moved_on=False)
                 session.flow_open = False
-                self._flow_outcome(session, session.entered_at + session.progress_timeout, "flow_stalled", session_id)
+                self._flow_outcome(
+                    session, place, session.entered_at + session.progress_timeout, "flow_stalled", session_id
+                )
             inactive = session.last_ts + session.journey.session_timeout
             if inactive <= watermark:
                 self._end(session_id, session, inactive)
@@ -420,21 +423,26 @@ class SessionTracker:
         if learned is None:  # not setdefault: that would make a DwellQuantile at every move
             learned = self.dwell[(session.journey.name, previous.name)] = DwellQuantile()
         learned.observe(dwell)
-        self._close_early(session, "early_progressed" if step.index > previous.index else "early_waiting", session_id)
+        self._close_early(
+            session, place, "early_progressed" if step.index > previous.index else "early_waiting", session_id
+        )
         flow_open = session.flags & FLOW_OPEN  # the bit, not the property: this runs at every move
         if flow_open:
             self._visit_over(session_id, session, ts, moved_on=step.index > previous.index, channel=visit_channel)
         if step.index > previous.index:
             if flow_open:
-                self._flow_outcome(session, ts, "flow_progressed", None)
+                self._flow_outcome(session, place, ts, "flow_progressed", None)
             if step.index == previous.index + 1 and self.on_step_time is not None:
                 self.on_step_time(StepObservation(session.journey.name, previous.name, session.channel, dwell))
         else:
             self._count(ts, place, "backtracks", session_id)
         self._enter(session_id, session, step, ts)  # sets flow_open anew
 
-    def _flow_outcome(self, session: Session, ts: float, outcome: str, session_id: str | None) -> None:
-        """Count a visit's flow outcome at ``ts``, once the outcomes of every visit are known.
+    def _flow_outcome(
+        self, session: Session, place: Touchpoint, ts: float, outcome: str, session_id: str | None
+    ) -> None:
+        """Count a visit's flow outcome at ``ts`` at ``place`` (the session's), once the outcomes
+        of every visit are known.
 
         A visit that stalls is known a progress timeout after it began, one that moves on
         (or leaves) sooner, so outcomes before ``cold_start`` plus the visit's progress
@@ -442,7 +450,7 @@ class SessionTracker:
         """
         begun = self.first_ts if self.first_ts is not None else ts
         if ts >= begun + self.cold_start + session.progress_timeout:
-            self._count(ts, self._place(session), outcome, session_id)
+            self._count(ts, place, outcome, session_id)
 
     def _visit_over(
         self, session_id: str, session: Session, ts: float, *, moved_on: bool, channel: str | None = None
@@ -475,12 +483,13 @@ class SessionTracker:
             if s.flags & FLOW_OPEN
         ]
 
-    def _close_early(self, session: Session, outcome: str, session_id: str) -> None:
-        """The visit ends before its early check: count it now, in the window of the check's time."""
+    def _close_early(self, session: Session, place: Touchpoint, outcome: str, session_id: str) -> None:
+        """The visit ends before its early check: count it now at ``place`` (the session's), in the
+        window of the check's time."""
         if session.flags & EARLY_OPEN:  # the bit, not the property: this runs at every move
             session.flags &= ~EARLY_OPEN
             example = session_id if outcome == "early_waiting" else None
-            self._count(session.entered_at + self.early_age, self._place(session), outcome, example)
+            self._count(session.entered_at + self.early_age, place, outcome, example)
 
     def progress_timeout(self, journey: Journey, step: Step) -> float:
         """The step's progress timeout: from the map, else its learned p95 dwell, else the default."""
@@ -521,11 +530,12 @@ class SessionTracker:
     def _end_counts(self, session_id: str, session: Session, ts: float) -> None:
         del self.sessions[session_id]
         session.filed = None  # its entries in the wheel are stale now
-        self._close_early(session, "early_waiting", session_id)
+        last = self._place(session)
+        self._close_early(session, last, "early_waiting", session_id)
         journey = session.journey
         if session.flow_open:
             self._visit_over(session_id, session, ts, moved_on=False)
-            self._flow_outcome(session, ts, "flow_stalled", session_id)
+            self._flow_outcome(session, last, ts, "flow_stalled", session_id)
         if not self._ends_count(session, ts):
             return
         converted = False
@@ -539,9 +549,9 @@ class SessionTracker:
             if step.goal:
                 converted = True
                 self._count(ts, place, "conversions")
-        self._count(ts, self._place(session), "sessions_ended")
+        self._count(ts, last, "sessions_ended")
         if not converted and not session.step.goal:
-            self._count(ts, self._place(session), "dropoffs", session_id)
+            self._count(ts, last, "dropoffs", session_id)
 
     def _ends_count(self, session: Session, ts: float) -> bool:
         """Whether a session's end enters the session-end metrics (see ``cold_start``).
