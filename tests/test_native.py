@@ -8,7 +8,9 @@ check it declines no more than it must, or it would be a compiled path in name o
 
 from __future__ import annotations
 
+import gc
 import math
+import sys
 from collections import defaultdict
 from typing import Any
 
@@ -20,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import NOW, click
-from frictionwatch.contract import EventValidator, TimeLimits
+from frictionwatch.contract import ClickEvent, EventValidator, TimeLimits
 from frictionwatch.generator import GeneratorConfig, generate
 from frictionwatch.generator.clocks import parse_clock_skew
 from frictionwatch.journeymap import JourneyMap
@@ -249,3 +251,37 @@ def test_the_worker_setting_chooses_the_decoder(journey_map: JourneyMap, monkeyp
         build_decoders(Settings(click_decoder="compiled"), journey_map, partitions)
     with pytest.raises(SettingsError, match="click_decoder 'rust' is not one of auto, compiled, python"):
         Settings(click_decoder="rust")
+
+
+def test_events_are_made_as_their_class_makes_them(journey_map: JourneyMap) -> None:
+    """The compiled decoder allocates an event by its class and stores each value in its slot
+    directly: the event is a ClickEvent like any other (tracked by the garbage collector, each
+    value held once more by it, equal to the Python decoder's)."""
+
+    compiled, python = decoders(EventValidator(journey_map))
+    value = orjson.dumps(click(session_id="s-slots", target="#pay"))
+    partition = partition_for(b"s-slots", PARTITIONS)
+    event, reference = compiled.decode(value, partition, NOW).events[0], python.decode(value, partition, NOW).events[0]
+    assert isinstance(event, ClickEvent) and isinstance(reference, ClickEvent)
+    assert type(event) is type(reference) and event == reference and gc.is_tracked(event)
+    assert sys.getrefcount(event.session_id) == sys.getrefcount(reference.session_id)
+
+
+@pytest.mark.parametrize("replace", ["property", "base"])
+def test_a_field_that_is_not_an_object_slot_of_the_class_is_refused(replace: str) -> None:
+    """The direct store into a slot is only safe for the class's own object slots: a decoder for
+    a class whose field is anything else is refused, naming the field, instead of made."""
+    names = tuple(ClickEvent.__slots__)
+    if replace == "property":
+        fake: type = type("FakeEvent", (), {"__slots__": names})
+        fake.event_id = property(lambda self: "e")  # type: ignore[attr-defined]  # a property where a slot was
+    else:
+        base = type("Base", (), {"__slots__": names})
+        fake = type("FakeEvent", (base,), {"__slots__": ()})
+        fake.__slots__ = names  # type: ignore[attr-defined]  # as if its own: the check must look deeper
+    limits = {
+        "partitions": 1, "max_record_bytes": 1, "max_batch_events": 1, "max_age": 1.0, "max_future_skew": 1.0,
+        "schema_version": 1, "max_id_length": 1, "max_text_length": 1, "sent_ts_slack": 1.0,
+    }  # fmt: skip
+    with pytest.raises(ValueError, match="event_id"):
+        frictionwatch_native.ClickDecoder(fake, {}, {}, limits)

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyFloat, PyList, PyString};
+use pyo3::types::{PyDict, PyFloat, PyList, PyString, PyType};
 use serde::Deserialize;
 use serde_json::Number;
 
@@ -96,10 +96,9 @@ struct Limits {
 ///     limits: a dict of the fields of [`Limits`].
 #[pyclass(frozen)]
 struct ClickDecoder {
-    event_class: PyObject,
-    /// `object.__new__`: an event is made empty, then its slots are filled (below).
-    new_object: PyObject,
-    field_names: Vec<Py<PyString>>,
+    event_class: Py<PyType>,
+    /// Where each field's slot sits in an event, in the order of [`FIELDS`] (bytes from its start).
+    slot_offsets: [isize; 13],
     steps: HashMap<String, HashMap<String, Step>>,
     kinds: HashMap<String, Py<PyString>>,
     limits: Limits,
@@ -250,18 +249,28 @@ impl ClickDecoder {
 
     /// A `ClickEvent` of these field values. Its `__init__` (a frozen dataclass's, a Python
     /// `object.__setattr__` per field) costs more than all the rest of the decoding, so the
-    /// event is made as that `__init__` makes it, without the Python calls: `object.__new__`,
-    /// then each slot set through the generic setter, as `object.__setattr__` does.
+    /// event is made as `object.__new__` and that `__init__` make it, without their Python
+    /// calls: allocated by its type (`tp_alloc`, as `object.__new__` does), then each value
+    /// stored in its slot (as a slot's member descriptor stores it into an empty slot).
     fn build(&self, py: Python<'_>, values: [PyObject; 13]) -> PyResult<PyObject> {
-        let event = self.new_object.call1(py, (self.event_class.clone_ref(py),))?;
-        for (name, value) in self.field_names.iter().zip(values) {
-            // SAFETY: the three pointers are live Python objects held here; the call only borrows them.
-            let status = unsafe { ffi::PyObject_GenericSetAttr(event.as_ptr(), name.as_ptr(), value.as_ptr()) };
-            if status != 0 {
-                return Err(PyErr::fetch(py));
-            }
+        let class = self.event_class.bind(py).as_type_ptr();
+        // SAFETY: `class` is a live type object (held by self); `tp_alloc` returns a new
+        // reference to an object of it with every slot NULL, or NULL with an exception set.
+        let event = unsafe {
+            let alloc = (*class).tp_alloc.unwrap_or(ffi::PyType_GenericAlloc);
+            alloc(class, 0)
+        };
+        if event.is_null() {
+            return Err(PyErr::fetch(py));
         }
-        Ok(event)
+        for (offset, value) in self.slot_offsets.iter().zip(values) {
+            // SAFETY: each offset is that of an object slot of this class (checked in `new`:
+            // a member descriptor of type T_OBJECT_EX), inside the object just allocated and
+            // still NULL; the slot takes over the reference `into_ptr` gives up.
+            unsafe { *event.cast::<u8>().offset(*offset).cast::<*mut ffi::PyObject>() = value.into_ptr() };
+        }
+        // SAFETY: `event` is a new reference, owned from here on.
+        Ok(unsafe { PyObject::from_owned_ptr(py, event) })
     }
 }
 
@@ -269,8 +278,7 @@ impl ClickDecoder {
 impl ClickDecoder {
     #[new]
     fn new(
-        py: Python<'_>,
-        event_class: PyObject,
+        event_class: Bound<'_, PyType>,
         steps: &Bound<'_, PyDict>,
         kinds: &Bound<'_, PyDict>,
         limits: Limits,
@@ -292,24 +300,21 @@ impl ClickDecoder {
             }
             by_journey.insert(journey.extract::<String>()?, by_step);
         }
-        let slots: Vec<String> = event_class.getattr(py, "__slots__")?.extract(py)?;
+        let slots: Vec<String> = event_class.getattr("__slots__")?.extract()?;
         if slots != FIELDS {
             return Err(pyo3::exceptions::PyValueError::new_err(format!(
                 "the event class's fields are {slots:?}; this build of frictionwatch-native knows {FIELDS:?}: rebuild it"
             )));
         }
+        let mut slot_offsets = [0_isize; 13];
+        for (offset, name) in slot_offsets.iter_mut().zip(FIELDS) {
+            *offset = slot_offset(&event_class, name)?;
+        }
         let kinds = kinds
             .iter()
             .map(|(kind, name)| Ok((kind.extract::<String>()?, name.extract::<Py<PyString>>()?)))
             .collect::<PyResult<HashMap<_, _>>>()?;
-        Ok(Self {
-            new_object: py.get_type::<PyAny>().getattr("__new__")?.unbind(),
-            field_names: FIELDS.iter().map(|name| PyString::intern(py, name).unbind()).collect(),
-            event_class,
-            steps: by_journey,
-            kinds,
-            limits,
-        })
+        Ok(Self { slot_offsets, event_class: event_class.unbind(), steps: by_journey, kinds, limits })
     }
 
     /// The events of one clicks record read from `partition`, or None: then the Python code
@@ -339,6 +344,33 @@ impl ClickDecoder {
         }
         Ok(Some(events.unbind()))
     }
+}
+
+/// Where the slot of field `name` sits in an object of `class`: the offset its member
+/// descriptor (`__slots__`) reads and writes. Anything but an object slot of the class's own
+/// is refused, so that [`ClickDecoder::build`] can store into it directly.
+fn slot_offset(class: &Bound<'_, PyType>, name: &str) -> PyResult<isize> {
+    let refuse = |why: &str| {
+        pyo3::exceptions::PyValueError::new_err(format!(
+            "the event class's field {name:?} {why}: rebuild frictionwatch-native"
+        ))
+    };
+    let descriptor = class.getattr("__dict__")?.get_item(name).map_err(|_| refuse("is not its own"))?;
+    let member_type = class.py().import("types")?.getattr("MemberDescriptorType")?;
+    if !descriptor.get_type().is(&member_type) {
+        return Err(refuse("is not a slot"));
+    }
+    // SAFETY: `descriptor` is a live member descriptor (its type checked above), whose
+    // `d_member` points at its PyMemberDef (pyo3-ffi declares the field with another
+    // pointer type; the struct is a PyMemberDef in CPython).
+    let member = unsafe {
+        let descr = descriptor.as_ptr().cast::<ffi::PyMemberDescrObject>();
+        *(*descr).d_member.cast::<ffi::PyMemberDef>()
+    };
+    if member.type_code != ffi::Py_T_OBJECT_EX || member.flags & ffi::Py_READONLY != 0 || member.offset <= 0 {
+        return Err(refuse("is not an object slot"));
+    }
+    Ok(member.offset)
 }
 
 /// Kafka's default partitioner: `frictionwatch.partitioning.partition_for` where this module is installed.
