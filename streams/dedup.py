@@ -75,7 +75,7 @@ class RecentEventIds:
             if ts > newest:
                 newest = ts
             before = newest - horizon
-            if order[0][0] < before or len(order) > max_ids:  # something to forget: rarely
+            if order[0][0] < before or len(order) > max_ids:  # about one id an event, once the horizon is full
                 while order and (order[0][0] < before or len(order) > max_ids):
                     ids.discard(order.popleft()[1])
             kept.append(event)
