@@ -42,9 +42,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from frictionwatch.detectors.bank import Finding, SeriesPlace
+from frictionwatch.detectors.bank import ALL_CHANNELS, DEFAULTS, DetectorBank, Finding, SeriesPlace
 from frictionwatch.detectors.base import SEVERITY_RANK, Verdict, severity_for
 from frictionwatch.detectors.budget import FalseAlarmBudget
+from frictionwatch.journeymap import JourneyMap
 from frictionwatch.streams.evidence import EvidenceRecord
 
 #: evidence metric -> (the window metric whose budget it shares, the rate ratios of the incidents it
@@ -338,3 +339,29 @@ class EvidenceBank:
         for source, partition, group, end in state.get("applied", []):
             self.applied[(str(source), int(partition), str(group))] = float(end)
         return restored
+
+
+def bank_for(journey_map: JourneyMap, detectors: DetectorBank) -> EvidenceBank:
+    """The evidence series of a worker (or a backtest) watching ``journey_map``.
+
+    An evidence series' budget is its window metric's in ``detectors`` (read at each use, so a
+    re-tuned bank re-tunes the evidence path too), and none when either metric is switched off
+    in the map; a step with two or more channels is also pooled over them, as ``detectors``
+    pools its windows.
+    """
+
+    def budget_of(place: SeriesPlace, metric: str) -> FalseAlarmBudget | None:
+        window = detectors.settings_for(place, EVIDENCE_METRICS[metric][0])
+        if not (window.enabled and detectors.settings_for(place, metric).enabled):
+            return None
+        return window.false_alarms or DEFAULTS.false_alarms
+
+    def pooled(place: SeriesPlace) -> SeriesPlace | None:
+        journey, step, channel, queue, survey = place
+        known = journey_map.journeys.get(journey)
+        found = known.steps_by_name.get(step) if known is not None else None
+        if found is None or queue or survey or channel == ALL_CHANNELS or len(found.channels) < 2:
+            return None
+        return (journey, step, ALL_CHANNELS, "", "")
+
+    return EvidenceBank(budget_of, pooled)

@@ -24,9 +24,8 @@ from typing import Any
 import orjson
 
 from frictionwatch.contract import Event
-from frictionwatch.detectors.bank import ALL_CHANNELS, DEFAULTS, DetectorBank, Finding, SeriesPlace
-from frictionwatch.detectors.budget import FalseAlarmBudget
-from frictionwatch.detectors.evidence import EVIDENCE_METRICS, EvidenceBank
+from frictionwatch.detectors.bank import DetectorBank, Finding
+from frictionwatch.detectors.evidence import bank_for
 from frictionwatch.journeymap import JourneyMap
 from frictionwatch.partitioning import partition_for
 from frictionwatch.streams.dedup import RecentEventIds
@@ -100,7 +99,7 @@ class Friction:
         self.clock = clock
         self.detectors = DetectorBank(journey_map)
         self.on_findings: Callable[[FinalWindow, list[Finding]], None] | None = None
-        self.evidence = EvidenceBank(self._evidence_budget, self._pooled)
+        self.evidence = bank_for(journey_map, self.detectors)
         #: called with (when its evidence began, finding) for what the evidence path found
         self.on_evidence: Callable[[list[tuple[float, Finding]]], None] | None = None
         self.source_kind = dict(kinds)
@@ -268,22 +267,6 @@ class Friction:
             self.metrics.findings(findings)  # the detector gauges, at each change of the series
         if publish and findings and self.on_evidence is not None:
             self.on_evidence([(self.evidence.since(finding), finding) for finding in findings])
-
-    def _evidence_budget(self, place: SeriesPlace, metric: str) -> FalseAlarmBudget | None:
-        """An evidence series' budget: its window metric's (None: either is disabled in the map)."""
-        window = self.detectors.settings_for(place, EVIDENCE_METRICS[metric][0])
-        if not (window.enabled and self.detectors.settings_for(place, metric).enabled):
-            return None
-        return window.false_alarms or DEFAULTS.false_alarms
-
-    def _pooled(self, place: SeriesPlace) -> SeriesPlace | None:
-        """A step's place on all its channels, when it has two or more (as DetectorBank pools them)."""
-        journey, step, channel, queue, survey = place
-        known = self.journey_map.journeys.get(journey)
-        found = known.steps_by_name.get(step) if known is not None else None
-        if found is None or queue or survey or channel == ALL_CHANNELS or len(found.channels) < 2:
-            return None
-        return (journey, step, ALL_CHANNELS, "", "")
 
     def group_state(self, group: str) -> dict[str, Any]:
         """What one group's detectors and evidence series learned: its checkpoint."""

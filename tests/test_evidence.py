@@ -356,9 +356,9 @@ def test_an_override_switches_one_evidence_series_off(tmp_path: Path) -> None:
         windows_topic="windows", touches_topic="touches",
     )  # fmt: skip
     payment = ("purchase", "payment", "web", "", "")
-    assert friction._evidence_budget(payment, "step_progress") is None
-    assert friction._evidence_budget(payment, "step_errors") is not None
-    assert friction._evidence_budget(("purchase", "cart", "web", "", ""), "step_progress") is not None
+    assert friction.evidence.budget_of(payment, "step_progress") is None
+    assert friction.evidence.budget_of(payment, "step_errors") is not None
+    assert friction.evidence.budget_of(("purchase", "cart", "web", "", ""), "step_progress") is not None
 
 
 def test_a_backlog_is_worked_through_with_few_ticks_when_a_clock_is_given() -> None:
