@@ -26,7 +26,6 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import orjson
 from prometheus_client import CollectorRegistry
@@ -41,6 +40,7 @@ from bench.sweep import (
     generator_config,
     progress_lines,
 )
+from frictionwatch.backtest.scoring import evidence_alerts
 from frictionwatch.contract import EventValidator
 from frictionwatch.detectors.bank import Finding
 from frictionwatch.generator.records import GeneratedRecord
@@ -165,33 +165,7 @@ def replay_evidence(
 
 
 def alarms_of(findings: list[Finding], end: float) -> Iterator[AlertRow]:
-    """The evidence findings of one run as alarms: from a finding that alarms while its series
-    was normal to the next finding that says it is normal (or ``end``); the findings in between
-    (getting worse) are counted.
-
-    >>> from frictionwatch.detectors.base import Verdict
-    >>> def found(ts, anomaly):
-    ...     verdict = Verdict(ts, 0, 0, 0, 0, 1, 0, anomaly, "warning" if anomaly else "none", "")
-    ...     return Finding(("purchase", "payment", "web", "", ""), "step_errors", verdict, 1.0)
-    >>> for place, metric, start, end, findings in alarms_of(
-    ...     [found(100, True), found(130, True), found(400, False), found(900, True)], end=1000
-    ... ):
-    ...     print(metric, start, end, findings)
-    step_errors 100 400 2
-    step_errors 900 1000 1
-    """
-    open_: dict[tuple[tuple[str, str, str, str, str], str], list[Any]] = {}
-    for finding in findings:
-        place = finding.place
-        key = ((place[0], place[1], place[2], place[3], place[4]), finding.metric)
-        alarm = open_.get(key)
-        if finding.verdict.anomaly:
-            if alarm is None:
-                open_[key] = [finding.verdict.ts, 1]
-            else:
-                alarm[1] += 1
-        elif alarm is not None:
-            del open_[key]
-            yield key[0], key[1], alarm[0], finding.verdict.ts, alarm[1]
-    for (place, metric), (start, count) in open_.items():
-        yield place, metric, start, max(end, start), count
+    """The evidence findings of one run as alert rows (:func:`~frictionwatch.backtest.scoring.evidence_alerts`)."""
+    for alert in evidence_alerts(findings, end):
+        place = alert.place
+        yield (place[0], place[1], place[2], place[3], place[4]), alert.metric, alert.start, alert.end, alert.windows

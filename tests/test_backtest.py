@@ -18,6 +18,7 @@ import pytest
 from frictionwatch.backtest import add_backtest_arguments, run_backtest_command
 from frictionwatch.backtest.replay import BacktestInputError, replay_events
 from frictionwatch.backtest.scoring import load_incidents
+from frictionwatch.detectors.evidence import EVIDENCE_METRICS
 from frictionwatch.generator import GeneratorConfig, JsonLinesSink, run, write_ground_truth
 from frictionwatch.journeymap import load_journey_map
 from frictionwatch.settings import Settings
@@ -107,6 +108,34 @@ def test_finds_every_incident_with_at_most_one_false_alert_per_day(day: dict[str
     noisy = list(doc["false_alerts_by_series"].items())[:5]
     assert not missed, f"incidents missed: {missed}"
     assert doc["totals"]["false_alerts_per_day"] <= 1.0, f"false alerts per day; noisiest series: {noisy}"
+
+
+def test_the_evidence_path_pages_beside_the_window_detectors_as_in_the_worker(day: dict[str, Any]) -> None:
+    """The backtest runs both of the worker's paths; --no-evidence the window detectors alone.
+
+    The evidence path only adds alerts, so each incident is found no later than by the window
+    detectors alone, and the window detectors' alerts are the same in both runs (only the
+    severity they are sent with may differ: the tracker groups both paths' alerts)."""
+    out = day["out"].parent / "windows-only"
+    args = parse(str(day["events"]), "--incidents", str(day["truth"]), "--out", str(out), "--no-plots", "--quiet",
+                 "--no-evidence")  # fmt: skip
+    assert run_backtest_command(args, Settings()) == 0
+    alone, both = json.loads((out / "summary.json").read_text()), day["summary"]
+    assert both["options"]["evidence_path"] is True and alone["options"]["evidence_path"] is False
+    assert {alert["path"] for alert in alone["alerts"]} == {"windows"}
+    evidence = [alert for alert in both["alerts"] if alert["path"] == "evidence"]
+    assert evidence, "the evidence path raised no alert on a day with a payment outage"
+    assert {alert["metric"] for alert in evidence} <= set(EVIDENCE_METRICS)
+    detected = ("series", "start", "end", "windows", "peak_score", "severity")  # not sent_as: one tracker sees both
+    assert [[a[k] for k in detected] for a in both["alerts"] if a["path"] == "windows"] == [
+        [a[k] for k in detected] for a in alone["alerts"]
+    ]
+    for with_evidence, windows_only in zip(both["incidents"], alone["incidents"], strict=True):
+        if windows_only["detected"]:
+            assert with_evidence["delay_seconds"] <= windows_only["delay_seconds"], with_evidence["name"]
+    # the payment outage: the evidence path counts stalled visits as they happen, not at window ends
+    payment = next(incident for incident in both["incidents"] if incident["name"] == "payment_outage")
+    assert payment["path"] == "evidence", payment
 
 
 def test_bad_input_names_file_and_line(tmp_path: Path) -> None:

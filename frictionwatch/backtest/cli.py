@@ -97,6 +97,11 @@ def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     tuning.add_argument("--min-volume", type=_count, default=None, help="windows with less volume never fire")
     tuning.add_argument("--consecutive", type=_count, default=None, help="flagged windows in a row before firing")
+    tuning.add_argument(
+        "--no-evidence", action="store_true",
+        help="leave out the evidence path, which the worker runs beside the window detectors: see what"
+        " the window detectors alone would page (alerts say which path raised them)",
+    )  # fmt: skip
     scoring = parser.add_argument_group("scoring and output")
     scoring.add_argument(
         "--grace", type=float, default=2.0, metavar="WINDOWS",
@@ -169,7 +174,9 @@ def _run_events(args: argparse.Namespace, settings: Settings) -> int:
     incidents = load_incidents(args.incidents) if args.incidents is not None else []
     progress = None if args.quiet else Progress(sys.stderr)
     try:
-        result = replay_events(args.events, journey_map, stage_settings(settings), progress)
+        result = replay_events(
+            args.events, journey_map, stage_settings(settings), progress, evidence=not args.no_evidence
+        )
     finally:
         if progress is not None:
             progress.finish()
@@ -182,6 +189,7 @@ def _run_events(args: argparse.Namespace, settings: Settings) -> int:
         "threshold": args.threshold,
         "min_volume": args.min_volume,
         "consecutive": args.consecutive,
+        "evidence_path": not args.no_evidence,
         "grace_windows": args.grace,
         "window_size": settings.window_size,
         "allowed_lateness": settings.allowed_lateness,

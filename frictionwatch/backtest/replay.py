@@ -9,6 +9,12 @@ group (all partitions reported, since there is one), and one detector bank built
 the journey map. Customer touches (repeat contacts, channel switches) feed no detector
 and are left out.
 
+The worker's second path, the evidence path, runs too (unless ``evidence=False``): each
+state's evidence, taken about every second of event time (streams/evidence.py), goes to an
+evidence bank built from the same map (:func:`~frictionwatch.detectors.evidence.bank_for`)
+as it comes, and what it finds is kept in ``ReplayResult.evidence``. So a backtest pages
+where the worker would page, not only where the window detectors would.
+
 Events are validated as the worker validates them, with the *replay clock* (the latest
 valid event time so far) standing in for the wall clock, so an event that a live worker
 would reject for its time (milliseconds instead of seconds) is rejected here too.
@@ -34,12 +40,14 @@ from typing import Any
 import orjson
 
 from frictionwatch.contract import Event, EventValidator, InvalidEvent
-from frictionwatch.detectors.bank import DetectorBank, SeriesPlace
+from frictionwatch.detectors.bank import DetectorBank, Finding, SeriesPlace
 from frictionwatch.detectors.base import Observation, Verdict
 from frictionwatch.detectors.budget import FalseAlarmBudget
+from frictionwatch.detectors.evidence import EvidenceBank, bank_for
 from frictionwatch.journeymap import DetectorSettings, JourneyMap, split_map_budget
 from frictionwatch.settings import Settings
 from frictionwatch.streams.eventtime import EventClock
+from frictionwatch.streams.evidence import Hazard, split_evidence
 from frictionwatch.streams.reduce import FinalWindow, group_of
 from frictionwatch.streams.series import observations
 from frictionwatch.streams.stage import ClickState, Output, PartitionState, SourceKind, StageSettings, new_state
@@ -124,6 +132,10 @@ class ReplayResult:
     last_ts: float | None = None
     series: dict[SeriesKey, SeriesTrace] = field(default_factory=dict)
     observed: list[list[tuple[Touchpoint, str, Observation]]] = field(default_factory=list, repr=False)
+    #: what the evidence path found, in order, with when each one's evidence began (empty when it
+    #: was not run); it judges with the map the replay was made with, not the one given to detect()
+    evidence: list[tuple[float, Finding]] = field(default_factory=list, repr=False)
+    evidence_path: bool = False  # whether the evidence path ran
     wall_seconds: float = 0.0
 
     def detect(self, journey_map: JourneyMap) -> None:
@@ -153,13 +165,18 @@ class ReplayProgress:
 
 
 class _Replay:
-    def __init__(self, journey_map: JourneyMap, settings: StageSettings, result: ReplayResult) -> None:
+    def __init__(
+        self, journey_map: JourneyMap, settings: StageSettings, result: ReplayResult, *, evidence: bool = True
+    ) -> None:
         self.validator = EventValidator(journey_map)
         self.settings = settings
         self.result = result
         self.states: dict[str, PartitionState] = {}
+        hazards: dict[tuple[Touchpoint, str], Hazard] = {}  # the evidence path's: shared, as in a worker
+        self.evidence: EvidenceBank | None = bank_for(journey_map, DetectorBank(journey_map)) if evidence else None
+        result.evidence_path = evidence
         for kind in TOPIC_KINDS:
-            state = new_state(kind, journey_map, settings)
+            state = new_state(kind, journey_map, settings, hazards=hazards)
             assert isinstance(state, PartitionState)
             self.states[kind] = state
         self.pending: dict[str, list[Event]] = {kind: [] for kind in TOPIC_KINDS}
@@ -219,6 +236,11 @@ class _Replay:
         self.pending[kind] = []
         self.result.late += out.late
         self.close(kind, out.closed)
+        bank = self.evidence
+        if bank is not None and out.evidence:
+            found = self.result.evidence
+            for record in split_evidence(kind, 0, out.evidence_until, out.evidence, out.evidence_examples, group_of):
+                found += ((bank.since(finding), finding) for finding in bank.add(record))
 
     def close(self, kind: str, closed: list[Window]) -> None:
         result = self.result
@@ -281,14 +303,20 @@ class Replayer:
     event-time order, as :func:`replay_events` replays a file's lines (e.g. straight from
     the generator, with no file between), then :meth:`finish`. No detector is run:
     ``result.observed`` holds every final window's observations and
-    ``result.detect(journey_map)`` runs a detector bank over them."""
+    ``result.detect(journey_map)`` runs a detector bank over them. The evidence path runs
+    only when ``evidence`` is set (its findings judge with ``journey_map``)."""
 
     def __init__(
-        self, journey_map: JourneyMap, settings: StageSettings | None = None, source: str = "<events>"
+        self,
+        journey_map: JourneyMap,
+        settings: StageSettings | None = None,
+        source: str = "<events>",
+        *,
+        evidence: bool = False,
     ) -> None:
         settings = settings or StageSettings()
         self.result = ReplayResult(source, settings.window_size)
-        self._replay = _Replay(journey_map, settings, self.result)
+        self._replay = _Replay(journey_map, settings, self.result, evidence=evidence)
         self._started = time.monotonic()
 
     def add(self, kind: str, value: Any, now: float | None = None) -> None:
@@ -315,8 +343,11 @@ def replay_events(
     journey_map: JourneyMap,
     settings: StageSettings | None = None,
     progress: Callable[[ReplayProgress], None] | None = None,
+    *,
+    evidence: bool = True,
 ) -> ReplayResult:
-    """Replay the JSON-lines events file at ``path`` (as written by ``frictionwatch generate``).
+    """Replay the JSON-lines events file at ``path`` (as written by ``frictionwatch generate``);
+    ``evidence``: run the evidence path too, as the worker does.
 
     Raises :class:`BacktestInputError` naming the file and line when a line isn't a record
     (``{"topic": "clicks|contacts|feedback", "key": ..., "value": ...}`` or ``"value_b64"``).
@@ -330,7 +361,7 @@ def replay_events(
         raise BacktestInputError(f"{source}: cannot read: {error.strerror}") from None
     settings = settings or StageSettings()
     result = ReplayResult(str(source), settings.window_size)
-    replay = _Replay(journey_map, settings, result)
+    replay = _Replay(journey_map, settings, result, evidence=evidence)
     started = time.monotonic()
     next_report = started + PROGRESS_SECONDS
     done = 0

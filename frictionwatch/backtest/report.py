@@ -41,7 +41,7 @@ def events_table(result: ReplayResult, score: Score) -> str:
                 _when(incident.start),
                 "yes" if alert else "NO",
                 _delay(detection.delay),
-                alert.series if alert else "-",
+                f"{alert.series} ({alert.path})" if alert else "-",
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -49,6 +49,7 @@ def events_table(result: ReplayResult, score: Score) -> str:
     lines.insert(1, "  ".join("-" * width for width in widths))
     totals = score.totals()
     malformed = result.malformed_total
+    by_path = {path: sum(1 for alert in score.scored if alert.path == path) for path in ("windows", "evidence")}
     lines += [
         "",
         f"events replayed        {sum(result.events.values()):,} ({malformed:,} malformed skipped, "
@@ -57,6 +58,8 @@ def events_table(result: ReplayResult, score: Score) -> str:
         f"incidents found        {totals['detected']}/{totals['incidents']}",
         f"alerts                 {totals['alerts']} ({totals['true_alerts']} true, {totals['false_alerts']} false;"
         f" {totals['alerts_after_end']} after the end of input, not scored)",
+        f"  by path              window detectors {by_path['windows']}, evidence path {by_path['evidence']}"
+        + ("" if result.evidence_path else " (not run: --no-evidence)"),
         f"false alerts per day   {totals['false_alerts_per_day']:.1f} ({totals['false_pages']} of them paged:"
         f" {totals['false_pages_per_day']:.1f} a day; the rest sent as info, late echoes or part of an open"
         " incident, page no one)",
@@ -103,6 +106,7 @@ def events_summary(result: ReplayResult, score: Score, options: dict[str, Any], 
                 "delay_seconds": d.delay,
                 "caught_by": d.alert.series if d.alert else None,
                 "metric": d.alert.metric if d.alert else None,
+                "path": d.alert.path if d.alert else None,
             }
             for d in score.detections
         ],
@@ -121,6 +125,7 @@ def events_summary(result: ReplayResult, score: Score, options: dict[str, Any], 
                 "sent_as": alert.sent_as,
                 "incident": alert.incident,
                 "after_end": alert.after_end,
+                "path": alert.path,
             }
             for alert in score.alerts
         ],
@@ -129,8 +134,9 @@ def events_summary(result: ReplayResult, score: Score, options: dict[str, Any], 
 
 
 def events_plots(result: ReplayResult, score: Score, directory: Path, max_plots: int) -> list[str]:
-    """A PNG per series that alerted or sits at an incident's touchpoint (incident series first)."""
-    alerted = {(alert.place, alert.metric) for alert in score.scored}
+    """A PNG per window series that alerted or sits at an incident's touchpoint (incident series
+    first). The evidence path's series have no windows to draw: their alerts are in the table."""
+    alerted = {(alert.place, alert.metric) for alert in score.scored if alert.path == "windows"}  # evidence: no windows
     at_incident = [key for key in result.series if any(d.incident.matches(key[0]) for d in score.detections)]
     chosen = at_incident + sorted(key for key in alerted if key not in at_incident)
     written: list[str] = []

@@ -2,16 +2,23 @@
 
 * An **alert** is a maximal run of consecutive windows of one series (touchpoint +
   metric) that the detector flagged (``anomaly=True``); it starts at the end of its
-  first flagged window (when a live worker would have fired).
+  first flagged window (when a live worker would have fired). An alert of the **evidence
+  path** (``path == "evidence"``) runs from the finding that starts it (the event time its
+  evidence crossed the threshold: when the worker pages) to the finding that says its series
+  is back to normal, or the end of the traffic.
 * An incident is **detected** when an alert on a matching series starts within
   ``[incident start, incident end + grace]``. Matching: same journey and step (and channel
   when the incident names one) for step incidents, same channel and queue for queue
   incidents; any monitored metric counts. Delay = first such alert start - incident start.
 * An alert is **true** when it matches an incident's touchpoint and starts within
-  ``[start - grace, end + grace]`` of it, else **false**. Alerts that start after the last
-  event of the file are **after the end**: the replay closes the open sessions then (every
-  session still in flight ends as a drop-off), which live traffic never does; they are
-  reported apart and not scored.
+  ``[start - grace, end + grace]`` of it, or later but within the echo time
+  (``alert_echo_seconds``) of its end and while that touchpoint's incident is still open in
+  the worker's alert tracker, so that it joins it (a queue's backlog still abandoning after
+  the staffing came back: on-call sees the same incident, not a new one); else **false**
+  (a late echo after the incident resolved too: it is sent as info, see below).
+  Alerts that start after the last event of the file are **after the end**: the replay
+  closes the open sessions then (every session still in flight ends as a drop-off), which
+  live traffic never does; they are reported apart and not scored.
 * Each alert is also **sent as** the worker's alert tracker (:mod:`frictionwatch.alerts.immediate`)
   would send it: ``info`` for late evidence of an incident at the touchpoint that already
   resolved (an echo) or for a step's pooled series joining its channel's open incident,
@@ -22,6 +29,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,6 +135,8 @@ class Alert:
     incident: str | None = None  # the incident it belongs to (true alerts)
     after_end: bool = False
     sent_as: str = ""  # the severity the worker's alert tracker sends it with (info pages no one)
+    joined: bool = False  # the tracker had its touchpoint's incident open when it started (not a new one)
+    path: str = "windows"  # or "evidence": which of the worker's paths raised it
 
     @property
     def pages(self) -> bool:
@@ -163,6 +173,46 @@ def alerts_of(trace: SeriesTrace, window_size: float) -> list[Alert]:
             continue
         current = Alert(trace.place, trace.metric, verdict.ts, verdict.ts, 1, verdict.score, verdict.severity)
         alerts.append(current)
+    return alerts
+
+
+def evidence_alerts(findings: Iterable[Finding], end: float) -> list[Alert]:
+    """The evidence path's findings as alerts: from a finding that alarms while its series was
+    normal to the next finding that says it is normal (or ``end``); the findings in between
+    (getting worse) are counted in ``windows``.
+
+    >>> from frictionwatch.detectors.base import Verdict
+    >>> def found(ts, anomaly, score=1.0):
+    ...     verdict = Verdict(ts, 0, 0, 0, 0, score, 0, anomaly, "warning" if anomaly else "none", "")
+    ...     return Finding(("purchase", "payment", "web", "", ""), "step_errors", verdict, 1.0)
+    >>> findings = [found(100, True), found(130, True, 2.0), found(400, False), found(900, True)]
+    >>> for alert in evidence_alerts(findings, end=1000):
+    ...     print(alert.metric, alert.start, alert.end, alert.windows, alert.peak_score, alert.path)
+    step_errors 100 400 2 2.0 evidence
+    step_errors 900 1000 1 1.0 evidence
+    """
+    alerts: list[Alert] = []
+    open_: dict[tuple[SeriesPlace, str], Alert] = {}
+    for finding in findings:
+        key = (finding.place, finding.metric)
+        alert, verdict = open_.get(key), finding.verdict
+        if verdict.anomaly:
+            if alert is None:
+                alert = open_[key] = Alert(
+                    finding.place, finding.metric, verdict.ts, verdict.ts, 1, verdict.score, verdict.severity,
+                    path="evidence",
+                )  # fmt: skip
+                alerts.append(alert)
+            else:
+                alert.windows += 1
+                alert.peak_score = max(alert.peak_score, verdict.score)
+                if _RANK.get(verdict.severity, 0) > _RANK.get(alert.severity, 0):
+                    alert.severity = verdict.severity
+        elif alert is not None:
+            alert.end = verdict.ts
+            del open_[key]
+    for alert in open_.values():
+        alert.end = max(end, alert.start)
     return alerts
 
 
@@ -275,8 +325,10 @@ def score_replay(
     keys: list[SeriesKey] = sorted(result.series)
     for key in keys:
         alerts.extend(alerts_of(result.series[key], result.window_size))
+    alerts += evidence_alerts((finding for _, finding in result.evidence), last if math.isfinite(last) else 0.0)
     alerts.sort(key=lambda alert: (alert.start, alert.series))
-    _mark_sent_as(result, alerts, alert_settings or AlertSettings())
+    settings = alert_settings or AlertSettings()
+    _mark_sent_as(result, alerts, settings)
     detections = [Detection(incident) for incident in incidents]
     for alert in alerts:
         alert.after_end = alert.start > last + result.window_size
@@ -286,6 +338,8 @@ def score_replay(
                 continue
             if incident.start - grace <= alert.start <= incident.end + grace:
                 alert.incident = alert.incident or incident.name
+            elif alert.joined and incident.end < alert.start <= incident.end + settings.echo_seconds:
+                alert.incident = alert.incident or incident.name  # its late part, in the same incident
             if incident.start <= alert.start <= incident.end + grace and detection.alert is None:
                 detection.alert = alert  # alerts are sorted by start: the first one
     return Score(detections, alerts, grace, result.simulated_days)
@@ -293,18 +347,28 @@ def score_replay(
 
 def _mark_sent_as(result: ReplayResult, alerts: list[Alert], settings: AlertSettings) -> None:
     """Give each alert the severity the worker's :class:`AlertTracker` sends it with: the
-    verdicts replayed window by window (event time as the clock), and per flagged window the
-    severity of the touchpoint's incident; an alert takes the highest over its windows."""
+    verdicts replayed window by window and the evidence path's findings as they came (event
+    time as the clock, as the worker hands both to one tracker), and per flagged window or
+    finding the severity of the touchpoint's incident; an alert takes the highest over them."""
+    # event time -> [(when the findings' evidence began, findings)]: a final window's, or one evidence finding
+    moments: dict[float, list[tuple[float, list[Finding]]]] = {}
     windows: dict[float, list[Finding]] = {}
     for trace in result.series.values():
         for verdict in trace.verdicts:
             windows.setdefault(verdict.ts, []).append(Finding(trace.place, trace.metric, verdict, trace.threshold))
+    for ts, findings in windows.items():
+        moments.setdefault(ts, []).append((ts - result.window_size, findings))
+    for since, finding in result.evidence:
+        moments.setdefault(finding.verdict.ts, []).append((since, [finding]))
     sent: dict[tuple[SeriesPlace, str], dict[float, str]] = {}
+    joined: set[tuple[SeriesPlace, str, float]] = set()  # flagged while its touchpoint's incident was open
     tracker = AlertTracker(settings)
-    for ts in sorted(windows):
-        findings = windows[ts]
-        tracker.update(findings, ts - result.window_size, ts, {})
+    for ts, began, findings in ((at, began, found) for at in sorted(moments) for began, found in moments[at]):
+        open_before = {finding.place[:4] for finding in findings if finding.place[:4] in tracker.incidents}
+        tracker.update(findings, began, ts, {})
         for finding in findings:
+            if finding.verdict.anomaly and finding.place[:4] in open_before:
+                joined.add((finding.place, finding.metric, ts))
             incident = tracker.incidents.get(finding.place[:4]) if finding.verdict.anomaly else None
             if incident is not None:
                 sent.setdefault((finding.place, finding.metric), {})[ts] = incident.severity
@@ -315,3 +379,4 @@ def _mark_sent_as(result: ReplayResult, alerts: list[Alert], settings: AlertSett
             if alert.start <= ts <= alert.end
         ]
         alert.sent_as = max(severities, key=lambda severity: SEVERITY_RANK.get(severity, -1), default=alert.severity)
+        alert.joined = (alert.place, alert.metric, alert.start) in joined
