@@ -7,7 +7,7 @@ from frictionwatch.alerts.immediate import AlertSettings
 from frictionwatch.backtest.replay import ReplayResult, SeriesTrace
 from frictionwatch.backtest.scoring import TruthIncident, score_replay
 from frictionwatch.detectors.bank import Finding, SeriesPlace
-from frictionwatch.detectors.base import Verdict
+from frictionwatch.detectors.base import Severity, Verdict
 
 WINDOW = 60.0
 PAYMENT: SeriesPlace = ("purchase", "payment", "web", "", "")
@@ -51,7 +51,7 @@ def test_a_late_echo_is_a_false_alert_sent_as_info_and_another_touchpoint_pages(
 
 
 def evidence_finding(place: SeriesPlace, metric: str, ts: float, anomaly: bool) -> Finding:
-    severity = "critical" if anomaly else "none"
+    severity: Severity = "critical" if anomaly else "none"
     return Finding(place, metric, Verdict(ts, 9.0, 1.0, 0.0, 0.0, 2.0 if anomaly else 0.0, 9.0, anomaly, severity), 1.0)
 
 
