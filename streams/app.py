@@ -223,6 +223,58 @@ class Checkpointing:
     stopped: bool = False
 
 
+class StoppableApp(faust.App):
+    """``faust.App`` that lets a rebalance reaching it while it stops run its course.
+
+    faust-streaming 0.15 closes its consumer when a rebalance reaches an app that is stopping
+    (``App._on_rebalance_when_stopped``): a worker stopped just after another left the group
+    (a rolling restart, or a test stopping two workers one after the other). The close drops
+    the consumer's connections and marks its coordinator closing, and the commit Faust makes
+    next, while it waits for its streams to finish, then retries forever: aiokafka's commit
+    never finds the coordinator again, and does not give up while closing. The worker hung
+    until killed (seen in CI, December 2026: SIGTERM, then the rebalance 30 ms later). Left
+    open, the consumer finishes the rebalance, Faust ignores the new assignment (it is
+    stopping), commits and leaves the group as in any stop. A private method of Faust's:
+    check it when faust-streaming is upgraded (tests/test_agent.py does).
+    """
+
+    def _on_rebalance_when_stopped(self) -> None:
+        log.info("a rebalance reached the worker while it stops: it leaves the group when its consumer stops")
+
+    async def _producer_flush(self, logger: Any) -> None:
+        """Faust's flush before its producer closes, once every buffered record has really been sent.
+
+        Faust's flush gives up on a record whose send takes over 0.1 s (a busy machine, a full
+        send queue) and does not wait for the record its buffer is sending: the producer then
+        closed under it, and the buffer crashed (ProducerClosed) and lost the record, a
+        checkpoint of the tables (seen stopping a busy worker, December 2026).
+        """
+        if self._producer is not None and not await sent_everything(self._producer.buffer, STOP_FLUSH_TIMEOUT):
+            logger.warning("Faust's producer buffer still held records %.0f s into the stop", STOP_FLUSH_TIMEOUT)
+        await super()._producer_flush(logger)
+
+
+STOP_FLUSH_TIMEOUT = 10.0  # seconds a stopping worker waits for Faust's buffered records to be sent
+
+
+async def sent_everything(buffer: Any, timeout: float, poll: float = 0.01) -> bool:
+    """Wait until Faust's producer ``buffer`` is empty and idle (not sending a record); False after ``timeout`` s.
+
+    The buffer's task takes a record from its queue, sends it, and waits on the queue again:
+    idle is an empty queue with that task waiting on it (asyncio's ``Queue._getters``, as
+    Faust's buffer has no public way to tell).
+    """
+    if buffer.state != "running":  # not started, crashed or stopped: its task sends nothing more
+        return not buffer.size
+    deadline = time.monotonic() + timeout
+    queue: asyncio.Queue[Any] = buffer.pending
+    while buffer.size or not any(not getter.done() for getter in queue._getters):  # type: ignore[attr-defined]
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(poll)  # the buffer's task is in this event loop: let it send
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerApp:
     """A Faust app and the pipeline its agents feed."""
@@ -317,7 +369,7 @@ def build_app(
     that many seconds, as SIGTERM would. ``watcher`` reloads detector settings when the
     journey map file changes (or on SIGHUP), keeping what the detectors have learned.
     """
-    app = faust.App(
+    app = StoppableApp(
         settings.group_id,
         **faust_broker_options(settings),
         store=settings.store,
