@@ -224,9 +224,10 @@ class Checkpointing:
 
 
 class StoppableApp(faust.App):
-    """``faust.App`` that lets a rebalance reaching it while it stops run its course.
+    """``faust.App`` with two of its stop defects worked around.
 
-    faust-streaming 0.15 closes its consumer when a rebalance reaches an app that is stopping
+    A rebalance that reaches it while it stops runs its course. faust-streaming 0.15 closes
+    its consumer when a rebalance reaches an app that is stopping
     (``App._on_rebalance_when_stopped``): a worker stopped just after another left the group
     (a rolling restart, or a test stopping two workers one after the other). The close drops
     the consumer's connections and marks its coordinator closing, and the commit Faust makes
@@ -242,7 +243,7 @@ class StoppableApp(faust.App):
         log.info("a rebalance reached the worker while it stops: it leaves the group when its consumer stops")
 
     async def _producer_flush(self, logger: Any) -> None:
-        """Faust's flush before its producer closes, once every buffered record has really been sent.
+        """Faust's flush (before its producer closes, and at a revocation), once every buffered record was sent.
 
         Faust's flush gives up on a record whose send takes over 0.1 s (a busy machine, a full
         send queue) and does not wait for the record its buffer is sending: the producer then
