@@ -7,8 +7,15 @@ evidence metric) keeps a CUSUM of the log-likelihood ratio of a Poisson rate tha
 
     S = max(0, S + observed * log(ratio) - (ratio - 1) * expected)
 
-and alarms when ``S`` reaches ``h``; while it alarms, a second CUSUM adds up the evidence for
-the usual rate against the incident's, and at :data:`RECOVERY_EVIDENCE` the alarm ends. The
+and alarms when ``S`` reaches ``h``. While it alarms, a second CUSUM adds up the evidence for
+the usual rate against the change the alarm is about; the alarm ends when that reaches
+:data:`RECOVERY_EVIDENCE` and the same counts are likelier at the usual rate than at the
+smallest change the metric looks for. For a rise, the change is the observed over the
+expected counts of the alarming CUSUM's run when the alarm rose (or got worse), from the
+smallest change the metric looks for up to :data:`LARGEST_CHANGE`: a burst of errors ten
+times the usual rate ends once the evidence says the rate is back to usual against tenfold,
+not against tripled, which at a step with one error an hour took hours. A fall is judged
+against the smallest fall the metric looks for. The
 increments of two partitions add up to the increment of their merged counts, so each record
 is applied when it comes, without waiting for the slowest partition.
 
@@ -60,6 +67,9 @@ MAX_EXAMPLES = 5  # per touchpoint, as the window path keeps
 #: while a series alarms, the evidence (log-likelihood ratio) that it is back to its usual rate that
 #: ends the alarm: 100 to 1 for the usual rate against the incident's
 RECOVERY_EVIDENCE = math.log(100.0)
+#: the largest rise an alarm's end is judged against: an alarm that saw a larger one (a burst of
+#: errors) ends once the rate is back to usual against this
+LARGEST_CHANGE = 10.0
 #: event time a series is watched before it is judged: its expected count per second is learned,
 #: and the hazards behind its counts (learned in stage 1 from a few dozen outcomes when it first
 #: arrives) settle; its evidence is added up from then on
@@ -155,6 +165,8 @@ class _Series:
     seconds: float = 0.0  # decayed likewise
     severity: str = "none"  # what it last reported: none until it alarms
     recovery: float = 0.0  # while alarming: the CUSUM of the evidence that it is back to normal
+    recovery_counts: tuple[float, float] = (0.0, 0.0)  # observed and expected of its run
+    change: float = 0.0  # while alarming: the change it saw (a rate ratio), judged against for its end
     leading: int = 0  # the CUSUM that alarmed last (or, normal, the first)
     strength: float = math.inf  # the outcomes its expected counts' rates were learned from, lately
 
@@ -169,7 +181,41 @@ class _Series:
     def reset(self) -> None:
         for cusum in self.cusums:
             cusum.statistic, cusum.observed, cusum.expected, cusum.since = 0.0, 0.0, 0.0, None
-        self.leading = 0
+        self.leading, self.recovery, self.recovery_counts, self.change = 0, 0.0, (0.0, 0.0), 0.0
+
+    def alarm_saw(self, ratios: tuple[float, ...]) -> None:
+        """Note the change the alarm is judged against for its end (it rose, or got worse); the
+        evidence for the usual rate starts again.
+
+        A rise: the one the alarming CUSUM's run saw, from the smallest the metric looks for up to
+        :data:`LARGEST_CHANGE`. A fall: the smallest the metric looks for (a rate falls to zero at
+        most, and the falls watched, flow and answers, are at busy series).
+        """
+        run = self.cusum
+        if ratios[0] > 1.0:
+            seen = run.observed / run.expected if run.expected > 0 else LARGEST_CHANGE
+            self.change = min(max(seen, min(ratios)), max(LARGEST_CHANGE, *ratios))
+        else:
+            self.change = max(ratios)
+        self.recovery, self.recovery_counts = 0.0, (0.0, 0.0)
+
+    def back_to_normal(self, observed: float, expected: float, smallest: float) -> bool:
+        """Add counts to the evidence for the usual rate against the change the alarm saw; whether
+        it is back to normal: that evidence is enough, and its run's counts are likelier at the usual
+        rate than at ``smallest``, the smallest change the metric looks for (a burst that eased to a
+        lasting, smaller rise is not over).
+
+        As a CUSUM over runs: the evidence of the run's counts, which restarts at zero.
+        """
+        run_observed, run_expected = self.recovery_counts[0] + observed, self.recovery_counts[1] + expected
+        self.recovery = -evidence(run_observed, run_expected, self.change, self.strength)
+        if self.recovery <= 0.0:
+            self.recovery, self.recovery_counts = 0.0, (0.0, 0.0)
+            return False
+        self.recovery_counts = (run_observed, run_expected)
+        if self.recovery < RECOVERY_EVIDENCE:
+            return False
+        return self.change == smallest or evidence(run_observed, run_expected, smallest, self.strength) < 0.0
 
     def state(self) -> dict[str, Any]:
         return {
@@ -177,6 +223,8 @@ class _Series:
             "times": [self.first_ts, self.last_ts, self.expected_sum, self.seconds],
             "severity": self.severity,
             "recovery": self.recovery,
+            "recovery_counts": list(self.recovery_counts),
+            "change": self.change,
             "leading": self.leading,
             "strength": None if math.isinf(self.strength) else self.strength,
         }
@@ -256,14 +304,14 @@ class EvidenceBank:
             series.strength = strength
         if ts - series.first_ts < WATCHED_BEFORE_JUDGING or series.rate() <= 0.0:
             return None  # its expected count per second is being learned: no evidence yet
-        steps = [cusum.add(observed, expected, ts, series.strength) for cusum in series.cusums]
-        if series.severity != "none":  # alarming: is it back to normal (against the smallest change)?
-            series.recovery = max(0.0, series.recovery - steps[0])
-            if series.recovery >= RECOVERY_EVIDENCE:
-                verdict = self._verdict(series.cusum, ts, 0.0, "none")
-                series.severity, series.recovery = "none", 0.0
-                series.reset()
-                return Finding(place, metric, verdict, 1.0)
+        for cusum in series.cusums:
+            cusum.add(observed, expected, ts, series.strength)
+        smallest = min(ratios, key=lambda ratio: abs(math.log(ratio)))  # the smallest change looked for
+        if series.severity != "none" and series.back_to_normal(observed, expected, smallest):
+            verdict = self._verdict(series.cusum, ts, 0.0, "none")
+            series.severity = "none"
+            series.reset()
+            return Finding(place, metric, verdict, 1.0)
         seconds_between = budget.split(2 * len(series.cusums)).period / budget.alarms
         score, leading = 0.0, series.leading
         for index, cusum in enumerate(series.cusums):
@@ -274,7 +322,8 @@ class EvidenceBank:
         severity = severity_for(score, 1.0)
         if SEVERITY_RANK[severity] <= SEVERITY_RANK[series.severity]:
             return None  # nothing new: normal, alarming as before, or easing (it ends by the recovery test)
-        series.severity, series.recovery, series.leading = severity, 0.0, leading
+        series.severity, series.leading = severity, leading
+        series.alarm_saw(ratios)
         return Finding(place, metric, self._verdict(series.cusum, ts, score, severity), 1.0)
 
     @staticmethod
@@ -324,17 +373,15 @@ class EvidenceBank:
             first_ts, last_ts, expected_sum, seconds = (float(v) for v in learned["times"])
             leading = int(learned.get("leading", 0))
             strength = learned.get("strength")
-            self.series[(place, metric)] = _Series(
-                cusums,
-                first_ts,
-                last_ts,
-                expected_sum,
-                seconds,
-                str(learned.get("severity", "none")),
-                float(learned.get("recovery", 0.0)),
-                leading if 0 <= leading < len(cusums) else 0,
-                math.inf if strength is None else float(strength),
-            )
+            series = _Series(cusums, first_ts, last_ts, expected_sum, seconds, str(learned.get("severity", "none")))
+            series.leading = leading if 0 <= leading < len(cusums) else 0
+            series.strength = math.inf if strength is None else float(strength)
+            if series.severity != "none":  # a state from before 2026-12-05 has no run: its evidence starts again
+                series.change = float(learned.get("change", EVIDENCE_METRICS[metric][1][0]))
+                if "recovery_counts" in learned:
+                    run_observed, run_expected = learned["recovery_counts"]
+                    series.recovery, series.recovery_counts = float(learned["recovery"]), (run_observed, run_expected)
+            self.series[(place, metric)] = series
             restored += 1
         for source, partition, group, end in state.get("applied", []):
             self.applied[(str(source), int(partition), str(group))] = float(end)

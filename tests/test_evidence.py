@@ -344,6 +344,57 @@ def test_an_alarm_ends_soon_after_the_rate_is_back_to_normal() -> None:
     assert len(normal) == 1 and 1500 < normal[0] < 1560, found  # within a minute of the recovery
 
 
+def _errors_at_one_an_hour(bank: EvidenceBank, rate_after: float, hours_after: float = 4.0) -> list[tuple[int, bool]]:
+    """A step with one error an hour expected: 10 minutes of errors at 20 a minute, then ``rate_after``
+    times the usual rate (one error every ``3600 / rate_after`` s, evenly); (second, alarming) per finding."""
+    found: list[tuple[int, bool]] = []
+    burst_end = 3600 + 600
+    every_after = 3600.0 / rate_after if rate_after > 0 else math.inf
+    for second in range(burst_end + int(hours_after * 3600)):
+        if 3600 <= second < burst_end:
+            error = 1.0 if second % 3 == 0 else 0.0
+        else:
+            error = 1.0 if second > burst_end and (second - burst_end) % every_after < 1.0 else 0.0
+        counts: EvidenceCounts = {PAYMENT: {"step_errors": [error, 1.0 / 3600.0]}}
+        found.extend((second, f.verdict.anomaly) for f in bank.add(EvidenceRecord("c", 0, "purchase", second, counts)))
+    return found
+
+
+def test_an_error_burst_at_a_quiet_step_ends_within_an_hour_of_the_burst() -> None:
+    """The alarm saw errors at 10 times the usual rate and more: it ends on the evidence against that
+    change. Judged against tripled errors (the smallest change), it took over two hours of no errors."""
+    found = _errors_at_one_an_hour(EvidenceBank(budget), rate_after=0.0)
+    assert found[0][1] and 3600 < found[0][0] < 3600 + 300, found
+    ends = [at for at, alarming in found if not alarming]
+    assert len(ends) == 1 and ends[0] - 4200 < 3600, found
+    series = EvidenceBank(budget)
+    _errors_at_one_an_hour(series, rate_after=0.0, hours_after=0.05)
+    assert series.series[(tuple(PAYMENT), "step_errors")].change == 10.0  # type: ignore[index]
+
+
+def test_errors_still_tripled_after_the_burst_keep_the_alarm_open() -> None:
+    """Back to tripled errors after a burst of twenty times: the evidence against tenfold comes, but
+    the counts since are likelier tripled than usual, so the alarm stays open."""
+    found = _errors_at_one_an_hour(EvidenceBank(budget), rate_after=3.0, hours_after=12.0)
+    assert [alarming for _, alarming in found] == [True, True], found
+    bank = EvidenceBank(budget)
+    _errors_at_one_an_hour(bank, rate_after=3.0, hours_after=2.0)
+    series = bank.series[(tuple(PAYMENT), "step_errors")]  # type: ignore[index]
+    assert series.severity != "none" and series.recovery > math.log(100.0)  # enough against tenfold alone
+
+
+def test_an_alarm_restored_from_a_checkpoint_ends_as_it_would_have() -> None:
+    bank = EvidenceBank(budget)
+    _errors_at_one_an_hour(bank, rate_after=0.0, hours_after=0.25)
+    restored = EvidenceBank(budget)
+    restored.restore(bank.state("purchase"))
+    key = (tuple(PAYMENT), "step_errors")
+    before, after = bank.series[key], restored.series[key]  # type: ignore[index]
+    assert after.severity != "none" and (after.change, after.recovery, after.recovery_counts) == (
+        before.change, before.recovery, before.recovery_counts
+    )  # fmt: skip
+
+
 def test_an_override_switches_one_evidence_series_off(tmp_path: Path) -> None:
     text = EXAMPLE_MAP.read_text() + (
         "\n    - match: {journey: purchase, step: payment, metric: step_progress}\n      enabled: false\n"
