@@ -63,6 +63,11 @@ EVIDENCE_METRICS: dict[str, tuple[str, tuple[float, ...]]] = {
     "queue_answers": ("service_level", (0.4,)),  # callers answered at under half the usual pace
     "queue_abandons": ("abandonment_ratio", (2.5,)),
 }
+#: evidence metric -> the smallest change it looks for (the ratio nearest 1): what an alarm's end is
+#: judged against at least
+SMALLEST_CHANGE = {
+    metric: min(ratios, key=lambda ratio: abs(math.log(ratio))) for metric, (_, ratios) in EVIDENCE_METRICS.items()
+}
 MAX_EXAMPLES = 5  # per touchpoint, as the window path keeps
 #: while a series alarms, the evidence (log-likelihood ratio) that it is back to its usual rate that
 #: ends the alarm: 100 to 1 for the usual rate against the incident's
@@ -183,20 +188,20 @@ class _Series:
             cusum.statistic, cusum.observed, cusum.expected, cusum.since = 0.0, 0.0, 0.0, None
         self.leading, self.recovery, self.recovery_counts, self.change = 0, 0.0, (0.0, 0.0), 0.0
 
-    def alarm_saw(self, ratios: tuple[float, ...]) -> None:
+    def alarm_saw(self, ratios: tuple[float, ...], smallest: float) -> None:
         """Note the change the alarm is judged against for its end (it rose, or got worse); the
         evidence for the usual rate starts again.
 
-        A rise: the one the alarming CUSUM's run saw, from the smallest the metric looks for up to
-        :data:`LARGEST_CHANGE`. A fall: the smallest the metric looks for (a rate falls to zero at
-        most, and the falls watched, flow and answers, are at busy series).
+        A rise: the one the alarming CUSUM's run saw, from ``smallest`` (the smallest change the
+        metric looks for) up to :data:`LARGEST_CHANGE`. A fall: ``smallest`` (a rate falls to zero
+        at most, and the falls watched, flow and answers, are at busy series).
         """
         run = self.cusum
-        if ratios[0] > 1.0:
+        if smallest > 1.0:
             seen = run.observed / run.expected if run.expected > 0 else LARGEST_CHANGE
-            self.change = min(max(seen, min(ratios)), max(LARGEST_CHANGE, *ratios))
+            self.change = min(max(seen, smallest), max(LARGEST_CHANGE, *ratios))
         else:
-            self.change = max(ratios)
+            self.change = smallest
         self.recovery, self.recovery_counts = 0.0, (0.0, 0.0)
 
     def back_to_normal(self, observed: float, expected: float, smallest: float) -> bool:
@@ -306,8 +311,7 @@ class EvidenceBank:
             return None  # its expected count per second is being learned: no evidence yet
         for cusum in series.cusums:
             cusum.add(observed, expected, ts, series.strength)
-        smallest = min(ratios, key=lambda ratio: abs(math.log(ratio)))  # the smallest change looked for
-        if series.severity != "none" and series.back_to_normal(observed, expected, smallest):
+        if series.severity != "none" and series.back_to_normal(observed, expected, SMALLEST_CHANGE[metric]):
             verdict = self._verdict(series.cusum, ts, 0.0, "none")
             series.severity = "none"
             series.reset()
@@ -323,7 +327,7 @@ class EvidenceBank:
         if SEVERITY_RANK[severity] <= SEVERITY_RANK[series.severity]:
             return None  # nothing new: normal, alarming as before, or easing (it ends by the recovery test)
         series.severity, series.leading = severity, leading
-        series.alarm_saw(ratios)
+        series.alarm_saw(ratios, SMALLEST_CHANGE[metric])
         return Finding(place, metric, self._verdict(series.cusum, ts, score, severity), 1.0)
 
     @staticmethod
@@ -377,7 +381,7 @@ class EvidenceBank:
             series.leading = leading if 0 <= leading < len(cusums) else 0
             series.strength = math.inf if strength is None else float(strength)
             if series.severity != "none":  # a state from before 2026-12-05 has no run: its evidence starts again
-                series.change = float(learned.get("change", EVIDENCE_METRICS[metric][1][0]))
+                series.change = float(learned.get("change", SMALLEST_CHANGE[metric]))
                 if "recovery_counts" in learned:
                     run_observed, run_expected = learned["recovery_counts"]
                     series.recovery, series.recovery_counts = float(learned["recovery"]), (run_observed, run_expected)

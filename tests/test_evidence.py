@@ -383,7 +383,7 @@ def test_errors_still_tripled_after_the_burst_keep_the_alarm_open() -> None:
     assert series.severity != "none" and series.recovery > math.log(100.0)  # enough against tenfold alone
 
 
-def test_an_alarm_restored_from_a_checkpoint_ends_as_it_would_have() -> None:
+def test_an_alarm_restored_from_a_checkpoint_keeps_what_its_end_is_judged_on() -> None:
     bank = EvidenceBank(budget)
     _errors_at_one_an_hour(bank, rate_after=0.0, hours_after=0.25)
     restored = EvidenceBank(budget)
