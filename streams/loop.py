@@ -154,7 +154,8 @@ class IngestLoop:
             publishing through :meth:`send`.
         recovery: rebuilds a partition's state when it comes to the worker; its checkpoints
             must be :attr:`marks` (filled from the marks topic).
-        producer: publishes every record; None makes one from ``settings``.
+        producer: publishes every record; None makes one from ``settings`` when the loop
+            first publishes or runs (building the app connects to nothing).
         commit_every: seconds between commits.
     """
 
@@ -174,7 +175,7 @@ class IngestLoop:
         self.handle = handle
         self.marks: dict[str, bytes] = {}  # "topic:partition" -> replay marks, as read from the marks topic
         self.recovery = recovery(self.marks)
-        self.producer = producer or Producer(producer_config(settings, **{"enable.idempotence": True}))
+        self._producer = producer
         self.commit_every = commit_every
         self.batch = batch
         self.ledger = DeliveryLedger()
@@ -186,7 +187,15 @@ class IngestLoop:
         self._marks_read_to = 0  # the next offset of the marks topic to read
         self._marks_current = False  # read since the latest assignment
         self._consumer: Consumer | None = None
+        self._closing = False  # the consumer is closing: partitions it is given now are not taken up
         self.handled = 0  # records handled, for tests and the status line
+
+    @property
+    def producer(self) -> Producer:
+        """The producer every record is published with (made on first use)."""
+        if self._producer is None:
+            self._producer = Producer(producer_config(self.settings, **{"enable.idempotence": True}))
+        return self._producer
 
     async def send(self, topic: str, key: bytes | None, value: bytes, partition: int | None) -> None:
         """Publish a record (the ingest pipeline's ``send``); its delivery holds back the commits."""
@@ -211,7 +220,7 @@ class IngestLoop:
                 **{"enable.auto.commit": False, "partition.assignment.strategy": "range"},
             )
         )
-        self._consumer = consumer
+        self._consumer, self._closing = consumer, False
         consumer.subscribe(
             [*self.inputs, self.settings.topic_touches],
             on_assign=self._on_assign,
@@ -323,6 +332,9 @@ class IngestLoop:
                 self.friction.metrics.consumer_lag(topic, partition, max(0, end - done))
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self._closing:  # a rebalance served by close(): nothing more is read, the next owner takes them
+            log.info("ingest loop is stopping: leaves %s to the next owner", _names(partitions))
+            return
         self._marks_current = False  # their previous owners published marks before giving them up
         self.assigned |= {(tp.topic, tp.partition) for tp in partitions}
         self._report_assignment()
@@ -386,6 +398,7 @@ class IngestLoop:
         consumer, self._consumer = self._consumer, None
         if consumer is None:
             return
+        self._closing = True
         try:
             self.producer.flush(30.0)
             self.producer.poll(0)

@@ -101,3 +101,56 @@ def test_a_failed_marks_read_is_tried_again_at_the_next_partition(journey_map: J
     asyncio.run(loop._take_up(clicks[1].topic, 1, 0))
     asyncio.run(loop._take_up(clicks[1].topic, 1, 0))
     assert len(attempts) == 2
+
+
+class ClosingConsumer(Consumer):
+    """Serves a rebalance that hands it partitions while it closes, as librdkafka's close() can."""
+
+    def __init__(self, loop: IngestLoop, partitions: list[TopicPartition]) -> None:
+        self.loop, self.partitions = loop, partitions
+        self.committed_asked = 0
+
+    def committed(self, partitions: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+        self.committed_asked += 1
+        return super().committed(partitions, timeout)
+
+    def commit(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        self.loop._on_assign(self, self.partitions)  # type: ignore[arg-type]
+
+
+def test_partitions_given_while_the_loop_stops_are_left_to_the_next_owner(journey_map: JourneyMap) -> None:
+    loop, _ = loop_counting_marks_reads(journey_map)
+    clicks = [TopicPartition(loop.settings.topic_clicks, partition) for partition in range(2)]
+    running = ClosingConsumer(loop, clicks)
+    loop._on_assign(running, clicks[:1])  # type: ignore[arg-type]
+    assert running.committed_asked == 1 and loop.assigned == {(clicks[0].topic, 0)}
+
+    loop._consumer = running  # type: ignore[assignment]
+    loop._close()
+    assert running.committed_asked == 1, "no offsets asked for (up to 10 s each) on the way out"
+    assert loop.assigned == {(clicks[0].topic, 0)}, "the partition given during close() is not taken up"
+
+
+def test_building_the_loop_connects_nothing_until_it_publishes(journey_map: JourneyMap, monkeypatch: Any) -> None:
+    made: list[dict[str, Any]] = []
+
+    class CountedProducer(Producer):
+        def __init__(self, config: dict[str, Any]) -> None:
+            made.append(config)
+
+    monkeypatch.setattr("frictionwatch.streams.loop.Producer", CountedProducer)
+    settings = Settings(bootstrap_servers="127.0.0.1:9")
+    kinds = {settings.topic_clicks: "clicks", settings.topic_contacts: "contacts",
+             settings.topic_feedback: "feedback", settings.topic_touches: "touches"}  # fmt: skip
+    friction = Friction(
+        journey_map, FrictionMetrics(CollectorRegistry(), journey_map), kinds, dict.fromkeys(kinds, 2),  # type: ignore[arg-type]
+        windows_topic=settings.topic_windows, touches_topic=settings.topic_touches,
+        settings=StageSettings(allowed_lateness=0, cold_start=0),
+    )  # fmt: skip
+    loop = IngestLoop(settings, friction, lambda *_: None, Recovery)  # type: ignore[arg-type]
+    assert made == []
+    asyncio.run(loop.send(settings.topic_windows, None, b"{}", None))
+    assert loop.producer is loop.producer and len(made) == 1 and made[0]["enable.idempotence"] is True
