@@ -49,15 +49,20 @@ class Recovery:
         pass
 
 
-def loop_counting_marks_reads(journey_map: JourneyMap) -> tuple[IngestLoop, list[int]]:
-    settings = Settings()
+def friction_of(journey_map: JourneyMap, settings: Settings) -> Friction:
+    """The worker's stages over two partitions of each topic."""
     kinds = {settings.topic_clicks: "clicks", settings.topic_contacts: "contacts",
              settings.topic_feedback: "feedback", settings.topic_touches: "touches"}  # fmt: skip
-    friction = Friction(
+    return Friction(
         journey_map, FrictionMetrics(CollectorRegistry(), journey_map), kinds, dict.fromkeys(kinds, 2),  # type: ignore[arg-type]
         windows_topic=settings.topic_windows, touches_topic=settings.topic_touches,
         settings=StageSettings(allowed_lateness=0, cold_start=0),
     )  # fmt: skip
+
+
+def loop_counting_marks_reads(journey_map: JourneyMap) -> tuple[IngestLoop, list[int]]:
+    settings = Settings()
+    friction = friction_of(journey_map, settings)
     loop = IngestLoop(settings, friction, lambda *_: None, Recovery, producer=Producer())  # type: ignore[arg-type]
     reads: list[int] = []
     loop._read_marks = lambda: reads.append(len(loop.assigned))  # type: ignore[method-assign]
@@ -143,14 +148,7 @@ def test_building_the_loop_connects_nothing_until_it_publishes(journey_map: Jour
 
     monkeypatch.setattr("frictionwatch.streams.loop.Producer", CountedProducer)
     settings = Settings(bootstrap_servers="127.0.0.1:9")
-    kinds = {settings.topic_clicks: "clicks", settings.topic_contacts: "contacts",
-             settings.topic_feedback: "feedback", settings.topic_touches: "touches"}  # fmt: skip
-    friction = Friction(
-        journey_map, FrictionMetrics(CollectorRegistry(), journey_map), kinds, dict.fromkeys(kinds, 2),  # type: ignore[arg-type]
-        windows_topic=settings.topic_windows, touches_topic=settings.topic_touches,
-        settings=StageSettings(allowed_lateness=0, cold_start=0),
-    )  # fmt: skip
-    loop = IngestLoop(settings, friction, lambda *_: None, Recovery)  # type: ignore[arg-type]
+    loop = IngestLoop(settings, friction_of(journey_map, settings), lambda *_: None, Recovery)  # type: ignore[arg-type]
     assert made == []
     asyncio.run(loop.send(settings.topic_windows, None, b"{}", None))
     assert loop.producer is loop.producer and len(made) == 1 and made[0]["enable.idempotence"] is True
