@@ -261,6 +261,7 @@ def sweep(plan: Plan, say: Any = print) -> dict[str, Any]:
             "scored": len(scored),
             "oracle_detectable": sum(case.oracle_status == "detected" for case in scored),
             "oracle_undetectable": sum(case.oracle_status == "undetectable" for case in scored),
+            "oracle_over_budget": sum(case.oracle_status == "over budget" for case in scored),
             "no_data": sum(case.oracle_status == "no data" for case in scored),
             "controls": sum(1 for case in all_cases if case.control),
             "in_burn_in": sum(1 for case in all_cases if not case.control and not case.scored),
@@ -325,7 +326,9 @@ def markdown(results: dict[str, Any]) -> str:
         f" {info['load_average_at_start'][0]:.1f} at the start; shared); {plan['days']:g} simulated days x"
         f" {len(plan['maps'])} map(s) ({', '.join(plan['maps'])}) x traffic {levels} events/s;"
         f" {counts['scored']} incidents scored ({counts['oracle_detectable']} detectable by the oracle,"
-        f" {counts['oracle_undetectable']} undetectable, {counts['no_data']} without data; {counts['in_burn_in']} in"
+        f" {counts['oracle_undetectable']} undetectable,"
+        + (f" {counts['oracle_over_budget']} caught only over its budget," if counts.get("oracle_over_budget") else "")
+        + f" {counts['no_data']} without data; {counts['in_burn_in']} in"
         f" the first {plan['burn_in_seconds'] / 3600:g} h not scored), {counts['controls']} controls;"
         f" budget {plan['budget']}{'' if 'whole map' in plan['budget'] else ' per series'};"
         f" the run took {results['seconds'] / 60:.0f} min"

@@ -29,6 +29,16 @@ Definitions (docs/detectors.md, "Detection benchmark", says the same):
   from the handful a quiet queue has in two hours, which can agree by chance and make one
   answer look like overwhelming evidence. An incident whose oracle doesn't reach the
   threshold by ``until`` is **undetectable** and reported apart.
+* **The oracle keeps its budget** on the series it alarms on: its test (the same before,
+  after, variance and threshold) is also run over that series' normal windows at the same
+  time of day, ``BUDGET_CHECK_SECONDS`` either side of the onset's, on every day of the set
+  (windows of incidents and controls at the touchpoint left out, from zero on each day). If
+  it alarms there more often than its budget allows (under 1% likely for a test that keeps
+  it), the alarm is not one at that budget and the series is passed over. The log-normal
+  model of waits needs it: at a quiet queue one long wait makes a window's log mean
+  decisive, and the same test alarmed on single waits of 20-66 s on normal days, about a
+  thousand times more often than its budget. An incident the oracle caught only that way
+  is **over budget** and reported apart, like the undetectable.
 * **Buckets**: size = ``max(m, 1/m)`` of the ground-truth ``magnitude`` of the incident's
   first metric (incident / normal value of its kind's main parameter; the oracle's
   measured after / before when the ground truth has none); volume = the affected series' units (sessions, contacts,
@@ -55,6 +65,8 @@ VARIANCE_UNITS = 100.0  # contacts or answers the normal models' per-unit varian
 EPISODE_GAP = 30 * 60.0
 ECHO = 40 * 60.0  # a session timeout (30 min) plus the progress timeout and a few windows
 GRACE_WINDOWS = 2
+BUDGET_CHECK_SECONDS = 90 * 60.0  # the oracle's test also runs on normal days this far either side of the onset's time
+BUDGET_CHECK_P = 0.01  # ... and is over budget where as many alarms would be less likely than this
 SIZE_BUCKETS = (1.0, 1.5, 2.0, 4.0)  # lower edges of max(m, 1/m)
 VOLUME_BUCKETS = (0.0, 1.0, 5.0, 20.0)  # lower edges, units per minute
 #: the series a ground-truth metric moves (other names: every series of the touchpoint)
@@ -92,7 +104,7 @@ class Case:
     volume_per_minute: float | None = None
     effect: float | None = None  # the oracle's after / before on its best series
     oracle_delay: float | None = None
-    oracle_status: str = "no data"  # detected, undetectable, no data
+    oracle_status: str = "no data"  # detected, undetectable, over budget, no data
     oracle_series: str | None = None  # where the oracle alarmed first: "journey/step/channel metric"
     oracle_units: float | None = None  # the sessions, contacts or answers it had judged when it alarmed
 
@@ -194,7 +206,7 @@ def run_oracle(replayed: Replayed, cases: list[Case], budget_days: float) -> Non
             continue
         wanted = {series for metric in case.metrics for series in SERIES_OF.get(metric, ())}
         best: tuple[float, float | None, str, float] | None = None  # (delay, effect, series, units)
-        reachable = False
+        reachable = over_budget = False
         volume = 0.0
         others = [other for other in cases if other is not case]
         for sid, (place, metric) in enumerate(all_series):
@@ -232,6 +244,9 @@ def run_oracle(replayed: Replayed, cases: list[Case], budget_days: float) -> Non
             arl0 = budget_days * len(series) / max(replayed.days, 1e-9)
             h = oracle.threshold(arl0, i0)
             alarm, _ = oracle.cusum_alarm(parameters, after, h)
+            normal = normal_windows(series, place, cases, case.detect_from, replayed.window_size) if alarm else []
+            if alarm is not None and not keeps_budget(parameters, h, normal, budget_days, replayed.window_size):
+                over_budget, alarm = True, None
             if alarm is not None and (best is None or alarm - case.detect_from < best[0]):
                 units = sum(judged for ts, _, judged in after if ts <= alarm)  # not `volume`: that one is the case's
                 best = (alarm - case.detect_from, parameters.relative_change, series_name(place, metric), units)
@@ -239,8 +254,67 @@ def run_oracle(replayed: Replayed, cases: list[Case], budget_days: float) -> Non
         if best is not None:
             case.oracle_delay, case.effect, case.oracle_series, case.oracle_units = best
             case.oracle_status = "detected"
+        elif over_budget:
+            case.oracle_status = "over budget"
         elif reachable:
             case.oracle_status = "undetectable"
+
+
+def normal_windows(
+    series: Sequence[tuple[float, float, float]],
+    place: Sequence[str],
+    cases: list[Case],
+    onset: float,
+    window_size: float,
+) -> list[list[tuple[float, float, float]]]:
+    """The series' windows within ``BUDGET_CHECK_SECONDS`` of ``onset``'s time of day, one list per
+    day, without those of an incident or control at ``place`` (from a window before its start to
+    ``ECHO`` after its end)."""
+    day = 86400.0
+    by_day: dict[int, list[tuple[float, float, float]]] = {}
+    for window in series:
+        ts = window[0]
+        days_away = round((ts - onset) / day)
+        if abs(ts - onset - days_away * day) > BUDGET_CHECK_SECONDS:
+            continue
+        if any(case.matches(place) and case.start - window_size < ts <= case.end + ECHO for case in cases):
+            continue
+        by_day.setdefault(days_away, []).append(window)
+    return list(by_day.values())
+
+
+def keeps_budget(
+    parameters: oracle.Parameters,
+    h: float,
+    days: list[list[tuple[float, float, float]]],
+    budget_days: float,
+    window_size: float,
+) -> bool:
+    """Whether the oracle's test (``parameters``, threshold ``h``) alarms on the normal ``days``
+    (:func:`normal_windows`, windows of ``window_size`` seconds) no more often than a test keeping
+    one false alarm per ``budget_days`` would, but for a 1% chance.
+
+    >>> parameters = oracle.Parameters("lognormal", 0.75, 1.7, 0.27)  # waits of ~2 s, after ~5.5 s
+    >>> usual = [[(60.0 * i + 86400 * d, 2.0, 1.0) for i in range(180)] for d in range(7)]
+    >>> keeps_budget(parameters, 9.8, usual, 200.0, 60.0)
+    True
+    >>> usual[3][90] = (usual[3][90][0], 66.0, 1.0)  # one caller waits 66 s on a normal day
+    >>> keeps_budget(parameters, 9.8, usual, 200.0, 60.0)
+    False
+    """
+    alarms, exposure = 0, 0.0
+    for windows in days:
+        statistic = 0.0
+        for _, value, volume in windows:
+            if volume <= 0:
+                continue
+            statistic = max(0.0, statistic + oracle.llr(parameters, value, volume))
+            if statistic >= h:
+                alarms, statistic = alarms + 1, 0.0
+        exposure += min(2 * BUDGET_CHECK_SECONDS, windows[-1][0] - windows[0][0] + window_size) / 86400.0
+    allowed = exposure / budget_days
+    chance = 1.0 - sum(math.exp(-allowed) * allowed**k / math.factorial(k) for k in range(alarms))
+    return chance >= BUDGET_CHECK_P
 
 
 def _recent(history: Sequence[tuple[float, float, float]], low: int, units: float) -> list[tuple[float, float, float]]:

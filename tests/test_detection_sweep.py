@@ -68,6 +68,8 @@ QUICK_WINDOW_FALSE_PER_DAY_MAX = 3.0  # measured 1.1: two episodes more (its rec
 # queues' thin evening shift (the generator's, about 20:30), which it has no daily profile
 # for. Before the hole rule (streams/evidence.py, HOLE_EVENTS) the late-batch control added
 # four step_progress episodes at once: 8.0 a day.
+# Again 2026-12-05 14:10 UTC (AMD EPYC, after the oracle's budget check, bench/power.py): the
+# same 11 detectable; window and sequential as before; the evidence path 7/11 at 2.29 a day.
 QUICK_EVIDENCE_RECALL_MIN = 0.35  # of the oracle-detectable; measured 6/11 (0.55): two incidents fewer
 QUICK_EVIDENCE_FALSE_PER_DAY_MAX = 6.0  # measured 3.4: two episodes more, not the late batch's four
 

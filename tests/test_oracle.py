@@ -1,4 +1,5 @@
-"""The detection benchmark's oracle (bench/oracle.py) on cases with a closed-form answer."""
+"""The detection benchmark's oracle (bench/oracle.py) on cases with a closed-form answer, and the
+check that it keeps its budget (bench/power.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from bench import oracle
+from bench import oracle, power
+from bench.power import Case
+from bench.sweep import Replayed, TrafficSet
 
 
 def test_threshold_matches_the_tabulated_normal_cusum() -> None:
@@ -89,3 +92,43 @@ def test_a_window_that_says_more_than_exp_can_hold_gives_lordens_bound() -> None
     hundreds of thousands (the latency bench overflowed on one, 2026-12-01)."""
     assert oracle.siegmund_arl(10.0, 1e6) == math.inf
     assert oracle.threshold(1e6, 1e6) == pytest.approx(math.log(1e6))
+
+
+def _quiet_queue_week(long_waits_on_normal_days: bool) -> tuple[Replayed, list[Case]]:
+    """A week of a quiet chat queue, a contact a minute answered in about 2 s, and an hour of
+    understaffing (waits x3) at 13:00 on day 4; with ``long_waits_on_normal_days``, one caller
+    also waits 66 s at about 13:00 on three other days, as callers of a quiet queue sometimes do."""
+    rng = np.random.default_rng(3)
+    start, day = 1_793_577_600.0, 86400.0
+    ts = start + 60.0 * np.arange(1, 7 * 1440 + 1)
+    waits = 2.0 * np.exp(0.5 * rng.standard_normal(ts.size))
+    onset = start + 4 * day + 13 * 3600.0
+    during = (ts > onset) & (ts <= onset + 3600.0)
+    waits[during] *= 3.0
+    if long_waits_on_normal_days:
+        for other in (1, 2, 5):
+            waits[np.searchsorted(ts, start + other * day + 13.5 * 3600.0)] = 66.0
+    truth = [
+        {"incident": "understaffed-chat", "kind": "understaffed", "channel": "chat", "queue": "technical",
+         "metric": "wait_seconds", "start": onset, "end": onset + 3600.0, "magnitude": 0.33, "shape": "step"},
+    ]  # fmt: skip
+    replayed = Replayed(
+        TrafficSet("example", 1.0, 7.0, 0, 0), 60.0, start, float(ts[-1]), int(ts.size), 0.0,
+        [(("", "", "chat", "technical", ""), "average_speed_of_answer")],
+        window=np.arange(ts.size), series_id=np.zeros(ts.size, dtype=int), ts=ts, value=waits,
+        volume=np.ones(ts.size), truth=truth,
+    )  # fmt: skip
+    return replayed, power.cases_of(replayed, burn_in=6 * 3600.0)
+
+
+def test_an_incident_the_oracle_catches_only_with_a_test_that_alarms_on_normal_days_is_over_budget() -> None:
+    replayed, cases = _quiet_queue_week(long_waits_on_normal_days=False)
+    power.run_oracle(replayed, cases, budget_days=200.0)
+    assert cases[0].oracle_status == "detected" and cases[0].oracle_delay is not None
+    assert cases[0].oracle_delay < 600, "waits x3 a contact a minute: caught within minutes"
+
+    # the same incident, but the test that knows it also alarms on a single 66-s wait at the
+    # same hour on normal days: three alarms in the 7 x 3 hours it allows one per 200 days
+    replayed, cases = _quiet_queue_week(long_waits_on_normal_days=True)
+    power.run_oracle(replayed, cases, budget_days=200.0)
+    assert cases[0].oracle_status == "over budget" and cases[0].oracle_delay is None
