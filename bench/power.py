@@ -36,8 +36,8 @@ Definitions (docs/detectors.md, "Detection benchmark", says the same):
   it alarms there more often than its budget allows (under 1% likely for a test that keeps
   it), the alarm is not one at that budget and the series is passed over. The log-normal
   model of waits needs it: at a quiet queue one long wait makes a window's log mean
-  decisive, and the same test alarmed on single waits of 20-66 s on normal days, about a
-  thousand times more often than its budget. An incident the oracle caught only that way
+  decisive, and the same test alarmed on single waits of 20-66 s on normal days, 700-1,000
+  times more often than its budget. An incident the oracle caught only that way
   is **over budget** and reported apart, like the undetectable.
 * **Buckets**: size = ``max(m, 1/m)`` of the ground-truth ``magnitude`` of the incident's
   first metric (incident / normal value of its kind's main parameter; the oracle's
@@ -244,9 +244,10 @@ def run_oracle(replayed: Replayed, cases: list[Case], budget_days: float) -> Non
             arl0 = budget_days * len(series) / max(replayed.days, 1e-9)
             h = oracle.threshold(arl0, i0)
             alarm, _ = oracle.cusum_alarm(parameters, after, h)
-            normal = normal_windows(series, place, cases, case.detect_from, replayed.window_size) if alarm else []
-            if alarm is not None and not keeps_budget(parameters, h, normal, budget_days, replayed.window_size):
-                over_budget, alarm = True, None
+            if alarm is not None:
+                normal = normal_windows(series, place, cases, case.detect_from, replayed.window_size)
+                if not keeps_budget(parameters, h, normal, budget_days, replayed.window_size):
+                    over_budget, alarm = True, None
             if alarm is not None and (best is None or alarm - case.detect_from < best[0]):
                 units = sum(judged for ts, _, judged in after if ts <= alarm)  # not `volume`: that one is the case's
                 best = (alarm - case.detect_from, parameters.relative_change, series_name(place, metric), units)
