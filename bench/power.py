@@ -36,7 +36,7 @@ Definitions (docs/detectors.md, "Detection benchmark", says the same):
   it alarms there more often than its budget allows (under 1% likely for a test that keeps
   it), the alarm is not one at that budget and the series is passed over. The log-normal
   model of waits needs it: at a quiet queue one long wait makes a window's log mean
-  decisive, and the same test alarmed on single waits of 20-66 s on normal days, 700-1,000
+  decisive, and the same test alarmed on single waits of 19-66 s on normal days, 700-1,000
   times more often than its budget. An incident the oracle caught only that way
   is **over budget** and reported apart, like the undetectable.
 * **Buckets**: size = ``max(m, 1/m)`` of the ground-truth ``magnitude`` of the incident's
