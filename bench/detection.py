@@ -278,6 +278,8 @@ def sweep(plan: Plan, say: Any = print) -> dict[str, Any]:
                 "oracle_delay": case.oracle_delay,
                 "oracle_series": case.oracle_series,
                 "oracle_units": case.oracle_units,
+                "oracle_margin": case.oracle_margin,
+                "oracle_effect": case.effect,
                 "caught": {
                     name: next((o.caught[case.name] for o in outs if case.name in o.caught), None)
                     for name, outs in outcomes.items()
@@ -364,10 +366,41 @@ def markdown(results: dict[str, Any]) -> str:
                 cells.append(f"{caught}/{total}" if total else "")
             if any(cells):
                 lines.append(f"| {row['name'].split(' ')[0]} | {size} | " + " | ".join(cells) + " |")
-    return "\n".join(lines + missed(results)) + "\n"
+    return "\n".join(lines + by_margin(results) + missed(results)) + "\n"
 
 
 WORKER = "shipped+evidence"  # the contender that is what a worker pages on
+
+
+def by_margin(results: dict[str, Any]) -> list[str]:
+    """Recall of the oracle-detectable by how clearly the oracle caught them: its largest evidence
+    while the incident could be caught, over its threshold (1 just reaches it). An incident the
+    oracle barely catches is one that it caught by knowing the after-level the incident happened to
+    show; a detector that must cover every after-level catches those last."""
+    detectable = [case for case in results["cases"] if case["oracle"] == "detected" and case.get("oracle_margin")]
+    if not detectable:
+        return []  # cases from before 2026-12-05 carry no margin
+    edges = power.MARGIN_BUCKETS
+    labels = [power.bucket_label(i, edges, "") for i in range(len(edges))]
+    buckets = [power.bucket(case["oracle_margin"], edges) for case in detectable]
+    lines = [
+        "",
+        "Recall of the oracle-detectable by the oracle's margin (its largest evidence while the incident"
+        " could be caught, over its threshold; 1 just reaches it), caught/incidents:",
+        "",
+        "| contender | " + " | ".join(labels) + " |",
+        "|---|" + "---:|" * len(labels),
+    ]
+    for row in results["contenders"]:
+        if row["name"].startswith("oracle"):
+            continue
+        cells = []
+        for index in range(len(edges)):
+            cases = [case for case, b in zip(detectable, buckets, strict=True) if b == index]
+            caught = sum(case["caught"].get(row["name"]) is not None for case in cases)
+            cells.append(f"{caught}/{len(cases)}" if cases else "")
+        lines.append(f"| {row['name']} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def missed(results: dict[str, Any], contender: str = WORKER) -> list[str]:
@@ -381,18 +414,21 @@ def missed(results: dict[str, Any], contender: str = WORKER) -> list[str]:
         return []
     lines = [
         "",
-        f"Oracle-detectable incidents `{contender}` missed, and the series and units (sessions, contacts,"
-        " answers) the oracle had judged when it alarmed:",
+        f"Oracle-detectable incidents `{contender}` missed, the series and units (sessions, contacts,"
+        " answers) the oracle had judged when it alarmed, the after / before it knew there (the level"
+        " the incident happened to show), and its margin:",
         "",
-        "| incident | kind, shape | size | volume | oracle's series | units | oracle's delay |",
-        "|---|---|---:|---:|---|---:|---:|",
+        "| incident | kind, shape | size | volume | oracle's series | units | oracle's delay | after / before it knew"
+        " | oracle's margin |",
+        "|---|---|---:|---:|---|---:|---:|---:|---:|",
     ]
     for case in cases:
         volume = case["volume_per_minute"]
         lines.append(
             f"| {case['name']} | {case['kind']}, {case['shape']} | {_f(case['size'], 2)}x |"
             f" {'n/a' if volume is None else f'{volume:.2f}/min'} | {case['oracle_series']} |"
-            f" {_f(case['oracle_units'], 0)} | {_s(case['oracle_delay'])} |"
+            f" {_f(case['oracle_units'], 0)} | {_s(case['oracle_delay'])} | {_f(case.get('oracle_effect'), 2)} |"
+            f" {_f(case.get('oracle_margin'), 2)} |"
         )
     return lines
 

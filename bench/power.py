@@ -69,6 +69,7 @@ BUDGET_CHECK_SECONDS = 90 * 60.0  # the oracle's test also runs on normal days t
 BUDGET_CHECK_P = 0.01  # ... and is over budget where as many alarms would be less likely than this
 SIZE_BUCKETS = (1.0, 1.5, 2.0, 4.0)  # lower edges of max(m, 1/m)
 VOLUME_BUCKETS = (0.0, 1.0, 5.0, 20.0)  # lower edges, units per minute
+MARGIN_BUCKETS = (1.0, 1.5, 2.0, 4.0)  # lower edges of the oracle's largest evidence over its threshold
 #: the series a ground-truth metric moves (other names: every series of the touchpoint)
 SERIES_OF = {
     "step_conversion": ("step_conversion", "dropoff_ratio", "flow_ratio", "early_flow_ratio"),
@@ -107,6 +108,9 @@ class Case:
     oracle_status: str = "no data"  # detected, undetectable, over budget, no data
     oracle_series: str | None = None  # where the oracle alarmed first: "journey/step/channel metric"
     oracle_units: float | None = None  # the sessions, contacts or answers it had judged when it alarmed
+    #: the oracle's largest evidence while the incident could be caught, as a share of its threshold
+    #: (1 just reaches it): how near the edge of detectable the incident was
+    oracle_margin: float | None = None
 
     def matches(self, place: Sequence[str]) -> bool:
         """Whether a series at ``place`` (journey, step, channel, queue[, survey]) is this case's."""
@@ -205,7 +209,7 @@ def run_oracle(replayed: Replayed, cases: list[Case], budget_days: float) -> Non
         if case.control:
             continue
         wanted = {series for metric in case.metrics for series in SERIES_OF.get(metric, ())}
-        best: tuple[float, float | None, str, float] | None = None  # (delay, effect, series, units)
+        best: tuple[float, float | None, str, float, float] | None = None  # (delay, effect, series, units, margin)
         reachable = over_budget = False
         volume = 0.0
         others = [other for other in cases if other is not case]
@@ -250,10 +254,11 @@ def run_oracle(replayed: Replayed, cases: list[Case], budget_days: float) -> Non
                     over_budget, alarm = True, None
             if alarm is not None and (best is None or alarm - case.detect_from < best[0]):
                 units = sum(judged for ts, _, judged in after if ts <= alarm)  # not `volume`: that one is the case's
-                best = (alarm - case.detect_from, parameters.relative_change, series_name(place, metric), units)
+                margin = oracle.cusum_alarm(parameters, after, math.inf)[1] / h
+                best = (alarm - case.detect_from, parameters.relative_change, series_name(place, metric), units, margin)
         case.volume_per_minute = volume if reachable else None
         if best is not None:
-            case.oracle_delay, case.effect, case.oracle_series, case.oracle_units = best
+            case.oracle_delay, case.effect, case.oracle_series, case.oracle_units, case.oracle_margin = best
             case.oracle_status = "detected"
         elif over_budget:
             case.oracle_status = "over budget"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.detection import Plan, kept_rows, merged, missed, sweep
+from bench.detection import Plan, by_margin, kept_rows, merged, missed, sweep
 from bench.sweep import CONTENDERS, Replayed, TrafficSet, generator_config, replay_traffic
 from frictionwatch.backtest.replay import Replayer, replay_events
 from frictionwatch.generator.config import GeneratorConfig
@@ -96,6 +96,11 @@ def test_reduced_sweep_holds_the_floors(tmp_path: Path) -> None:
     assert rows["evidence"]["false_per_day"] <= QUICK_EVIDENCE_FALSE_PER_DAY_MAX
     detected = [case for case in results["cases"] if case["oracle"] == "detected"]
     assert all(case["oracle_series"] and case["oracle_units"] > 0 for case in detected)
+    assert all(case["oracle_margin"] >= 1.0 for case in detected)  # it alarmed: its evidence reached the threshold
+    row = next(line for line in by_margin(results) if line.startswith("| evidence |"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")[1:] if cell.strip()]
+    caught, cases = (sum(int(cell.split("/")[i]) for cell in cells) for i in (0, 1))
+    assert (caught, cases) == (rows["evidence"]["caught_of_detectable"], len(detected))
     misses = [case for case in detected if case["caught"]["evidence"] is None]
     listed = missed(results, "evidence")
     assert len(listed) == (5 + len(misses) if misses else 0)
