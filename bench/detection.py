@@ -374,9 +374,9 @@ WORKER = "shipped+evidence"  # the contender that is what a worker pages on
 
 def by_margin(results: dict[str, Any]) -> list[str]:
     """Recall of the oracle-detectable by how clearly the oracle caught them: its largest evidence
-    while the incident could be caught, over its threshold (1 just reaches it). An incident the
-    oracle barely catches is one that it caught by knowing the after-level the incident happened to
-    show; a detector that must cover every after-level catches those last."""
+    while the incident could be caught, over its threshold (1 just reaches it). The oracle knows
+    the after-level the incident showed; a detector that must cover every after-level, with the
+    budget shared over them, catches the incidents the oracle barely caught last."""
     detectable = [case for case in results["cases"] if case["oracle"] == "detected" and case.get("oracle_margin")]
     if not detectable:
         return []  # cases from before 2026-12-05 carry no margin
