@@ -138,7 +138,7 @@ def _evidence(traffic: TrafficSet, contender: Contender, cache: Path, fresh: boo
 
 def sweep(plan: Plan, say: Any = print) -> dict[str, Any]:
     """Run the plan; the results (what goes under ``detection`` in latest.json)."""
-    began = time.monotonic()
+    began, began_wall = time.monotonic(), time.time()
     started = datetime.now(UTC).isoformat(timespec="seconds")  # the run's start, as in the other bench parts
     info = machine()
     sets = plan.traffic_sets()
@@ -202,8 +202,12 @@ def sweep(plan: Plan, say: Any = print) -> dict[str, Any]:
     worker: dict[str, list[float]] = {contender.name: [0.0, 0.0] for contender in runnable}
     traffic_info = []
     current_code = code_version()
+    # what this run read from the cache (files made before it began) took to make when it was made
+    cached_seconds = sum(evidence_rows[cached][2] for cached in evidence_rows if cached.stat().st_mtime < began_wall)
     for path in paths:
         replayed = Replayed.load(path)
+        if path.stat().st_mtime < began_wall:
+            cached_seconds += replayed.seconds
         cases = power.cases_of(replayed, plan.burn_in)
         power.run_oracle(replayed, cases, oracle_budget_days(plan, replayed.traffic.map_path()))
         all_cases.extend(cases)
@@ -288,6 +292,7 @@ def sweep(plan: Plan, say: Any = print) -> dict[str, Any]:
             for case in scored
         ],
         "seconds": round(time.monotonic() - began, 1),
+        "cached_seconds": round(cached_seconds, 1),
     }
 
 
@@ -305,6 +310,21 @@ def _s(value: float | None) -> str:
 def _when(run: str) -> str:
     """'2026-12-01T23:14:06+00:00' -> '2026-12-01 23:14' (each of several joined by ' or ')."""
     return " or ".join(part[:16].replace("T", " ") for part in run.split(" or "))
+
+
+def _from_cache(results: dict[str, Any]) -> str:
+    """The replays and evidence-path feeds a run read from the cache, and what they took to make.
+
+    >>> _from_cache({"cached_seconds": 1560.0})
+    ' (its replays and evidence-path feeds came from the cache: 26 min of work when they were made)'
+    >>> _from_cache({"cached_seconds": 0.0}), _from_cache({})
+    ('', '')
+    """
+    seconds = results.get("cached_seconds") or 0.0
+    if seconds < 30.0:
+        return ""
+    made = f"{seconds / 60:.0f} min of work when they were made"
+    return f" (its replays and evidence-path feeds came from the cache: {made})"
 
 
 def kept_rows(results: dict[str, Any]) -> str:
@@ -334,6 +354,7 @@ def markdown(results: dict[str, Any]) -> str:
         f" the first {plan['burn_in_seconds'] / 3600:g} h not scored), {counts['controls']} controls;"
         f" budget {plan['budget']}{'' if 'whole map' in plan['budget'] else ' per series'};"
         f" the run took {results['seconds'] / 60:.0f} min"
+        + _from_cache(results)
         + (" (**--quick**)" if results.get("quick") else "")
         + kept_rows(results)
         + ".",
