@@ -404,6 +404,7 @@ def by_margin(results: dict[str, Any]) -> list[str]:
     edges = power.MARGIN_BUCKETS
     labels = [power.bucket_label(i, edges, "") for i in range(len(edges))]
     buckets = [power.bucket(case["oracle_margin"], edges) for case in detectable]
+    groups = [[case for case, b in zip(detectable, buckets, strict=True) if b == index] for index in range(len(edges))]
     lines = [
         "",
         "Recall of the oracle-detectable by the oracle's margin (its largest evidence while the incident"
@@ -416,8 +417,7 @@ def by_margin(results: dict[str, Any]) -> list[str]:
         if row["name"].startswith("oracle"):
             continue
         cells = []
-        for index in range(len(edges)):
-            cases = [case for case, b in zip(detectable, buckets, strict=True) if b == index]
+        for cases in groups:
             caught = sum(case["caught"].get(row["name"]) is not None for case in cases)
             cells.append(f"{caught}/{len(cases)}" if cases else "")
         lines.append(f"| {row['name']} | " + " | ".join(cells) + " |")
